@@ -1,0 +1,197 @@
+"""
+The commands: where config (what the user named) meets the engine (moving bytes).
+
+Each command reads its inputs, builds stores, runs the engine and prints the rewritten
+YAML on stdout; log lines go to stderr with kbld's prefixes (`resolve |`, `relocate |`,
+`package |`, `unpackage |`). Lock files are written last, only after success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from relocator import config
+from relocator.engine import (
+    CopyOptions,
+    Job,
+    copy_images,
+    image_tag,
+)
+from relocator.engine.resolve import Resolution, resolve_all
+from relocator.errors import InputError
+from relocator.oci import Digest, Platform, Reference, Repository
+from relocator.store import RegistryStore
+from relocator.transport import HttpClient, Keychain, TransportSettings
+
+from .output import Output
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """An image the inputs name, in digest form, with the keys lock files use for it."""
+
+    reference: Reference
+    #: Strings that name it in the inputs (the found value, an override's image and
+    #: newImage): each becomes an entry of a relocated lock.
+    names: tuple[str, ...]
+
+
+async def resolve(args: argparse.Namespace) -> int:
+    """`relocator resolve`: resolve every found reference to a digest and print the YAML."""
+    out = Output(args, "resolve")
+    inputs = _load(args)
+    platform = Platform.parse(args.platform) if args.platform else None
+    final: dict[str, str] = {}
+    pending: dict[str, Resolution] = {}
+    for found in inputs.found_images():
+        override = found.override
+        if override is not None and override.preresolved:
+            final[found.value] = override.new_image
+            continue
+        target = override.new_image if override is not None else found.value
+        wanted = override.platform if override is not None and override.platform else platform
+        pending[found.value] = Resolution(reference=_parse(target, found.where), platform=wanted)
+    if pending:
+        async with _client(args) as client:
+            results = await resolve_all(list(pending.values()), RegistryStore(client))
+        for value, request in pending.items():
+            final[value] = str(results[request])
+    for value in sorted(final):
+        out.line(f"final: {value} -> {final[value]}")
+    _write_locks(args, [(value, final[value]) for value in final], inputs)
+    sys.stdout.write(inputs.render(final))
+    return 0
+
+
+async def relocate(args: argparse.Namespace) -> int:
+    """`relocator relocate`: copy every image into one repository, registry to registry."""
+    out = Output(args, "relocate")
+    inputs = _load(args)
+    images = _images(inputs)
+    repository = Repository.parse(args.repository)
+    jobs = [
+        Job(source=image.reference, destination=repository, tags=(image_tag(_digest(image)),))
+        for image in images
+    ]
+    out.line(f"exporting {len(jobs)} images...")
+    for image in images:
+        out.line(f"will export {image.reference}")
+    async with _client(args) as client:
+        store = RegistryStore(client)
+        options = CopyOptions(hold=client.hosts.hold, max_blobs_in_flight=2 * args.concurrency)
+        async with out.running():
+            report = await copy_images(
+                jobs,
+                source=store,
+                destination=store,
+                options=options,
+                sink=out.sink,
+                include_nondistributable=args.include_non_distributable_layers,
+            )
+        out.summary("imported", report, client.hosts.states())
+    _finish_relocated(args, inputs, images, repository)
+    return 0
+
+
+def _finish_relocated(
+    args: argparse.Namespace,
+    inputs: config.Inputs,
+    images: Sequence[InputImage],
+    repository: Repository,
+) -> None:
+    mapping: dict[str, str] = {}
+    for image in images:
+        destination = str(Reference.from_repo(repository, digest=_digest(image)))
+        for name in image.names:
+            mapping[name] = destination
+    _write_locks(args, list(mapping.items()), inputs)
+    sys.stdout.write(inputs.render(mapping))
+
+
+def _write_locks(
+    args: argparse.Namespace, entries: list[tuple[str, str]], inputs: config.Inputs
+) -> None:
+    try:
+        if getattr(args, "lock_output", None):
+            config.write_kbld_lock(
+                args.lock_output, entries, search_rules=inputs.config.user_search_rules
+            )
+        if getattr(args, "imgpkg_lock_output", None):
+            config.write_imgpkg_lock(args.imgpkg_lock_output, entries)
+    except OSError as exc:
+        raise InputError(f"cannot write lock file: {exc}") from None
+
+
+def _load(args: argparse.Namespace) -> config.Inputs:
+    stdin_text = sys.stdin.read() if "-" in args.file else None
+    inputs = config.load_inputs(args.file, stdin_text=stdin_text)
+    for warning in inputs.config.warnings:
+        sys.stderr.write(f"relocator: warning: {warning}\n")
+    return inputs
+
+
+def _images(inputs: config.Inputs) -> list[InputImage]:
+    """Every image the inputs name, which must be in digest form, once each."""
+    by_digest: dict[Reference, list[str]] = {}
+    for found in inputs.found_images():
+        override = found.override
+        target = override.new_image if override is not None else found.value
+        ref = _digest_form(found.value, target, found.where)
+        by_digest.setdefault(ref, []).extend([found.value, target])
+    for override in inputs.preresolved():
+        ref = _digest_form(override.new_image, override.new_image, override.where)
+        names = [override.new_image] + ([override.image] if override.image else [])
+        by_digest.setdefault(ref, []).extend(names)
+    return [InputImage(ref, tuple(dict.fromkeys(names))) for ref, names in by_digest.items()]
+
+
+def _digest_form(value: str, target: str, where: str) -> Reference:
+    ref = _parse(target, where)
+    if ref.digest is None:
+        raise InputError(
+            f"Expected image '{value}' to be in digest form (i.e. image@digest)",
+            hint="resolve tags first: relocator resolve -f FILE --lock-output LOCK, "
+            "then pass -f LOCK",
+        )
+    # The tag, if any, is only a label; the digest names the content.
+    return ref.with_digest(ref.digest)
+
+
+def _parse(text: str, where: str) -> Reference:
+    try:
+        return Reference.parse(text)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+def _digest(image: InputImage) -> Digest:
+    digest = image.reference.digest
+    if digest is None:  # pragma: no cover - _images only yields digest references
+        raise InputError(f"{image.reference} has no digest")
+    return digest
+
+
+def transport_settings(args: argparse.Namespace) -> TransportSettings:
+    """The transport settings the registry flags describe."""
+    paths = tuple(Path(p) for p in args.registry_ca_cert_path)
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"--registry-ca-cert-path {path}: no such file")
+    return TransportSettings(
+        ca_cert_paths=paths,
+        verify_certs=args.registry_verify_certs,
+        insecure_hosts=frozenset(h.lower() for h in args.registry_insecure),
+        concurrency=args.concurrency,
+    )
+
+
+@asynccontextmanager
+async def _client(args: argparse.Namespace) -> AsyncIterator[HttpClient]:
+    async with HttpClient(transport_settings(args), Keychain()) as client:
+        yield client
+

@@ -1,0 +1,202 @@
+"""
+The command-line grammar: one argparse parser for every command.
+
+Kept apart from the commands so that `docs/cli.md` is generated from it (a test fails
+when the two drift apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from relocator import __version__
+
+#: Commands and their aliases; the root command (no name given) is `resolve`, as in kbld.
+COMMANDS = {
+    "resolve": (),
+    "relocate": (),
+    "pkg": ("package",),
+    "unpkg": ("unpackage",),
+    "version": (),
+}
+DEFAULT_COMMAND = "resolve"
+
+# Five concurrent transfers was kbld's and imgpkg's default; relocator multiplexes all
+# images through one scheduler, so the per-registry figure can be a little higher.
+DEFAULT_CONCURRENCY = 8
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _add_files(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument(
+        "-f", "--file", action="append", default=[], required=required, metavar="FILE",
+        help="YAML or JSON file, directory (recursive: .yml .yaml .json) or - for stdin; "
+        "repeatable",
+    )
+
+
+def _add_registry(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("registry")
+    group.add_argument(
+        "--registry-ca-cert-path", action="append", default=[], metavar="PATH",
+        help="PEM file of a CA to trust besides the system ones; repeatable",
+    )
+    group.add_argument(
+        "--registry-verify-certs", type=_bool, nargs="?", const=True, default=True,
+        metavar="BOOL", help="verify registry TLS certificates (default true)",
+    )
+    group.add_argument(
+        "--registry-insecure", action="append", default=[], metavar="HOST",
+        help="reach HOST[:PORT] over plain http; only the hosts named; repeatable",
+    )
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "--progress", choices=("auto", "tty", "plain", "none"), default="auto",
+        help="progress display on stderr: live bars on a terminal, periodic lines "
+        "otherwise (default auto)",
+    )
+    group.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    group.add_argument(
+        "--debug", action="store_true",
+        help="log HTTP requests (secrets redacted) and show tracebacks",
+    )
+
+
+def _add_transfer(parser: argparse.ArgumentParser, default_concurrency: int) -> None:
+    parser.add_argument(
+        "--concurrency", type=_positive, default=default_concurrency, metavar="N",
+        help=f"concurrent transfers per registry (default {default_concurrency})",
+    )
+    parser.add_argument(
+        "--include-non-distributable-layers", action="store_true",
+        help="copy foreign / non-distributable layers too (left out by default)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the whole command line."""
+    parser = argparse.ArgumentParser(
+        prog="relocator",
+        description="Find images in YAML, resolve them to digests, and move them between "
+        "registries and tarballs without changing a digest.",
+        epilog="Without a command, relocator runs `resolve` (as kbld does).",
+    )
+    parser.add_argument("--version", action="version", version=f"relocator {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    resolve = commands.add_parser(
+        "resolve", help="resolve image references in YAML to digests and print the YAML",
+        description="Find image references in YAML (kbld search rules), resolve tags to "
+        "digests, print the rewritten YAML on stdout.",
+    )
+    _add_files(resolve)
+    lock = resolve.add_mutually_exclusive_group()
+    lock.add_argument("--lock-output", metavar="FILE", help="write a kbld Config lock file")
+    lock.add_argument(
+        "--imgpkg-lock-output", metavar="FILE", help="write an imgpkg ImagesLock file"
+    )
+    resolve.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]",
+        help="resolve image indexes to the image for this platform",
+    )
+    resolve.add_argument(
+        "--concurrency", type=_positive, default=DEFAULT_CONCURRENCY, metavar="N",
+        help=f"concurrent requests per registry (default {DEFAULT_CONCURRENCY})",
+    )
+    _add_registry(resolve)
+    _add_output(resolve)
+
+    relocate = commands.add_parser(
+        "relocate", help="copy every referenced image into one repository",
+        description="Copy every image referenced (in digest form) into --repository, "
+        "registry to registry, and print the YAML with relocated references.",
+    )
+    _add_files(relocate)
+    relocate.add_argument(
+        "-r", "--repository", required=True, metavar="REPO",
+        help="destination repository, e.g. registry.example.com/team/app",
+    )
+    relocate_lock = relocate.add_mutually_exclusive_group()
+    relocate_lock.add_argument(
+        "--lock-output", metavar="FILE", help="write a kbld Config lock of the new locations"
+    )
+    relocate_lock.add_argument(
+        "--imgpkg-lock-output", metavar="FILE", help="write an imgpkg ImagesLock file"
+    )
+    _add_transfer(relocate, DEFAULT_CONCURRENCY)
+    _add_registry(relocate)
+    _add_output(relocate)
+
+    pkg = commands.add_parser(
+        "pkg", aliases=list(COMMANDS["pkg"]),
+        help="export every referenced image into one tarball",
+        description="Export every image referenced (in digest form) into one tarball, "
+        "each blob once.",
+    )
+    _add_files(pkg)
+    pkg.add_argument("-o", "--output", required=True, metavar="TAR", help="tarball to write")
+    pkg.add_argument(
+        "--format", choices=("oci", "kbld"), default="oci",
+        help="oci: OCI image layout in a tar (default); kbld: the kbld/imgpkg format",
+    )
+    pkg.add_argument(
+        "--resume", action="store_true",
+        help="reuse blobs an interrupted run already wrote (verified)",
+    )
+    _add_transfer(pkg, DEFAULT_CONCURRENCY)
+    _add_registry(pkg)
+    _add_output(pkg)
+
+    unpkg = commands.add_parser(
+        "unpkg", aliases=list(COMMANDS["unpkg"]),
+        help="import a tarball into one repository",
+        description="Import every image of a tarball into --repository (no access to the "
+        "source registry needed) and print the YAML with relocated references.",
+    )
+    _add_files(unpkg)
+    unpkg.add_argument("-i", "--input", required=True, metavar="TAR", help="tarball to read")
+    unpkg.add_argument(
+        "-r", "--repository", required=True, metavar="REPO", help="destination repository"
+    )
+    unpkg_lock = unpkg.add_mutually_exclusive_group()
+    unpkg_lock.add_argument(
+        "--lock-output", metavar="FILE", help="write a kbld Config lock of the new locations"
+    )
+    unpkg_lock.add_argument(
+        "--imgpkg-lock-output", metavar="FILE", help="write an imgpkg ImagesLock file"
+    )
+    _add_transfer(unpkg, DEFAULT_CONCURRENCY)
+    _add_registry(unpkg)
+    _add_output(unpkg)
+
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def with_default_command(argv: list[str]) -> list[str]:
+    """`relocator -f x` means `relocator resolve -f x`, as kbld's root command resolves."""
+    names = {name for name, aliases in COMMANDS.items() for name in (name, *aliases)}
+    if not argv or argv[0] in names or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    return [DEFAULT_COMMAND, *argv]

@@ -1,0 +1,29 @@
+"""
+Planning and moving images between stores; progress reported as events.
+
+No terminal code here: what the engine has to say goes through a `ProgressSink`.
+"""
+
+from __future__ import annotations
+
+from relocator.engine import events
+from relocator.engine.copy import copy_images, execute_plan, first_error, plan_images
+from relocator.engine.execute import CopyOptions, image_tag
+from relocator.engine.plan import BlobNode, Job, ManifestNode, Plan
+from relocator.engine.report import ImageResult, Report
+
+__all__ = (
+    "BlobNode",
+    "CopyOptions",
+    "ImageResult",
+    "Job",
+    "ManifestNode",
+    "Plan",
+    "Report",
+    "copy_images",
+    "events",
+    "execute_plan",
+    "first_error",
+    "image_tag",
+    "plan_images",
+)

@@ -1,0 +1,150 @@
+"""
+The engine's entry point: plan a set of images, then move them.
+
+One function serves every command: registry -> registry (relocate), registry -> tarball
+(pkg) and tarball -> registry (unpkg) differ only in the stores passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from relocator.errors import RelocatorError
+from relocator.store import Committing, Contents, ImageEntry, Preparing, Store
+
+from .events import ImageStarted, NullSink, Planned, ProgressSink
+from .execute import CopyOptions, Executor
+from .plan import Job, Plan, make_plan
+from .report import Report
+
+
+async def plan_images(
+    jobs: Sequence[Job],
+    *,
+    source: Store,
+    destination: Store,
+    sink: ProgressSink | None = None,
+    include_nondistributable: bool = False,
+    skip_present: bool = True,
+) -> Plan:
+    """
+    Plan copying `jobs`: walk the sources, skip what the destination has.
+
+    Raises:
+        RelocatorError: The first failure (a missing image, an unsupported manifest...).
+    """
+    sink = sink or NullSink()
+    for job in jobs:
+        sink.emit(ImageStarted(str(job.source), str(job.target)))
+    try:
+        plan = await make_plan(
+            jobs,
+            source,
+            destination,
+            include_nondistributable=include_nondistributable,
+            skip_present=skip_present,
+        )
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    blobs_present = sum(1 for b in plan.blobs.values() if not b.missing)
+    sink.emit(
+        Planned(
+            images=len(plan.jobs),
+            images_present=len(plan.present),
+            manifests=len(plan.manifests),
+            blobs=len(plan.blobs),
+            blobs_present=blobs_present,
+            bytes_to_move=plan.bytes_to_move,
+            bytes_present=plan.bytes_present,
+        )
+    )
+    return plan
+
+
+async def execute_plan(
+    plan: Plan,
+    *,
+    source: Store,
+    destination: Store,
+    options: CopyOptions | None = None,
+    sink: ProgressSink | None = None,
+) -> Report:
+    """
+    Move everything `plan` lists.
+
+    Raises:
+        RelocatorError: The first failure; everything else in flight is cancelled, and
+            nothing that references a missing piece has been pushed.
+    """
+    executor = Executor(plan, source, destination, options or CopyOptions(), sink or NullSink())
+    try:
+        if isinstance(destination, Preparing):
+            await destination.prepare(contents_of(plan))
+        report = await executor.run()
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    if isinstance(destination, Committing):
+        await destination.commit()
+    return report
+
+
+def contents_of(plan: Plan) -> Contents:
+    """What `plan` writes, as the store layer's plain data (for `Preparing` stores)."""
+    images = []
+    for job in plan.jobs:
+        node = plan.manifests.get((job.destination, job.digest))
+        if node is not None:
+            images.append(ImageEntry(reference=job.source, manifest=node.manifest,
+                                     tags=job.tags))
+    return Contents(
+        images=tuple(images),
+        manifests=tuple(node.manifest for node in plan.manifests.values()),
+        blobs=tuple(blob.desc for blob in plan.unique_blobs()),
+    )
+
+
+async def copy_images(
+    jobs: Sequence[Job],
+    *,
+    source: Store,
+    destination: Store,
+    options: CopyOptions | None = None,
+    sink: ProgressSink | None = None,
+    include_nondistributable: bool = False,
+) -> Report:
+    """Plan and move `jobs` in one call (see `plan_images` and `execute_plan`)."""
+    plan = await plan_images(
+        jobs,
+        source=source,
+        destination=destination,
+        sink=sink,
+        include_nondistributable=include_nondistributable,
+    )
+    return await execute_plan(
+        plan, source=source, destination=destination, options=options, sink=sink
+    )
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """
+    The failure to report from a task group's exception group: the first relocator
+    error, else the first other exception (cancellations are consequences, not causes).
+    """
+    leaves = list(_leaves(group))
+    for exc in leaves:
+        if isinstance(exc, RelocatorError):
+            return exc
+    for exc in leaves:
+        if isinstance(exc, Exception):
+            return exc
+    return leaves[0] if leaves else group
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(_leaves(exc))
+        else:
+            found.append(exc)
+    return found

@@ -1,0 +1,252 @@
+"""
+Carrying out a plan: blobs first, manifests once what they reference has landed.
+
+Every blob and manifest is a task; a manifest task waits for the events of its blobs
+and children, so an image is pushed as soon as it is complete rather than after the
+whole run, and nothing is ever pushed before what it references. Blob tasks start
+largest first and queue on one global limit, then hold one slot of the source host
+and one of the destination host for the whole transfer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass, field
+
+import anyio
+
+from relocator.errors import RegistryError, RelocatorError
+from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
+from relocator.store import BlobMounter, HostBound, Store
+from relocator.transport import RetryPolicy
+
+from .events import (
+    BlobDone,
+    BlobProgress,
+    BlobStarted,
+    ImageDone,
+    ManifestPushed,
+    ProgressSink,
+    Retrying,
+)
+from .plan import BlobNode, Job, Key, ManifestNode, Plan
+from .report import ImageResult, Report
+
+log = logging.getLogger(__name__)
+
+#: Holds concurrency slots of the named hosts for the duration of a block.
+Hold = Callable[[Sequence[str]], AbstractAsyncContextManager[None]]
+
+# Bytes between two progress events of one blob: frequent enough for smooth bars,
+# rare enough that a 10 GB blob does not flood the sink (at most one event per 256 KiB).
+_PROGRESS_STEP = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyOptions:
+    """How a plan is carried out."""
+
+    #: Blob transfers in flight across all hosts (memory and file descriptors bound it).
+    max_blobs_in_flight: int = 16
+    #: Whole-transfer retries of one blob (each from a fresh source stream).
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Holds per-host slots (the transport's `Hosts.hold`); None: no host limits.
+    hold: Hold | None = None
+
+
+class Executor:
+    """Runs one `Plan` from `source` to `destination`."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        source: Store,
+        destination: Store,
+        options: CopyOptions,
+        sink: ProgressSink,
+    ) -> None:
+        self._plan = plan
+        self._src = source
+        self._dst = destination
+        self._options = options
+        self._sink = sink
+        self._blob_slots = anyio.CapacityLimiter(options.max_blobs_in_flight)
+        self._landed: dict[Key, anyio.Event] = {}
+        self._roots: dict[Key, Job] = {}
+        for job in plan.jobs:
+            self._roots.setdefault((job.destination, job.digest), job)
+        self.report = Report()
+
+    async def run(self) -> Report:
+        """Move everything; raises the first failure after cancelling the rest."""
+        started = time.monotonic()
+        plan = self._plan
+        for blob in plan.blobs.values():
+            for repo in blob.destinations:
+                self._event((repo, blob.desc.digest))
+            for repo in blob.present:
+                self._event((repo, blob.desc.digest)).set()
+                self.report.blobs_present += 1
+                self.report.bytes_present += blob.desc.size
+                self._sink.emit(BlobDone(str(blob.desc.digest), blob.desc.size, "present"))
+        for key in plan.manifests_present:
+            self._event(key).set()
+        self.report.manifests_present = len(plan.manifests_present)
+        self.report.blobs_excluded = len({d.digest for _, d in plan.excluded})
+        async with anyio.create_task_group() as tg:
+            for blob in plan.blobs_to_move():
+                tg.start_soon(self._blob, blob, name=f"blob {blob.desc.digest.short}")
+            for node in plan.manifests.values():
+                tg.start_soon(self._manifest, node, name=f"manifest {node.destination}")
+            for job in plan.jobs:
+                tg.start_soon(self._job, job, name=f"image {job.source}")
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _event(self, key: Key) -> anyio.Event:
+        event = self._landed.get(key)
+        if event is None:
+            event = self._landed[key] = anyio.Event()
+        return event
+
+    async def _blob(self, blob: BlobNode) -> None:
+        async with self._blob_slots:
+            have = [repo for repo in blob.destinations if repo in blob.present]
+            for repo in blob.missing:
+                await self._land_blob(blob, repo, have)
+                have.append(repo)
+                self._event((repo, blob.desc.digest)).set()
+
+    async def _land_blob(self, blob: BlobNode, repo: Repository, have: list[Repository]) -> None:
+        desc = blob.desc
+        if isinstance(self._dst, BlobMounter):
+            # Another destination repository of this run, or the source itself when it
+            # is the same registry: a mount moves no bytes.
+            candidates = [r for r in have if r.registry == repo.registry]
+            if self._src is self._dst:
+                candidates += [r for r in blob.sources if r.registry == repo.registry]
+            for other in candidates:
+                if other != repo and await self._dst.blob_mount(other, repo, desc):
+                    self.report.blobs_mounted += 1
+                    self.report.bytes_mounted += desc.size
+                    self._sink.emit(BlobDone(str(desc.digest), desc.size, "mounted"))
+                    return
+        await self._copy(blob, repo)
+
+    async def _copy(self, blob: BlobNode, repo: Repository) -> None:
+        desc = blob.desc
+        source = blob.sources[0]
+        policy = self._options.retry
+        attempt = 0
+        while True:
+            try:
+                async with self._hold_hosts(source, repo):
+                    self._sink.emit(BlobStarted(str(desc.digest), desc.size, str(repo)))
+                    async with self._src.blob_open(source, desc) as chunks:
+                        await self._dst.blob_put(repo, desc, self._counted(chunks, desc))
+                break
+            except RelocatorError as exc:
+                attempt += 1
+                if not exc.temporary or attempt > policy.attempts:
+                    raise
+                delay = policy.delay(attempt, exc)
+                self.report.retries += 1
+                self._sink.emit(
+                    Retrying(f"copying blob {desc.digest.short} to {repo}", attempt, str(exc), delay)
+                )
+                await anyio.sleep(delay)
+        self.report.blobs_copied += 1
+        self.report.bytes_copied += desc.size
+        self._sink.emit(BlobDone(str(desc.digest), desc.size, "copied"))
+
+    def _hold_hosts(
+        self, source: Repository, destination: Repository
+    ) -> AbstractAsyncContextManager[None]:
+        hold = self._options.hold
+        hosts = [
+            store.host_of(repo)
+            for store, repo in ((self._src, source), (self._dst, destination))
+            if isinstance(store, HostBound)
+        ]
+        if hold is None or not hosts:
+            return nullcontext()
+        return hold(hosts)
+
+    async def _counted(self, chunks: AsyncIterable[bytes], desc: Descriptor) -> AsyncIterator[bytes]:
+        done = 0
+        reported = 0
+        digest = str(desc.digest)
+        emit = self._sink.emit
+        async for chunk in chunks:
+            done += len(chunk)
+            if done - reported >= _PROGRESS_STEP or done == desc.size:
+                reported = done
+                emit(BlobProgress(digest, done, desc.size))
+            yield chunk
+
+    async def _manifest(self, node: ManifestNode) -> None:
+        repo = node.destination.repo
+        for digest in node.blobs:
+            await self._event((repo, digest)).wait()
+        for key in node.manifests:
+            await self._event(key).wait()
+        job = self._roots.get(node.key)
+        if job is not None and job.tags:
+            # Pushed by tag, not digest: some registries (ECR) refuse digest pushes, and
+            # a tag protects the image from garbage collection.
+            await self._push_tag(job, job.tags[0], node.manifest)
+        else:
+            await self._dst.manifest_put(node.destination, node.manifest)
+            self._sink.emit(ManifestPushed(str(node.destination)))
+        self.report.manifests_pushed += 1
+        self._event(node.key).set()
+
+    async def _job(self, job: Job) -> None:
+        key = (job.destination, job.digest)
+        await self._event(key).wait()
+        present = job in self._plan.present
+        tags = job.tags if present else job.tags[1:]
+        manifest: Manifest | None = None
+        for tag in tags:
+            ref = Reference.from_repo(job.destination, tag=tag)
+            if await self._dst.manifest_exists(ref) == job.digest:
+                continue
+            if manifest is None:
+                node = self._plan.manifests.get(key)
+                manifest = node.manifest if node else await self._dst.manifest_get(job.target)
+            await self._push_tag(job, tag, manifest)
+        self.report.images.append(
+            ImageResult(source=job.source, destination=job.target,
+                        how="present" if present else "copied")
+        )
+        self._sink.emit(
+            ImageDone(str(job.source), str(job.target), "present" if present else "copied")
+        )
+
+    async def _push_tag(self, job: Job, tag: str, manifest: Manifest) -> None:
+        ref = Reference.from_repo(job.destination, tag=tag)
+        await self._dst.manifest_put(ref, manifest)
+        self._sink.emit(ManifestPushed(str(ref)))
+        # Re-resolve the tag: a registry (or a proxy) that stored something else must
+        # not go unnoticed.
+        actual = await self._dst.manifest_exists(ref)
+        if actual != manifest.digest:
+            raise RegistryError(
+                f"Expected imported image '{ref}' to have digest '{manifest.digest}' "
+                f"but was '{actual}'",
+                host=ref.registry,
+                status=0,
+            )
+
+
+def image_tag(digest: Digest, suffix: str = "relocator") -> str:
+    """
+    The tag relocator gives each image it lands: `sha256-<hex>.relocator`.
+
+    Never the bare `sha256-<hex>`, which the OCI referrers tag scheme owns (kbld used
+    `kbld-sha256-<hex>`, imgpkg `sha256-<hex>.imgpkg`).
+    """
+    return f"{digest.tag}.{suffix}"

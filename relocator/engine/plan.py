@@ -1,0 +1,299 @@
+"""
+The plan: every manifest and blob a run must move, deduplicated, as plain data.
+
+Planning walks each source image (indexes recursively, every platform, the subjects of
+artifacts), asking the destination first so that anything it already has is skipped
+whole: a manifest present at the destination implies its blobs and children are there
+too, because nothing pushes a manifest before what it references.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from relocator.errors import ManifestError, NotFound
+from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
+from relocator.store import Store
+
+log = logging.getLogger(__name__)
+
+# Indexes nest (an index of indexes of images); deeper than this is not a real image.
+MAX_DEPTH = 8
+
+#: Where a manifest or blob goes: (destination repository, digest).
+Key = tuple[Repository, Digest]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """One top-level image to copy: a source by digest and where it goes."""
+
+    source: Reference
+    destination: Repository
+    #: Tags to put on the image at the destination (the first one is pushed with the
+    #: manifest, the rest re-point at it). Empty: pushed by digest only.
+    tags: tuple[str, ...] = ()
+
+    @property
+    def digest(self) -> Digest:
+        """The image's digest (jobs are built from digest references only)."""
+        if self.source.digest is None:
+            raise ValueError(f"job source {self.source} has no digest")
+        return self.source.digest
+
+    @property
+    def target(self) -> Reference:
+        """The image at its destination, by digest."""
+        return Reference.from_repo(self.destination, digest=self.digest)
+
+
+@dataclass(slots=True, kw_only=True)
+class ManifestNode:
+    """A manifest to push once what it references is at the destination."""
+
+    source: Reference
+    destination: Reference
+    manifest: Manifest
+    #: Blobs (in the same destination repository) that must land first.
+    blobs: list[Digest] = field(default_factory=list)
+    #: Manifests (children, subject) that must land first.
+    manifests: list[Key] = field(default_factory=list)
+
+    @property
+    def key(self) -> Key:
+        """(destination repository, digest)."""
+        return self.destination.repo, self.manifest.digest
+
+
+@dataclass(slots=True, kw_only=True)
+class BlobNode:
+    """One unique blob and every destination repository that needs it."""
+
+    desc: Descriptor
+    #: Repositories of the source it can be read from (the first is used).
+    sources: list[Repository] = field(default_factory=list)
+    #: Destination repositories that need it.
+    destinations: list[Repository] = field(default_factory=list)
+    #: Destination repositories that already have it.
+    present: set[Repository] = field(default_factory=set)
+
+    @property
+    def missing(self) -> list[Repository]:
+        """Destinations still without the blob, in the order they were planned."""
+        return [repo for repo in self.destinations if repo not in self.present]
+
+
+@dataclass(slots=True, kw_only=True)
+class Plan:
+    """Everything a run moves, deduplicated; built by `make_plan`."""
+
+    jobs: list[Job]
+    #: Jobs whose image the destination already has (by digest).
+    present: set[Job] = field(default_factory=set)
+    #: Manifests to push, in bottom-up order (children before parents).
+    manifests: dict[Key, ManifestNode] = field(default_factory=dict)
+    #: Manifests the destination already has (their sub-graphs were not walked).
+    manifests_present: set[Key] = field(default_factory=set)
+    blobs: dict[Digest, BlobNode] = field(default_factory=dict)
+    #: Non-distributable layers left out, with the image that references them.
+    excluded: list[tuple[Reference, Descriptor]] = field(default_factory=list)
+
+    def blobs_to_move(self) -> list[BlobNode]:
+        """Blobs some destination lacks, largest first (so the tail of the run is short)."""
+        return sorted(
+            (b for b in self.blobs.values() if b.missing),
+            key=lambda b: (-b.desc.size, str(b.desc.digest)),
+        )
+
+    @property
+    def bytes_to_move(self) -> int:
+        """Bytes that will cross the wire (each blob once per destination lacking it)."""
+        return sum(b.desc.size for b in self.blobs.values() if b.missing)
+
+    @property
+    def bytes_present(self) -> int:
+        """Bytes of blobs every destination already has."""
+        return sum(b.desc.size for b in self.blobs.values() if not b.missing)
+
+    def unique_blobs(self) -> Iterator[BlobNode]:
+        """Every blob of the plan, once."""
+        return iter(self.blobs.values())
+
+
+class Planner:
+    """
+    Walks source images into a `Plan`, asking the destination what it has.
+
+    Args:
+        source: Where the images are read.
+        destination: Where they go.
+        include_nondistributable: Copy foreign / non-distributable layers too.
+        skip_present: Ask the destination first (off for a fresh tarball).
+    """
+
+    def __init__(
+        self,
+        source: Store,
+        destination: Store,
+        *,
+        include_nondistributable: bool = False,
+        skip_present: bool = True,
+    ) -> None:
+        self._src = source
+        self._dst = destination
+        self._include_nd = include_nondistributable
+        self._skip_present = skip_present
+        self._walks: dict[Key, anyio.Event] = {}
+        self._plan = Plan(jobs=[])
+
+    async def plan(self, jobs: Sequence[Job]) -> Plan:
+        """Walk every job (concurrently) and check which blobs the destination has."""
+        self._plan = Plan(jobs=list(dict.fromkeys(jobs)))
+        async with anyio.create_task_group() as tg:
+            for job in self._plan.jobs:
+                tg.start_soon(self._plan_job, job)
+        self._plan.manifests = _bottom_up(self._plan)
+        async with anyio.create_task_group() as tg:
+            for blob in self._plan.blobs.values():
+                for repo in blob.destinations:
+                    tg.start_soon(self._check_blob, blob, repo)
+        return self._plan
+
+    async def _plan_job(self, job: Job) -> None:
+        if self._skip_present and await self._dst.manifest_exists(job.target) is not None:
+            self._plan.present.add(job)
+            self._plan.manifests_present.add((job.destination, job.digest))
+            return
+        await self._walk(job.source, job.destination, depth=0, root=True)
+
+    async def _walk(
+        self, source: Reference, destination: Repository, *, depth: int, root: bool = False
+    ) -> None:
+        digest = source.digest
+        if digest is None:  # pragma: no cover - callers only pass digest references
+            raise ValueError(f"{source} has no digest")
+        key = (destination, digest)
+        running = self._walks.get(key)
+        if running is not None:
+            await running.wait()
+            return
+        self._walks[key] = done = anyio.Event()
+        try:
+            await self._walk_new(source, destination, key, depth, root)
+        finally:
+            done.set()
+
+    async def _walk_new(
+        self,
+        source: Reference,
+        destination: Repository,
+        key: Key,
+        depth: int,
+        root: bool,
+    ) -> None:
+        target = Reference.from_repo(destination, digest=key[1])
+        if depth > MAX_DEPTH:
+            raise ManifestError(f"{source}: indexes nested deeper than {MAX_DEPTH} levels")
+        if not root and self._skip_present and await self._dst.manifest_exists(target):
+            self._plan.manifests_present.add(key)
+            return
+        manifest = await self._src.manifest_get(source)
+        node = ManifestNode(source=source, destination=target, manifest=manifest)
+        children = [(child, False) for child in manifest.manifests]
+        if manifest.subject is not None:
+            children.append((manifest.subject, True))
+        async with anyio.create_task_group() as tg:
+            for child, is_subject in children:
+                tg.start_soon(self._walk_child, node, child, is_subject, depth + 1)
+        # Children in manifest order whatever order their walks finished in.
+        found = set(node.manifests)
+        node.manifests = [
+            (destination, child.digest)
+            for child, _ in children
+            if (destination, child.digest) in found
+        ]
+        for desc in manifest.blobs:
+            if not desc.distributable and not self._include_nd:
+                self._plan.excluded.append((source, desc))
+                continue
+            blob = self._plan.blobs.get(desc.digest)
+            if blob is None:
+                blob = self._plan.blobs[desc.digest] = BlobNode(desc=desc)
+            elif blob.desc.size != desc.size:
+                raise ManifestError(
+                    f"{source}: blob {desc.digest} has size {desc.size} here but "
+                    f"{blob.desc.size} in another manifest"
+                )
+            if source.repo not in blob.sources:
+                blob.sources.append(source.repo)
+            if destination not in blob.destinations:
+                blob.destinations.append(destination)
+            node.blobs.append(desc.digest)
+        self._plan.manifests[key] = node
+
+    async def _walk_child(
+        self, parent: ManifestNode, child: Descriptor, is_subject: bool, depth: int
+    ) -> None:
+        destination = parent.destination.repo
+        try:
+            await self._walk(parent.source.with_digest(child.digest), destination, depth=depth)
+        except NotFound:
+            if not is_subject:
+                raise
+            # OCI 1.1 lets an artifact point at a subject that is not (or no longer) in
+            # the repository; the artifact is still copied, without it.
+            log.info("subject %s of %s is missing at the source", child.digest, parent.source)
+            return
+        parent.manifests.append((destination, child.digest))
+
+    async def _check_blob(self, blob: BlobNode, repo: Repository) -> None:
+        if self._skip_present and await self._dst.blob_exists(repo, blob.desc):
+            blob.present.add(repo)
+
+
+def _bottom_up(plan: Plan) -> dict[Key, ManifestNode]:
+    """
+    The plan's manifests in a deterministic post-order (children before parents, jobs in
+    order), whatever order the concurrent walks finished in.
+    """
+    ordered: dict[Key, ManifestNode] = {}
+
+    def visit(key: Key) -> None:
+        node = plan.manifests.get(key)
+        if node is None or key in ordered:
+            return
+        for child in node.manifests:
+            visit(child)
+        ordered[key] = node
+
+    for job in plan.jobs:
+        visit((job.destination, job.digest))
+    return ordered
+
+
+async def make_plan(
+    jobs: Sequence[Job],
+    source: Store,
+    destination: Store,
+    *,
+    include_nondistributable: bool = False,
+    skip_present: bool = True,
+) -> Plan:
+    """
+    Plan copying `jobs` from `source` to `destination`.
+
+    Raises:
+        NotFound: A source image does not exist.
+        ManifestError: A manifest is unsupported, ambiguous or malformed.
+    """
+    planner = Planner(
+        source,
+        destination,
+        include_nondistributable=include_nondistributable,
+        skip_present=skip_present,
+    )
+    return await planner.plan(jobs)

@@ -1,0 +1,86 @@
+"""
+Resolving tags to digests, the `resolve` command's network half.
+
+A tag is resolved with a HEAD (free of Docker Hub's pull quota) and a GET only when the
+registry leaves out the digest header. References already in digest form are kept as
+they are without contacting anyone. An image index keeps its own digest unless a
+platform is asked for, in which case the matching child's digest is used, as kbld does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from relocator.errors import InputError, NotFound
+from relocator.oci import Digest, Platform, Reference
+from relocator.store import Store
+
+from .copy import first_error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resolution:
+    """One reference to resolve, and the platform to pick from an index if any."""
+
+    reference: Reference
+    platform: Platform | None = None
+
+
+async def resolve_all(
+    requests: Sequence[Resolution], store: Store
+) -> dict[Resolution, Reference]:
+    """
+    Resolve every request concurrently (the store's per-host limits bound the requests).
+
+    Returns:
+        Each request's result as `registry/repository@digest`.
+
+    Raises:
+        NotFound: A tag or image does not exist (the first such error).
+        InputError: No image of the asked platform in an index.
+    """
+    results: dict[Resolution, Reference] = {}
+
+    async def one(request: Resolution) -> None:
+        results[request] = await resolve_one(request, store)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for request in dict.fromkeys(requests):
+                tg.start_soon(one, request)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    return results
+
+
+async def resolve_one(request: Resolution, store: Store) -> Reference:
+    """Resolve one reference to a digest reference (see module docstring)."""
+    ref = request.reference
+    digest = ref.digest
+    if digest is None:
+        digest = await store.manifest_exists(ref)
+        if digest is None:
+            raise NotFound(
+                f"image {ref} not found", host=ref.registry, status=404,
+                hint="check the name and tag, and that the credentials can read it",
+            )
+    if request.platform is not None:
+        digest = await _select_platform(ref.with_digest(digest), request.platform, store)
+    return ref.with_digest(digest)
+
+
+async def _select_platform(ref: Reference, platform: Platform, store: Store) -> Digest:
+    manifest = await store.manifest_get(ref)
+    if not manifest.is_index:
+        # A single image has no platforms to choose from; it is its own answer.
+        return manifest.digest
+    for child in manifest.manifests:
+        if child.platform is not None and child.platform.matches(platform):
+            return child.digest
+    offered = ", ".join(str(c.platform) for c in manifest.manifests if c.platform) or "none"
+    raise InputError(
+        f"image {ref} has no image for platform {platform} (it has: {offered})"
+    )

@@ -1,0 +1,140 @@
+"""
+The one exception hierarchy of relocator.
+
+Every error relocator raises on purpose derives from `RelocatorError`; the CLI turns
+each into one line on stderr and an exit code (`EXIT_CODES` in `relocator.cli`).
+Third-party exceptions are translated at the layer that meets them (aiohttp in
+`relocator.transport`, yaml in `relocator.config`), so nothing above sees them.
+"""
+
+from __future__ import annotations
+
+# 408 and 429 are "try later"; 5xx except 501/505 are server trouble that often passes.
+TEMPORARY_STATUS = frozenset({408, 425, 429, 499, 500, 502, 503, 504, 522})
+# Distribution error codes that mean "try again" whatever the status says.
+TEMPORARY_CODES = frozenset({"TOOMANYREQUESTS", "UNAVAILABLE", "BLOB_UPLOAD_INVALID"})
+
+
+class RelocatorError(Exception):
+    """Base class for every error relocator raises on purpose."""
+
+    #: A sentence telling the user what to do next, shown after the message.
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def temporary(self) -> bool:
+        """Whether retrying the same operation later may succeed."""
+        return False
+
+
+class InputError(RelocatorError):
+    """Something the user gave us (a file, a flag, a reference) is not usable."""
+
+
+class InvalidReference(InputError):
+    """An image reference or repository name does not parse."""
+
+
+class InvalidDigest(InputError):
+    """A digest is not `<algorithm>:<lowercase hex of the right length>`."""
+
+
+class ConfigError(InputError):
+    """A YAML input, config document or lock file is malformed."""
+
+
+class ManifestError(RelocatorError):
+    """A manifest cannot be copied safely: unsupported, ambiguous or malformed."""
+
+
+class UnsupportedManifest(ManifestError):
+    """The manifest is of a kind relocator does not copy (schema 1, unknown types)."""
+
+
+class IntegrityError(RelocatorError):
+    """Bytes did not match the digest or size that names them."""
+
+    @property
+    def temporary(self) -> bool:
+        # A registry or CDN that served corrupt bytes once may serve good ones next time;
+        # the caller bounds how often it tries.
+        return True
+
+
+class DigestMismatch(IntegrityError):
+    """Content hashed to another digest than the one it was fetched or stored by."""
+
+
+class SizeMismatch(IntegrityError):
+    """Content had another length than its descriptor says."""
+
+
+class LimitExceeded(RelocatorError):
+    """An untrusted body (manifest, token, error, tar member) was larger than its cap."""
+
+
+class TransportError(RelocatorError):
+    """The network failed: connection refused or reset, DNS, TLS, timeouts."""
+
+    def __init__(
+        self, message: str, *, host: str, temporary: bool, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.host = host
+        self._temporary = temporary
+
+    @property
+    def temporary(self) -> bool:
+        """Whether the failure looks passing (resets, timeouts) rather than fatal (DNS, TLS)."""
+        return self._temporary
+
+
+class RegistryError(RelocatorError):
+    """The registry answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str,
+        status: int,
+        codes: tuple[str, ...] = (),
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.host = host
+        self.status = status
+        self.codes = codes
+        #: Seconds the registry asked us to wait (`Retry-After`), already capped.
+        self.retry_after = retry_after
+
+    @property
+    def temporary(self) -> bool:
+        """Whether the status or the distribution error codes say "try again"."""
+        return self.status in TEMPORARY_STATUS or bool(set(self.codes) & TEMPORARY_CODES)
+
+
+class AuthError(RegistryError):
+    """The registry refused our credentials (401) or our access (403)."""
+
+
+class NotFound(RegistryError):
+    """The registry does not have the manifest, blob or repository asked for."""
+
+
+class UnsafeRedirect(RelocatorError):
+    """A registry pointed us at a URL we refuse to follow (scheme downgrade, hop limit)."""
+
+
+class TarError(InputError):
+    """A tarball is malformed or hostile."""
+
+
+class Interrupted(RelocatorError):
+    """The run was cancelled (Ctrl-C or a signal) before it finished."""

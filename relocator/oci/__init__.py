@@ -1,0 +1,27 @@
+"""
+The OCI data model: references, digests, media types, descriptors and manifests.
+
+Pure code: nothing here does I/O, so everything here is cheap to test and safe to call
+from any layer.
+"""
+
+from __future__ import annotations
+
+from relocator.oci import mediatypes
+from relocator.oci.descriptor import Descriptor, Platform
+from relocator.oci.digest import Digest, Verifier
+from relocator.oci.manifest import MAX_MANIFEST_BYTES, Manifest
+from relocator.oci.reference import DOCKER_HUB, Reference, Repository
+
+__all__ = (
+    "DOCKER_HUB",
+    "MAX_MANIFEST_BYTES",
+    "Descriptor",
+    "Digest",
+    "Manifest",
+    "Platform",
+    "Reference",
+    "Repository",
+    "Verifier",
+    "mediatypes",
+)

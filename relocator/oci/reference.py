@@ -1,0 +1,181 @@
+"""
+Image references with Docker's normalisation.
+
+`nginx` means `index.docker.io/library/nginx:latest`, as it does for docker, kbld and
+imgpkg; the first path component is a registry only if it contains `.` or `:` or is
+`localhost`. Docker Hub is written `index.docker.io`, which is how kbld prints it and
+what kbld users find in their lock files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from relocator.errors import InvalidDigest, InvalidReference
+from relocator.oci.digest import Digest
+
+DOCKER_HUB = "index.docker.io"
+# Spellings of Docker Hub that users type; all mean DOCKER_HUB.
+_HUB_ALIASES = frozenset({"docker.io", "index.docker.io"})
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_HOST_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = re.compile(rf"(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[a-fA-F0-9:]+\])(?::[0-9]{{1,5}})?")
+_TAG = re.compile(r"[\w][\w.-]{0,127}")
+# distribution's limit on "registry/path" (reference.NameTotalLengthMax).
+_NAME_MAX = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    """A repository on a registry: `index.docker.io/library/nginx`."""
+
+    registry: str
+    path: str
+
+    @classmethod
+    def parse(cls, text: str) -> Repository:
+        """
+        Parse a repository name such as `docker.io/dkalinin/app1` or `localhost:5000/x`.
+
+        Raises:
+            InvalidReference: The text is not a repository name (a tag or digest included).
+        """
+        ref = _split(text, what="repository")
+        if ref.tag is not None or ref.digest is not None:
+            raise InvalidReference(
+                f"Expected repository '{text}' to have no tag or digest",
+                hint="give a repository such as registry.example.com/team/app",
+            )
+        return ref.repo
+
+    @property
+    def name(self) -> str:
+        """`registry/path`."""
+        return f"{self.registry}/{self.path}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """
+    An image reference: a repository with a tag, a digest, or both.
+
+    When both are present the digest is authoritative: it names the content, the tag is
+    only carried along (for `--preserve-tags` and for messages).
+    """
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: Digest | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        """
+        Parse `nginx` as `index.docker.io/library/nginx:latest`.
+
+        A reference with neither tag nor digest gets the tag `latest`.
+
+        Raises:
+            InvalidReference: The text is not a valid image reference.
+        """
+        ref = _split(text, what="image")
+        if ref.tag is None and ref.digest is None:
+            return cls(ref.registry, ref.repository, "latest", None)
+        return ref
+
+    @classmethod
+    def from_repo(
+        cls, repo: Repository, *, tag: str | None = None, digest: Digest | None = None
+    ) -> Reference:
+        """The reference to `tag` and/or `digest` in `repo`."""
+        return cls(repo.registry, repo.path, tag, digest)
+
+    @property
+    def repo(self) -> Repository:
+        """The repository part."""
+        return Repository(self.registry, self.repository)
+
+    @property
+    def name(self) -> str:
+        """`registry/repository`, without tag or digest."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def identifier(self) -> str:
+        """What names the manifest in the registry API: the digest if known, else the tag."""
+        if self.digest is not None:
+            return str(self.digest)
+        # parse() gives every reference a tag or a digest; "latest" covers hand-built ones.
+        return self.tag or "latest"
+
+    def with_digest(self, digest: Digest) -> Reference:
+        """This repository at `digest`, without a tag."""
+        return Reference(self.registry, self.repository, None, digest)
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag is not None:
+            text += f":{self.tag}"
+        if self.digest is not None:
+            text += f"@{self.digest}"
+        return text
+
+
+def _split(text: str, *, what: str) -> Reference:
+    if not isinstance(text, str) or not text:
+        raise InvalidReference(f"Expected {what} reference to be a non-empty string")
+    for scheme in ("http://", "https://"):
+        if text.startswith(scheme):
+            raise InvalidReference(
+                f"Reference '{text}' should not include {scheme} protocol prefix"
+            )
+    rest, digest = text, None
+    if "@" in rest:
+        rest, _, digest_text = rest.partition("@")
+        try:
+            digest = Digest.parse(digest_text)
+        except InvalidDigest:
+            raise InvalidReference(
+                f"Invalid {what} reference '{text}': bad digest '{digest_text}'"
+            ) from None
+    tag = None
+    last_slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > last_slash:
+        rest, tag = rest[:colon], rest[colon + 1 :]
+        if not _TAG.fullmatch(tag):
+            raise InvalidReference(f"Invalid {what} reference '{text}': bad tag '{tag}'")
+    registry, path = _split_domain(rest)
+    if not _DOMAIN.fullmatch(registry):
+        raise InvalidReference(f"Invalid {what} reference '{text}': bad registry '{registry}'")
+    if path != path.lower():
+        raise InvalidReference(
+            f"Invalid {what} reference '{text}': repository name must be lowercase"
+        )
+    if not _PATH.fullmatch(path):
+        raise InvalidReference(f"Invalid {what} reference '{text}': bad repository '{path}'")
+    if len(registry) + 1 + len(path) > _NAME_MAX:
+        raise InvalidReference(f"Invalid {what} reference '{text}': name longer than 255")
+    return Reference(registry, path, tag, digest)
+
+
+def _split_domain(name: str) -> tuple[str, str]:
+    first, slash, remainder = name.partition("/")
+    is_domain = slash and (
+        "." in first or ":" in first or first == "localhost" or first != first.lower()
+    )
+    if not is_domain:
+        registry, path = DOCKER_HUB, name
+    else:
+        registry, path = first, remainder
+    if registry in _HUB_ALIASES:
+        registry = DOCKER_HUB
+        if "/" not in path:
+            path = f"library/{path}"
+    return registry, path

@@ -1,0 +1,29 @@
+"""
+Where images live: one `Store` protocol with a registry, tarball and layout behind it.
+"""
+
+from __future__ import annotations
+
+from relocator.store.base import (
+    BlobMounter,
+    Committing,
+    Contents,
+    HostBound,
+    ImageEntry,
+    Preparing,
+    Store,
+    VerifiedBody,
+)
+from relocator.store.registry import RegistryStore
+
+__all__ = (
+    "BlobMounter",
+    "Committing",
+    "Contents",
+    "HostBound",
+    "ImageEntry",
+    "Preparing",
+    "RegistryStore",
+    "Store",
+    "VerifiedBody",
+)

@@ -1,0 +1,174 @@
+"""
+The one storage interface: somewhere OCI content lives.
+
+A registry, an OCI layout inside a tarball, a kbld tarball: the engine copies between
+any two of them through this protocol, so registry -> registry, registry -> tar and
+tar -> registry share one scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from relocator.errors import RelocatorError
+from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, Verifier
+
+
+class Store(Protocol):
+    """
+    Somewhere OCI content lives.
+
+    Seven methods: the design's six plus `manifest_exists`, which the engine needs to
+    skip whole images the destination already has without fetching them.
+    """
+
+    #: How to name this store in messages (a registry host, a file name).
+    name: str
+
+    async def manifest_get(self, ref: Reference) -> Manifest:
+        """
+        The manifest `ref` names; by digest, its bytes are verified against the digest.
+
+        Raises:
+            NotFound: There is no such manifest.
+        """
+        ...
+
+    async def manifest_exists(self, ref: Reference) -> Digest | None:
+        """The digest `ref` points at, or None if the store does not have it."""
+        ...
+
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
+        """Store `manifest` under `ref` (a tag or its own digest), as its exact bytes."""
+        ...
+
+    async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
+        """Whether `repo` already has the blob `desc` names."""
+        ...
+
+    def blob_open(
+        self, repo: Repository, desc: Descriptor
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """The blob's raw bytes as a stream of chunks (not verified here: `blob_put` does)."""
+        ...
+
+    async def blob_put(
+        self, repo: Repository, desc: Descriptor, chunks: AsyncIterable[bytes]
+    ) -> None:
+        """
+        Store a blob, verifying digest and size while it streams; nothing is committed
+        when they do not match.
+
+        Raises:
+            DigestMismatch, SizeMismatch: The bytes are not the blob `desc` names.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the store holds (connections, files)."""
+        ...
+
+
+@runtime_checkable
+class BlobMounter(Protocol):
+    """Optional: copy a blob between repositories of one registry without moving bytes."""
+
+    async def blob_mount(self, src: Repository, dst: Repository, desc: Descriptor) -> bool:
+        """Mount `desc` from `src` into `dst`; False if the registry declined."""
+        ...
+
+
+@runtime_checkable
+class HostBound(Protocol):
+    """Optional: a store whose transfers count against a network host's limit."""
+
+    def host_of(self, repo: Repository) -> str:
+        """The host key whose concurrency slots a transfer to or from `repo` uses."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageEntry:
+    """A top-level image of a run, as a file-backed store records it."""
+
+    #: The reference the user named (digest form), kept as the image's name.
+    reference: Reference
+    #: Its manifest or index.
+    manifest: Manifest
+    #: Tags the user's inputs named for it (re-applied by later imports).
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Contents:
+    """Everything a run will write, known before the first byte moves."""
+
+    images: tuple[ImageEntry, ...]
+    #: Every manifest and index, children before parents, each once.
+    manifests: tuple[Manifest, ...]
+    #: Every blob, each once.
+    blobs: tuple[Descriptor, ...]
+
+
+@runtime_checkable
+class Preparing(Protocol):
+    """
+    Optional: a destination that wants the whole run's contents before any blob (a
+    tarball lays out every header first, then fills blob data concurrently).
+    """
+
+    async def prepare(self, contents: Contents) -> None:
+        """Lay out `contents`; called once, after planning, before any put."""
+        ...
+
+
+@runtime_checkable
+class Committing(Protocol):
+    """Optional: a destination that must be finished explicitly after success."""
+
+    async def commit(self) -> None:
+        """Make the result visible (e.g. fsync and rename a temporary file)."""
+        ...
+
+
+class VerifiedBody:
+    """
+    Passes chunks through while hashing them, and holds the last chunk back until the
+    digest and size are checked.
+
+    Holding the last chunk back is what makes "nothing is committed on a mismatch" true
+    for a streamed upload: a registry that received `Content-Length: n` and fewer bytes
+    never commits the blob. HTTP libraries report an exception raised inside a request
+    body as a connection error, so the real cause is kept in `error` for the caller.
+    """
+
+    __slots__ = ("_chunks", "error", "verifier")
+
+    def __init__(self, desc: Descriptor, chunks: AsyncIterable[bytes]) -> None:
+        self.verifier = Verifier(desc.digest, desc.size)
+        self._chunks = chunks
+        #: The exception that stopped the stream, if any (source failure or mismatch).
+        self.error: RelocatorError | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        pending: bytes | None = None
+        try:
+            async for chunk in self._chunks:
+                self.verifier.update(chunk)
+                if pending is not None:
+                    yield pending
+                pending = chunk
+            self.verifier.check()
+        except RelocatorError as exc:
+            self.error = exc
+            raise
+        if pending is not None:
+            yield pending
+
+    def reraise(self) -> None:
+        """Raise the stream's own failure, if it had one (call when the upload failed)."""
+        if self.error is not None:
+            raise self.error

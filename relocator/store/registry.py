@@ -1,0 +1,353 @@
+"""
+A registry as a `Store`: the OCI distribution API over `relocator.transport`.
+
+Uploads take two round trips (POST, then one `PUT ?digest=` carrying the whole body
+with a known Content-Length); registries that refuse a body on the PUT get the chunked
+PATCH flow instead, remembered per host for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from relocator.errors import (
+    AuthError,
+    IntegrityError,
+    InvalidDigest,
+    NotFound,
+    RegistryError,
+    TransportError,
+    UnsafeRedirect,
+)
+from relocator.oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest, Reference, Repository
+from relocator.oci import mediatypes as mt
+from relocator.store.base import VerifiedBody
+from relocator.transport import HttpClient, Scope, urls
+from relocator.transport.auth import pull, push
+
+log = logging.getLogger(__name__)
+
+# A download that broke is resumed with Range this many times in a row without progress;
+# progress of `_RESUME_PROGRESS` bytes since the last break resets the count.
+_MAX_RESUMES = 5
+_RESUME_PROGRESS = 1024 * 1024
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# Statuses with which a registry says it will not take a whole body on the final PUT.
+_NO_MONOLITHIC = frozenset({400, 405, 411, 413, 415, 416})
+
+
+class RangeNotHonoured(IntegrityError):
+    """A resumed download did not continue at the byte we asked for; start over."""
+
+
+class RegistryStore:
+    """
+    A registry reached through the run's `HttpClient`.
+
+    Args:
+        client: The run's HTTP client (shared by every registry of the run).
+    """
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+        self.name = "registry"
+        self._chunked_hosts: set[str] = set()
+        # Upload sessions a declined mount opened, reused by the next blob_put (saves a POST).
+        self._pending_uploads: dict[tuple[Repository, Digest], str] = {}
+
+    def host_of(self, repo: Repository) -> str:
+        """The API host of `repo`'s registry (the key of its concurrency limit)."""
+        return urls.api_host(repo.registry)
+
+    def _url(self, repo: Repository, tail: str) -> str:
+        return f"{self.client.base_url(repo.registry)}/v2/{repo.path}/{tail}"
+
+    async def manifest_get(self, ref: Reference) -> Manifest:
+        """Fetch a manifest; by digest, its bytes must hash to the digest."""
+        url = self._url(ref.repo, f"manifests/{ref.identifier}")
+        what = f"fetching manifest {ref}"
+        async with self.client.request(
+            "GET", url, what=what, scopes=(pull(ref.repository),), headers={"Accept": mt.ACCEPT}
+        ) as resp:
+            raw = await resp.read(MAX_MANIFEST_BYTES, what=what)
+            content_type = resp.headers.get("Content-Type")
+        # The Docker-Content-Digest header is deliberately ignored: registries get it wrong
+        # and the bytes are what the digest names.
+        return Manifest.parse(raw, content_type=content_type, digest=ref.digest, name=str(ref))
+
+    async def manifest_exists(self, ref: Reference) -> Digest | None:
+        """
+        HEAD a manifest. For a digest reference presence is the answer; for a tag, the
+        `Docker-Content-Digest` header (or a GET when the header is missing).
+        """
+        url = self._url(ref.repo, f"manifests/{ref.identifier}")
+        what = f"checking manifest {ref}"
+        try:
+            async with self.client.request(
+                "HEAD",
+                url,
+                what=what,
+                scopes=(pull(ref.repository),),
+                headers={"Accept": mt.ACCEPT},
+                ok=(200, 404),
+            ) as resp:
+                if resp.status == 404:
+                    return None
+                header = resp.headers.get("Docker-Content-Digest")
+        except AuthError as exc:
+            # Some registries answer 403 to HEAD for manifests that do not exist yet
+            # (JFrog RTFACT-13797); a real permission problem resurfaces on the push.
+            if exc.status == 403:
+                return None
+            raise
+        if ref.digest is not None:
+            return ref.digest
+        if header:
+            try:
+                claimed = Digest.parse(header)
+            except InvalidDigest:
+                claimed = None
+            # The header is a claim, not a proof: check the registry serves that digest
+            # (a HEAD, still free of pull quotas) before pinning it.
+            if claimed is not None and await self.manifest_exists(
+                ref.with_digest(claimed)
+            ) is not None:
+                return claimed
+            log.debug("Docker-Content-Digest of %s not confirmed; reading the bytes", ref)
+        try:
+            return (await self.manifest_get(ref)).digest
+        except NotFound:
+            return None
+
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
+        """PUT the manifest's exact bytes under `ref`'s tag or digest."""
+        url = self._url(ref.repo, f"manifests/{ref.identifier}")
+        what = f"pushing manifest {ref.name}@{manifest.digest}"
+        async with self.client.request(
+            "PUT",
+            url,
+            what=what,
+            scopes=(push(ref.repository),),
+            headers={"Content-Type": manifest.media_type},
+            body=manifest.raw,
+            ok=(200, 201, 202),
+        ) as resp:
+            header = resp.headers.get("Docker-Content-Digest")
+        if header and header != str(manifest.digest):
+            raise RegistryError(
+                f"{what}: registry stored it as {header[:80]}; the digest would change",
+                host=urls.api_host(ref.registry),
+                status=0,
+            )
+
+    async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
+        """HEAD the blob."""
+        url = self._url(repo, f"blobs/{desc.digest}")
+        try:
+            async with self.client.request(
+                "HEAD",
+                url,
+                what=f"checking blob {desc.digest.short} in {repo}",
+                scopes=(pull(repo.path),),
+                ok=(200, 404),
+            ) as resp:
+                return resp.status == 200
+        except AuthError as exc:
+            if exc.status == 403:
+                return False
+            raise
+
+    @asynccontextmanager
+    async def blob_open(
+        self, repo: Repository, desc: Descriptor
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Stream a blob; a connection that breaks mid-body is resumed with `Range`."""
+        yield self._blob_chunks(repo, desc)
+
+    async def _blob_chunks(self, repo: Repository, desc: Descriptor) -> AsyncIterator[bytes]:
+        url = self._url(repo, f"blobs/{desc.digest}")
+        what = f"fetching blob {desc.digest.short} from {repo}"
+        offset = 0
+        breaks = 0
+        progress_at_break = 0
+        while True:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            try:
+                async with self.client.request(
+                    "GET", url, what=what, scopes=(pull(repo.path),), headers=headers,
+                    ok=(200, 206),
+                ) as resp:
+                    _check_body_start(resp.status, resp.headers, offset, desc, what)
+                    async for chunk in resp.chunks():
+                        offset += len(chunk)
+                        yield chunk
+                return
+            except TransportError as exc:
+                if not exc.temporary or offset >= desc.size:
+                    raise
+                if offset - progress_at_break >= _RESUME_PROGRESS:
+                    breaks = 0
+                breaks += 1
+                progress_at_break = offset
+                if breaks > _MAX_RESUMES:
+                    raise
+                log.debug("%s broke at %d bytes, resuming: %s", what, offset, exc)
+
+    async def blob_put(
+        self, repo: Repository, desc: Descriptor, chunks: AsyncIterable[bytes]
+    ) -> None:
+        """Upload a blob: POST then one streamed PUT (or the chunked fallback)."""
+        host = self.host_of(repo)
+        what = f"uploading blob {desc.digest.short} to {repo}"
+        scopes = (push(repo.path),)
+        body = VerifiedBody(desc, chunks)
+        payload: bytes | VerifiedBody = body
+        if desc.size == 0:
+            # Nothing to stream; still run the (empty) source through the verifier so a
+            # source that sends bytes for a zero-size blob is caught.
+            async for _ in body:
+                pass
+            payload = b""
+        location = self._pending_uploads.pop((repo, desc.digest), None)
+        if location is None:
+            location = await self._start_upload(repo, scopes, what)
+        try:
+            if host in self._chunked_hosts:
+                await self._put_chunked(location, desc, payload, scopes, what)
+            else:
+                await self._put_monolithic(location, desc, payload, scopes, what, host)
+        except (TransportError, RegistryError):
+            body.reraise()
+            raise
+        body.reraise()
+
+    async def _start_upload(self, repo: Repository, scopes: tuple[Scope, ...], what: str) -> str:
+        url = self._url(repo, "blobs/uploads/")
+        async with self.client.request(
+            "POST", url, what=what, scopes=scopes, body=b"", ok=(202,)
+        ) as resp:
+            return self._location(url, resp.headers.get("Location"), what)
+
+    def _location(self, url: str, location: str | None, what: str) -> str:
+        """Resolve an upload `Location`; it must stay on the registry's own host."""
+        if not location:
+            raise RegistryError(f"{what}: no upload Location", host=urls.host_of(url), status=0)
+        target = urls.follow(url, location, insecure_hosts=self.client.settings.insecure_hosts)
+        if urls.origin(target) != urls.origin(url):
+            raise UnsafeRedirect(
+                f"{what}: registry handed an upload location on another host "
+                f"({urls.redact(target)})"
+            )
+        return target
+
+    async def _put_monolithic(
+        self,
+        location: str,
+        desc: Descriptor,
+        body: bytes | VerifiedBody,
+        scopes: tuple[Scope, ...],
+        what: str,
+        host: str,
+    ) -> None:
+        url = urls.with_query(location, digest=str(desc.digest))
+        try:
+            async with self.client.request(
+                "PUT",
+                url,
+                what=what,
+                scopes=scopes,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(desc.size),
+                },
+                body=body,
+                ok=(201, 204),
+            ):
+                pass
+        except RegistryError as exc:
+            if exc.status in _NO_MONOLITHIC and not (
+                isinstance(body, VerifiedBody) and body.error is not None
+            ):
+                # Next attempt (the engine retries from a fresh source) uses PATCH.
+                self._chunked_hosts.add(host)
+                raise RegistryError(
+                    f"{what}: registry refused a single-request upload, retrying in chunks",
+                    host=host,
+                    status=503,
+                ) from exc
+            raise
+
+    async def _put_chunked(
+        self,
+        location: str,
+        desc: Descriptor,
+        body: bytes | VerifiedBody,
+        scopes: tuple[Scope, ...],
+        what: str,
+    ) -> None:
+        # One streamed PATCH of the whole blob (no Content-Range: a stream), then the PUT.
+        async with self.client.request(
+            "PATCH",
+            location,
+            what=what,
+            scopes=scopes,
+            headers={"Content-Type": "application/octet-stream"},
+            body=body,
+            ok=(202, 204),
+        ) as resp:
+            location = self._location(location, resp.headers.get("Location") or location, what)
+        async with self.client.request(
+            "PUT",
+            urls.with_query(location, digest=str(desc.digest)),
+            what=what,
+            scopes=scopes,
+            body=b"",
+            ok=(201, 204),
+        ):
+            pass
+
+    async def blob_mount(self, src: Repository, dst: Repository, desc: Descriptor) -> bool:
+        """Ask the registry to mount `desc` from `src` into `dst`; False if it declined."""
+        url = urls.with_query(
+            self._url(dst, "blobs/uploads/"), mount=str(desc.digest), **{"from": src.path}
+        )
+        what = f"mounting blob {desc.digest.short} from {src} into {dst}"
+        try:
+            async with self.client.request(
+                "POST",
+                url,
+                what=what,
+                scopes=(push(dst.path), pull(src.path)),
+                body=b"",
+                ok=(201, 202),
+            ) as resp:
+                if resp.status == 201:
+                    return True
+                # 202: not mounted, but an upload session is open; the upload reuses it.
+                self._pending_uploads[(dst, desc.digest)] = self._location(
+                    url, resp.headers.get("Location"), what
+                )
+                return False
+        except (AuthError, NotFound) as exc:
+            log.debug("%s declined: %s", what, exc)
+            return False
+
+    async def aclose(self) -> None:
+        """Nothing of its own to release: the client belongs to the run."""
+
+
+def _check_body_start(
+    status: int, headers: Mapping[str, str], offset: int, desc: Descriptor, what: str
+) -> None:
+    """Accept a resumed body only if it continues exactly where the last one broke."""
+    if offset == 0:
+        length = headers.get("Content-Length")
+        if status == 200 and length is not None and length.isdigit() and int(length) != desc.size:
+            raise IntegrityError(f"{what}: registry announced {length} bytes, expected {desc.size}")
+        return
+    match = _CONTENT_RANGE.fullmatch(headers.get("Content-Range") or "")
+    if status != 206 or match is None or int(match.group(1)) != offset:
+        raise RangeNotHonoured(f"{what}: resuming at byte {offset} was not honoured")

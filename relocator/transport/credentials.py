@@ -1,0 +1,276 @@
+"""
+Where registry credentials come from.
+
+In order of precedence: environment variables (`RELOCATOR_REGISTRY_*`, and the
+`KBLD_REGISTRY_*` and `IMGPKG_REGISTRY_*` spellings so kbld and imgpkg users keep their
+CI secrets), then Docker's `config.json` (`credHelpers`, `credsStore`, `auths`).
+A credential helper that is configured but fails is an error for that registry; we
+never fall back to credentials meant for another registry (CVE-2021-41092).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from relocator.errors import AuthError, ConfigError
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIXES = ("RELOCATOR_REGISTRY_", "KBLD_REGISTRY_", "IMGPKG_REGISTRY_")
+_ENV_FIELDS = ("HOSTNAME", "USERNAME", "PASSWORD", "IDENTITY_TOKEN", "REGISTRY_TOKEN")
+_ENV_NAME = re.compile(rf"({'|'.join(_ENV_FIELDS)})(?:_(\w+))?")
+# imgpkg reads this one itself for Azure; it is not a credential of ours.
+_ENV_IGNORED = frozenset({"IMGPKG_REGISTRY_AZURE_CR_CONFIG"})
+_HUB_KEYS = frozenset({"index.docker.io", "docker.io", "registry-1.docker.io"})
+_HUB_SERVER_URL = "https://index.docker.io/v1/"
+# A credential helper is a local program; one that takes longer than this is stuck.
+_HELPER_TIMEOUT = 60.0
+_HELPER_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credential:
+    """What we may present to one registry. All fields empty means anonymous."""
+
+    username: str | None = None
+    password: str | None = None
+    #: An OAuth2 refresh token (`identitytoken` in config.json) exchanged for bearer tokens.
+    identity_token: str | None = None
+    #: A bearer token sent as is.
+    registry_token: str | None = None
+    #: Where it came from, for messages (never the secret itself).
+    source: str = "anonymous"
+
+    @property
+    def anonymous(self) -> bool:
+        """Whether there is nothing to present."""
+        return not (self.username or self.identity_token or self.registry_token)
+
+    def __repr__(self) -> str:
+        # Secrets must never reach a log line or a traceback through repr().
+        return f"Credential(username={self.username!r}, source={self.source!r}, secrets=***)"
+
+
+ANONYMOUS = Credential()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _EnvEntry:
+    pattern: str
+    credential: Credential
+
+
+class Keychain:
+    """
+    Looks up the credential for a registry host and repository.
+
+    Args:
+        env: The process environment (injected so tests need not touch `os.environ`).
+        docker_config_dir: Directory of Docker's `config.json`; default `$DOCKER_CONFIG`
+            or `~/.docker`.
+
+    Raises:
+        ConfigError: An unknown `RELOCATOR_REGISTRY_*` variable or an entry without
+            HOSTNAME (reported at construction, before any network traffic).
+    """
+
+    def __init__(
+        self, env: Mapping[str, str] | None = None, docker_config_dir: Path | None = None
+    ) -> None:
+        env = os.environ if env is None else env
+        self._env_entries = _env_entries(env)
+        if docker_config_dir is None:
+            configured = env.get("DOCKER_CONFIG")
+            docker_config_dir = (
+                Path(configured) if configured else Path(env.get("HOME", "~")) / ".docker"
+            ).expanduser()
+        self._config_path = docker_config_dir / "config.json"
+        self._config: dict[str, object] | None = None
+        self._helper_cache: dict[tuple[str, str], Credential] = {}
+
+    async def get(self, host: str, repository: str = "") -> Credential:
+        """The credential for `repository` on `host` (anonymous if none is configured)."""
+        host = _normalize_host(host)
+        target = f"{host}/{repository}" if repository else host
+        for entry in self._env_entries:
+            if _matches(entry.pattern, host, target):
+                return entry.credential
+        return await self._from_docker_config(host)
+
+    async def _from_docker_config(self, host: str) -> Credential:
+        config = self._load_config()
+        helpers = config.get("credHelpers")
+        if isinstance(helpers, dict):
+            for key, helper in helpers.items():
+                if _normalize_host(key) == host and isinstance(helper, str):
+                    return await self._run_helper(helper, host)
+        store = config.get("credsStore")
+        if isinstance(store, str) and store:
+            return await self._run_helper(store, host)
+        auths = config.get("auths")
+        if isinstance(auths, dict):
+            for key, entry in auths.items():
+                if _normalize_host(key) == host and isinstance(entry, dict):
+                    return _from_auth_entry(entry, f"{self._config_path.name} auths[{key}]")
+        return ANONYMOUS
+
+    def _load_config(self) -> dict[str, object]:
+        if self._config is None:
+            try:
+                text = self._config_path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                text = "{}"
+            except OSError as exc:
+                raise ConfigError(f"cannot read docker config {self._config_path}: {exc}") from None
+            try:
+                loaded = json.loads(text)
+            except ValueError:
+                raise ConfigError(f"docker config {self._config_path} is not valid JSON") from None
+            self._config = loaded if isinstance(loaded, dict) else {}
+        return self._config
+
+    async def _run_helper(self, name: str, host: str) -> Credential:
+        cached = self._helper_cache.get((name, host))
+        if cached is not None:
+            return cached
+        if not _HELPER_NAME.fullmatch(name):
+            # A name with "/" would run an arbitrary program; helpers are looked up on PATH.
+            raise ConfigError(f"invalid credential helper name {name!r} for {host}")
+        program = f"docker-credential-{name}"
+        server = _HUB_SERVER_URL if host in _HUB_KEYS else host
+        try:
+            with anyio.fail_after(_HELPER_TIMEOUT):
+                result = await anyio.run_process(
+                    [program, "get"], input=server.encode(), check=False
+                )
+        except FileNotFoundError:
+            raise AuthError(
+                f"credential helper {program} for {host} is not installed",
+                host=host,
+                status=0,
+                hint=f"install {program} or remove it from {self._config_path}",
+            ) from None
+        except TimeoutError:
+            raise AuthError(
+                f"credential helper {program} for {host} did not answer", host=host, status=0
+            ) from None
+        output = result.stdout.decode(errors="replace").strip()
+        if result.returncode != 0:
+            message = (output or result.stderr.decode(errors="replace")).strip()
+            if "credentials not found" in message.lower():
+                credential = ANONYMOUS
+            else:
+                raise AuthError(
+                    f"credential helper {program} failed for {host}: {message[:200]}",
+                    host=host,
+                    status=0,
+                )
+        else:
+            credential = _from_helper_output(output, program, host)
+        self._helper_cache[(name, host)] = credential
+        return credential
+
+
+def _from_helper_output(output: str, program: str, host: str) -> Credential:
+    try:
+        doc = json.loads(output)
+    except ValueError:
+        raise AuthError(
+            f"credential helper {program} gave unreadable output for {host}",
+            host=host,
+            status=0,
+        ) from None
+    username, secret = doc.get("Username"), doc.get("Secret")
+    if not isinstance(username, str) or not isinstance(secret, str):
+        raise AuthError(
+            f"credential helper {program} gave no Username/Secret for {host}", host=host, status=0
+        )
+    # Docker's convention: the user name "<token>" marks an identity (refresh) token.
+    if username == "<token>":
+        return Credential(identity_token=secret, source=program)
+    return Credential(username=username, password=secret, source=program)
+
+
+def _from_auth_entry(entry: Mapping[str, object], source: str) -> Credential:
+    username, password = entry.get("username"), entry.get("password")
+    encoded = entry.get("auth")
+    if isinstance(encoded, str) and encoded:
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise ConfigError(f"{source}: 'auth' is not base64 of user:password") from None
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise ConfigError(f"{source}: 'auth' is not base64 of user:password")
+    identity = entry.get("identitytoken")
+    token = entry.get("registrytoken")
+    return Credential(
+        username=username if isinstance(username, str) and username else None,
+        password=password if isinstance(password, str) else None,
+        identity_token=identity if isinstance(identity, str) and identity else None,
+        registry_token=token if isinstance(token, str) and token else None,
+        source=source,
+    )
+
+
+def _env_entries(env: Mapping[str, str]) -> list[_EnvEntry]:
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    for name, value in env.items():
+        prefix = next((p for p in ENV_PREFIXES if name.startswith(p)), None)
+        if prefix is None or name in _ENV_IGNORED:
+            continue
+        match = _ENV_NAME.fullmatch(name[len(prefix) :])
+        if match is None:
+            if prefix == ENV_PREFIXES[0]:
+                raise ConfigError(f"Unknown env variable '{name}'")
+            continue
+        groups.setdefault((prefix, match.group(2) or ""), {})[match.group(1)] = value
+    entries = []
+    for (prefix, suffix), fields in groups.items():
+        hostname = fields.get("HOSTNAME")
+        if not hostname:
+            raise ConfigError(f"{prefix}HOSTNAME{'_' + suffix if suffix else ''} is not set "
+                              f"but other {prefix}*{'_' + suffix if suffix else ''} are")
+        credential = Credential(
+            username=fields.get("USERNAME") or None,
+            password=fields.get("PASSWORD"),
+            identity_token=fields.get("IDENTITY_TOKEN") or None,
+            registry_token=fields.get("REGISTRY_TOKEN") or None,
+            source=f"{prefix}*{'_' + suffix if suffix else ''}",
+        )
+        entries.append(_EnvEntry(pattern=_normalize_pattern(hostname), credential=credential))
+    # The most specific entry wins: longer patterns (with a repository path) first, and
+    # RELOCATOR_ before KBLD_ before IMGPKG_ for equal patterns (stable sort).
+    order = {p: i for i, p in enumerate(ENV_PREFIXES)}
+    entries.sort(key=lambda e: (-len(e.pattern), order[e.credential.source.split("*")[0]]))
+    return entries
+
+
+def _normalize_pattern(hostname: str) -> str:
+    hostname = re.sub(r"^https?://", "", hostname.strip()).rstrip("/")
+    hostname = re.sub(r"/v[12]$", "", hostname)
+    host, sep, path = hostname.partition("/")
+    return _normalize_host(host) + (sep + path if sep else "")
+
+
+def _normalize_host(key: str) -> str:
+    key = re.sub(r"^https?://", "", key.strip())
+    host = key.split("/", 1)[0]
+    return "index.docker.io" if host in _HUB_KEYS else host
+
+
+def _matches(pattern: str, host: str, target: str) -> bool:
+    if "/" in pattern:
+        return target == pattern or target.startswith(pattern + "/")
+    return fnmatch.fnmatchcase(host, pattern)

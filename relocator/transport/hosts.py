@@ -1,0 +1,150 @@
+"""
+Per-registry state shared by every request to that registry.
+
+Rate limits are per registry (often per account), so the concurrency limit, the backoff
+after a 429 and the retry counters live here, one `HostState` per host, and every
+request to the host consults the same one.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+
+# Which hosts the current task already holds a slot for, and how many. A blob copy holds
+# its source and destination slots for the whole transfer; the requests it makes inside
+# must not queue for a second slot of the same host (that could deadlock).
+_held: contextvars.ContextVar[Counter[str]] = contextvars.ContextVar("relocator_held_slots")
+
+#: After this many successful requests in a row, a host whose limit was halved by a 429
+#: gets one more slot back: recovery is slow on purpose so a rate limit is not hit again
+#: at once.
+GROW_AFTER_SUCCESSES = 20
+
+
+class AdaptiveLimiter:
+    """
+    A concurrency limit that halves on rate limiting and grows back slowly.
+
+    Tokens are plain objects so that one task may hold several (a copy within one
+    registry holds a source and a destination slot of the same host).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.maximum = limit
+        self._limiter = anyio.CapacityLimiter(limit)
+        self._successes = 0
+        #: Lowest limit reached, for the run summary.
+        self.lowest = limit
+
+    @property
+    def limit(self) -> int:
+        """The current number of slots."""
+        return int(self._limiter.total_tokens)
+
+    @property
+    def in_use(self) -> int:
+        """Slots held right now."""
+        return int(self._limiter.borrowed_tokens)
+
+    async def acquire(self) -> object:
+        """Wait for a slot; return the token to give back to `release`."""
+        token = object()
+        await self._limiter.acquire_on_behalf_of(token)
+        return token
+
+    def release(self, token: object) -> None:
+        """Give a slot back."""
+        self._limiter.release_on_behalf_of(token)
+
+    def throttle(self) -> None:
+        """Halve the limit (never below one) after the host said "too many requests"."""
+        self._successes = 0
+        new = max(1, self.limit // 2)
+        self._limiter.total_tokens = new
+        self.lowest = min(self.lowest, new)
+
+    def succeeded(self) -> None:
+        """Count a success; every `GROW_AFTER_SUCCESSES` of them give one slot back."""
+        if self.limit >= self.maximum:
+            return
+        self._successes += 1
+        if self._successes >= GROW_AFTER_SUCCESSES:
+            self._successes = 0
+            self._limiter.total_tokens = self.limit + 1
+
+
+@dataclass(slots=True)
+class HostState:
+    """Everything shared by the requests to one registry host."""
+
+    host: str
+    limiter: AdaptiveLimiter
+    #: Monotonic time before which no request may start (a shared `Retry-After`).
+    not_before: float = 0.0
+    retries: int = 0
+    throttled: int = 0
+    requests: int = 0
+
+    async def wait_turn(self) -> None:
+        """Sleep until the host's shared backoff has passed."""
+        delay = self.not_before - time.monotonic()
+        if delay > 0:
+            await anyio.sleep(delay)
+
+    def back_off(self, seconds: float) -> None:
+        """Make every request to this host wait `seconds` from now."""
+        self.not_before = max(self.not_before, time.monotonic() + seconds)
+
+
+class Hosts:
+    """The `HostState` of every host of a run, created on first use."""
+
+    def __init__(self, concurrency: int, per_host: dict[str, int] | None = None) -> None:
+        self._default = concurrency
+        self._per_host = dict(per_host or {})
+        self._states: dict[str, HostState] = {}
+
+    def __getitem__(self, host: str) -> HostState:
+        state = self._states.get(host)
+        if state is None:
+            limit = self._per_host.get(host, self._default)
+            state = self._states[host] = HostState(host, AdaptiveLimiter(limit))
+        return state
+
+    def states(self) -> list[HostState]:
+        """Every host seen so far, in first-use order."""
+        return list(self._states.values())
+
+    def held(self, host: str) -> bool:
+        """Whether the current task already holds a slot of `host`."""
+        return _held.get(Counter())[host] > 0
+
+    @asynccontextmanager
+    async def hold(self, hosts: Iterable[str]) -> AsyncIterator[None]:
+        """
+        Hold one slot of each host in `hosts` (a host listed twice: two slots) for the
+        duration of the block; requests made inside reuse them instead of queueing.
+
+        Slots are taken in sorted host order so that a copy from A to B and one from B
+        to A can never each hold one and wait for the other.
+        """
+        wanted = Counter(hosts)
+        held = _held.get(Counter())
+        async with AsyncExitStack() as stack:
+            for host in sorted(wanted):
+                for _ in range(max(0, wanted[host] - held[host])):
+                    limiter = self[host].limiter
+                    token = await limiter.acquire()
+                    stack.callback(limiter.release, token)
+            reset = _held.set(held + wanted)
+            try:
+                yield
+            finally:
+                _held.reset(reset)
