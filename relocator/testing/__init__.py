@@ -1,0 +1,97 @@
+"""
+Test helpers shipped with relocator: real registries, a token server, test images.
+
+- `start_registry` / `running_registry` run the CNCF distribution registry
+  (`docker-registry`) on 127.0.0.1: plain, TLS, htpasswd or bearer-token auth.
+- `TokenServer` issues the bearer tokens the token variant trusts.
+- `image`, `index`, `artifact`, `corpus`, ... build deterministic `Image` trees and
+  `push` seeds a registry with them through `RegistryClient`, a small independent client.
+- `verify_image_tree` / `verify_pushed` check a registry's content without relocator's
+  own code.
+
+These helpers never import the engine, stores, transport, config or CLI: tests use
+them to judge that code, so they must not depend on it. Production code never imports
+this package.
+"""
+
+from __future__ import annotations
+
+from relocator.testing.client import RegistryClient, RegistryRequestError, Response
+from relocator.testing.dockerconfig import DockerConfigDir, credential_variables
+from relocator.testing.images import (
+    Blob,
+    Image,
+    ImageFactory,
+    PushedImage,
+    Pusher,
+    artifact,
+    big_image,
+    corpus,
+    image,
+    index,
+    multi_platform,
+    nested_index,
+    push,
+    random_layer,
+    with_empty_layer,
+)
+from relocator.testing.registry import (
+    AccessLogEntry,
+    Registry,
+    RegistryLog,
+    RegistryNotFound,
+    RegistryStartError,
+    TLSFiles,
+    find_registry_binary,
+    running_registry,
+    start_registry,
+)
+from relocator.testing.tokenserver import DEFAULT_USERS, TokenRequest, TokenServer, TokenUser
+from relocator.testing.verify import (
+    VerificationError,
+    VerifiedTree,
+    fetch_manifest,
+    verify_image_tree,
+    verify_pushed,
+)
+
+__all__ = (
+    "DEFAULT_USERS",
+    "AccessLogEntry",
+    "Blob",
+    "DockerConfigDir",
+    "Image",
+    "ImageFactory",
+    "PushedImage",
+    "Pusher",
+    "Registry",
+    "RegistryClient",
+    "RegistryLog",
+    "RegistryNotFound",
+    "RegistryRequestError",
+    "RegistryStartError",
+    "Response",
+    "TLSFiles",
+    "TokenRequest",
+    "TokenServer",
+    "TokenUser",
+    "VerificationError",
+    "VerifiedTree",
+    "artifact",
+    "big_image",
+    "corpus",
+    "credential_variables",
+    "fetch_manifest",
+    "find_registry_binary",
+    "image",
+    "index",
+    "multi_platform",
+    "nested_index",
+    "push",
+    "random_layer",
+    "running_registry",
+    "start_registry",
+    "verify_image_tree",
+    "verify_pushed",
+    "with_empty_layer",
+)
