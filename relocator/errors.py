@@ -136,5 +136,9 @@ class TarError(InputError):
     """A tarball is malformed or hostile."""
 
 
+class PartialFailure(RelocatorError):
+    """Some images failed while the others were finished (`--keep-going`)."""
+
+
 class Interrupted(RelocatorError):
     """The run was cancelled (Ctrl-C or a signal) before it finished."""

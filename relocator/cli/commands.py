@@ -19,16 +19,21 @@ from relocator import config
 from relocator.engine import (
     CopyOptions,
     Job,
-    copy_images,
+    Plan,
+    Report,
+    execute_plan,
     image_tag,
+    plan_images,
 )
+from relocator.engine.events import Notice
 from relocator.engine.resolve import Resolution, resolve_all
-from relocator.errors import InputError
+from relocator.errors import InputError, PartialFailure
 from relocator.oci import Digest, Platform, Reference, Repository
-from relocator.store import RegistryStore
+from relocator.store import RegistryStore, Store
 from relocator.transport import HttpClient, Keychain, TransportSettings
 
 from .output import Output
+from .plain import megabytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,24 +83,97 @@ async def relocate(args: argparse.Namespace) -> int:
         Job(source=image.reference, destination=repository, tags=(image_tag(_digest(image)),))
         for image in images
     ]
-    out.line(f"exporting {len(jobs)} images...")
+    out.line(f"exporting {_count(len(jobs), 'image')}...")
     for image in images:
         out.line(f"will export {image.reference}")
     async with _client(args) as client:
         store = RegistryStore(client)
-        options = CopyOptions(hold=client.hosts.hold, max_blobs_in_flight=2 * args.concurrency)
-        async with out.running():
-            report = await copy_images(
-                jobs,
-                source=store,
-                destination=store,
-                options=options,
-                sink=out.sink,
-                include_nondistributable=args.include_non_distributable_layers,
-            )
-        out.summary("imported", report, client.hosts.states())
-    _finish_relocated(args, inputs, images, repository)
+        report = await _transfer(args, out, jobs, store, store, client, verb="imported")
+    if report is not None:
+        _finish_relocated(args, inputs, images, repository)
     return 0
+
+
+async def _transfer(
+    args: argparse.Namespace,
+    out: Output,
+    jobs: Sequence[Job],
+    source: Store,
+    destination: Store,
+    client: HttpClient,
+    *,
+    verb: str,
+) -> Report | None:
+    """
+    Plan and (unless `--dry-run`) execute; None for a dry run.
+
+    Raises:
+        PartialFailure: With `--keep-going`, after the others finished, if any failed.
+    """
+    plan = await plan_images(
+        jobs,
+        source=source,
+        destination=destination,
+        sink=out.sink,
+        include_nondistributable=args.include_non_distributable_layers,
+        keep_going=args.keep_going,
+    )
+    for image, layer in plan.excluded:
+        out.emit(
+            Notice(
+                f"left out non-distributable layer {layer.digest} of {image} "
+                "(pass --include-non-distributable-layers to copy it)"
+            )
+        )
+    if args.dry_run:
+        sys.stdout.write(describe_plan(plan))
+        return None
+    options = CopyOptions(
+        hold=client.hosts.hold,
+        max_blobs_in_flight=2 * args.concurrency,
+        keep_going=args.keep_going,
+    )
+    async with out.running():
+        report = await execute_plan(
+            plan, source=source, destination=destination, options=options, sink=out.sink
+        )
+    out.summary(verb, report, client.hosts.states())
+    if report.failures:
+        for failure in report.failures:
+            out.line(f"failed: {failure.source}: {failure.error}")
+        total = len(report.failures) + len(report.images)
+        raise PartialFailure(
+            f"{len(report.failures)} of {_count(total, 'image')} failed; "
+            "the others were finished",
+            hint="see the failed: lines above; run again to retry only what is missing",
+        )
+    return report
+
+
+def describe_plan(plan: Plan) -> str:
+    """The plan as text for `--dry-run`: totals, then one line per image."""
+    blobs = list(plan.unique_blobs())
+    present = [b for b in blobs if not b.missing]
+    lines = [
+        (f"plan: {_count(len(plan.jobs), 'image')} ({len(plan.present)} already at the "
+        f"destination), {_count(len(plan.manifests), 'manifest')} to push, "
+        f"{_count(len(blobs), 'unique blob')}: {len(blobs) - len(present)} to move "
+        f"({megabytes(plan.bytes_to_move)}), {len(present)} present "
+        f"({megabytes(plan.bytes_present)})")
+    ]
+    for job in plan.jobs:
+        if job in plan.failed:
+            lines.append(f"failed  {job.source}: {plan.failed[job]}")
+        else:
+            state = "present" if job in plan.present else "copy   "
+            lines.append(f"{state} {job.source} -> {job.target}")
+    for image, layer in plan.excluded:
+        lines.append(f"skip    non-distributable layer {layer.digest} of {image}")
+    return "\n".join(lines) + "\n"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _finish_relocated(

@@ -25,6 +25,7 @@ from relocator.errors import (
     IntegrityError,
     Interrupted,
     ManifestError,
+    PartialFailure,
     RegistryError,
     RelocatorError,
     TransportError,
@@ -42,6 +43,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (TransportError, 7, "network failure: connection, DNS, TLS, timeouts"),
     (UnsafeRedirect, 7, "network failure: connection, DNS, TLS, timeouts"),
     (RegistryError, 8, "the registry answered with an error"),
+    (PartialFailure, 9, "with --keep-going: some images failed, the others were finished"),
     (Interrupted, 130, "interrupted (Ctrl-C or SIGTERM)"),
     (RelocatorError, 1, "any other failure"),
 )

@@ -89,6 +89,15 @@ def _add_transfer(parser: argparse.ArgumentParser, default_concurrency: int) -> 
         help=f"concurrent transfers per registry (default {default_concurrency})",
     )
     parser.add_argument(
+        "--dry-run", action="store_true",
+        help="print the plan (images, unique blobs, bytes to move after skipping what "
+        "the destination has) and change nothing",
+    )
+    parser.add_argument(
+        "--keep-going", action="store_true",
+        help="when an image fails, finish all the others, then report the failed ones",
+    )
+    parser.add_argument(
         "--include-non-distributable-layers", action="store_true",
         help="copy foreign / non-distributable layers too (left out by default)",
     )

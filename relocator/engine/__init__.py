@@ -7,14 +7,16 @@ No terminal code here: what the engine has to say goes through a `ProgressSink`.
 from __future__ import annotations
 
 from relocator.engine import events
-from relocator.engine.copy import copy_images, execute_plan, first_error, plan_images
+from relocator.engine.copy import copy_images, execute_plan, plan_images
 from relocator.engine.execute import CopyOptions, image_tag
+from relocator.engine.groups import first_error
 from relocator.engine.plan import BlobNode, Job, ManifestNode, Plan
-from relocator.engine.report import ImageResult, Report
+from relocator.engine.report import ImageFailure, ImageResult, Report
 
 __all__ = (
     "BlobNode",
     "CopyOptions",
+    "ImageFailure",
     "ImageResult",
     "Job",
     "ManifestNode",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from relocator.errors import RelocatorError
 from relocator.store import Committing, Contents, ImageEntry, Preparing, Store
 
 from .events import ImageStarted, NullSink, Planned, ProgressSink
 from .execute import CopyOptions, Executor
+from .groups import first_error
 from .plan import Job, Plan, make_plan
 from .report import Report
 
@@ -26,6 +26,7 @@ async def plan_images(
     sink: ProgressSink | None = None,
     include_nondistributable: bool = False,
     skip_present: bool = True,
+    keep_going: bool = False,
 ) -> Plan:
     """
     Plan copying `jobs`: walk the sources, skip what the destination has.
@@ -43,6 +44,7 @@ async def plan_images(
             destination,
             include_nondistributable=include_nondistributable,
             skip_present=skip_present,
+            keep_going=keep_going,
         )
     except BaseExceptionGroup as group:
         raise first_error(group) from None
@@ -113,38 +115,15 @@ async def copy_images(
     include_nondistributable: bool = False,
 ) -> Report:
     """Plan and move `jobs` in one call (see `plan_images` and `execute_plan`)."""
+    options = options or CopyOptions()
     plan = await plan_images(
         jobs,
         source=source,
         destination=destination,
         sink=sink,
         include_nondistributable=include_nondistributable,
+        keep_going=options.keep_going,
     )
     return await execute_plan(
         plan, source=source, destination=destination, options=options, sink=sink
     )
-
-
-def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """
-    The failure to report from a task group's exception group: the first relocator
-    error, else the first other exception (cancellations are consequences, not causes).
-    """
-    leaves = list(_leaves(group))
-    for exc in leaves:
-        if isinstance(exc, RelocatorError):
-            return exc
-    for exc in leaves:
-        if isinstance(exc, Exception):
-            return exc
-    return leaves[0] if leaves else group
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            found.extend(_leaves(exc))
-        else:
-            found.append(exc)
-    return found

@@ -28,12 +28,13 @@ from .events import (
     BlobProgress,
     BlobStarted,
     ImageDone,
+    ImageFailed,
     ManifestPushed,
     ProgressSink,
     Retrying,
 )
 from .plan import BlobNode, Job, Key, ManifestNode, Plan
-from .report import ImageResult, Report
+from .report import ImageFailure, ImageResult, Report
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class CopyOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: Holds per-host slots (the transport's `Hosts.hold`); None: no host limits.
     hold: Hold | None = None
+    #: Finish every image that can be finished when one fails; failures end up in
+    #: `Report.failures` instead of stopping the run.
+    keep_going: bool = False
 
 
 class Executor:
@@ -76,6 +80,7 @@ class Executor:
         self._blob_slots = anyio.CapacityLimiter(options.max_blobs_in_flight)
         self._landed: dict[Key, anyio.Event] = {}
         self._roots: dict[Key, Job] = {}
+        self._failures: dict[Key, RelocatorError] = {}
         for job in plan.jobs:
             self._roots.setdefault((job.destination, job.digest), job)
         self.report = Report()
@@ -102,9 +107,32 @@ class Executor:
             for node in plan.manifests.values():
                 tg.start_soon(self._manifest, node, name=f"manifest {node.destination}")
             for job in plan.jobs:
-                tg.start_soon(self._job, job, name=f"image {job.source}")
+                if job in plan.failed:
+                    self._fail_job(job, plan.failed[job])
+                else:
+                    tg.start_soon(self._job, job, name=f"image {job.source}")
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _failed_dependency(self, keys: Sequence[Key]) -> RelocatorError | None:
+        for key in keys:
+            if key in self._failures:
+                return self._failures[key]
+        return None
+
+    def _fail(self, keys: Sequence[Key], error: RelocatorError) -> None:
+        """Record `error` for `keys` and release their waiters (keep-going only)."""
+        if not self._options.keep_going:
+            raise error
+        for key in keys:
+            self._failures.setdefault(key, error)
+            self._event(key).set()
+
+    def _fail_job(self, job: Job, error: RelocatorError) -> None:
+        if not self._options.keep_going:
+            raise error
+        self.report.failures.append(ImageFailure(source=job.source, error=str(error)))
+        self._sink.emit(ImageFailed(str(job.source), str(error)))
 
     def _event(self, key: Key) -> anyio.Event:
         event = self._landed.get(key)
@@ -115,8 +143,13 @@ class Executor:
     async def _blob(self, blob: BlobNode) -> None:
         async with self._blob_slots:
             have = [repo for repo in blob.destinations if repo in blob.present]
-            for repo in blob.missing:
-                await self._land_blob(blob, repo, have)
+            missing = blob.missing
+            for position, repo in enumerate(missing):
+                try:
+                    await self._land_blob(blob, repo, have)
+                except RelocatorError as exc:
+                    self._fail([(r, blob.desc.digest) for r in missing[position:]], exc)
+                    return
                 have.append(repo)
                 self._event((repo, blob.desc.digest)).set()
 
@@ -189,24 +222,42 @@ class Executor:
 
     async def _manifest(self, node: ManifestNode) -> None:
         repo = node.destination.repo
-        for digest in node.blobs:
-            await self._event((repo, digest)).wait()
-        for key in node.manifests:
+        needs = [(repo, digest) for digest in node.blobs] + node.manifests
+        for key in needs:
             await self._event(key).wait()
+        failed = self._failed_dependency(needs)
+        if failed is not None:
+            # Never push a manifest whose blobs or children did not land.
+            self._fail([node.key], failed)
+            return
         job = self._roots.get(node.key)
-        if job is not None and job.tags:
-            # Pushed by tag, not digest: some registries (ECR) refuse digest pushes, and
-            # a tag protects the image from garbage collection.
-            await self._push_tag(job, job.tags[0], node.manifest)
-        else:
-            await self._dst.manifest_put(node.destination, node.manifest)
-            self._sink.emit(ManifestPushed(str(node.destination)))
+        try:
+            if job is not None and job.tags:
+                # Pushed by tag, not digest: some registries (ECR) refuse digest pushes,
+                # and a tag protects the image from garbage collection.
+                await self._push_tag(job, job.tags[0], node.manifest)
+            else:
+                await self._dst.manifest_put(node.destination, node.manifest)
+                self._sink.emit(ManifestPushed(str(node.destination)))
+        except RelocatorError as exc:
+            self._fail([node.key], exc)
+            return
         self.report.manifests_pushed += 1
         self._event(node.key).set()
 
     async def _job(self, job: Job) -> None:
         key = (job.destination, job.digest)
         await self._event(key).wait()
+        failed = self._failures.get(key)
+        if failed is not None:
+            self._fail_job(job, failed)
+            return
+        try:
+            await self._finish_job(job, key)
+        except RelocatorError as exc:
+            self._fail_job(job, exc)
+
+    async def _finish_job(self, job: Job, key: Key) -> None:
         present = job in self._plan.present
         tags = job.tags if present else job.tags[1:]
         manifest: Manifest | None = None

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from relocator.errors import ManifestError, NotFound
+from relocator.errors import ManifestError, NotFound, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
 from relocator.store import Store
+
+from .groups import first_error
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,8 @@ class Plan:
     blobs: dict[Digest, BlobNode] = field(default_factory=dict)
     #: Non-distributable layers left out, with the image that references them.
     excluded: list[tuple[Reference, Descriptor]] = field(default_factory=list)
+    #: Jobs that could not be planned (only with `keep_going`), with the reason.
+    failed: dict[Job, RelocatorError] = field(default_factory=dict)
 
     def blobs_to_move(self) -> list[BlobNode]:
         """Blobs some destination lacks, largest first (so the tail of the run is short)."""
@@ -133,6 +137,8 @@ class Planner:
         destination: Where they go.
         include_nondistributable: Copy foreign / non-distributable layers too.
         skip_present: Ask the destination first (off for a fresh tarball).
+        keep_going: Record a job that fails to plan in `Plan.failed` and plan the
+            others, instead of failing the whole plan.
     """
 
     def __init__(
@@ -142,8 +148,11 @@ class Planner:
         *,
         include_nondistributable: bool = False,
         skip_present: bool = True,
+        keep_going: bool = False,
     ) -> None:
         self._src = source
+        self._keep_going = keep_going
+        self._failed: dict[Key, RelocatorError] = {}
         self._dst = destination
         self._include_nd = include_nondistributable
         self._skip_present = skip_present
@@ -164,11 +173,19 @@ class Planner:
         return self._plan
 
     async def _plan_job(self, job: Job) -> None:
-        if self._skip_present and await self._dst.manifest_exists(job.target) is not None:
-            self._plan.present.add(job)
-            self._plan.manifests_present.add((job.destination, job.digest))
-            return
-        await self._walk(job.source, job.destination, depth=0, root=True)
+        try:
+            if self._skip_present and await self._dst.manifest_exists(job.target) is not None:
+                self._plan.present.add(job)
+                self._plan.manifests_present.add((job.destination, job.digest))
+                return
+            await self._walk(job.source, job.destination, depth=0, root=True)
+        except (RelocatorError, BaseExceptionGroup) as exc:
+            if not self._keep_going:
+                raise
+            error = first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+            if not isinstance(error, RelocatorError):
+                raise
+            self._plan.failed[job] = error
 
     async def _walk(
         self, source: Reference, destination: Repository, *, depth: int, root: bool = False
@@ -180,10 +197,22 @@ class Planner:
         running = self._walks.get(key)
         if running is not None:
             await running.wait()
+            if key in self._failed:
+                raise self._failed[key]
             return
         self._walks[key] = done = anyio.Event()
         try:
             await self._walk_new(source, destination, key, depth, root)
+        except RelocatorError as exc:
+            # Another image sharing this manifest must fail too, not wait for a node
+            # that will never exist.
+            self._failed[key] = exc
+            raise
+        except BaseExceptionGroup as group:
+            error = first_error(group)
+            if isinstance(error, RelocatorError):
+                self._failed[key] = error
+            raise
         finally:
             done.set()
 
@@ -282,6 +311,7 @@ async def make_plan(
     *,
     include_nondistributable: bool = False,
     skip_present: bool = True,
+    keep_going: bool = False,
 ) -> Plan:
     """
     Plan copying `jobs` from `source` to `destination`.
@@ -295,5 +325,6 @@ async def make_plan(
         destination,
         include_nondistributable=include_nondistributable,
         skip_present=skip_present,
+        keep_going=keep_going,
     )
     return await planner.plan(jobs)

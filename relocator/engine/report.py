@@ -17,11 +17,20 @@ class ImageResult:
     how: Literal["copied", "present"]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageFailure:
+    """A top-level image that could not be completed (with `--keep-going`)."""
+
+    source: Reference
+    error: str
+
+
 @dataclass(slots=True, kw_only=True)
 class Report:
     """Counters of one run; every byte count is of unique blobs per destination."""
 
     images: list[ImageResult] = field(default_factory=list)
+    failures: list[ImageFailure] = field(default_factory=list)
     manifests_pushed: int = 0
     manifests_present: int = 0
     blobs_copied: int = 0

@@ -18,7 +18,7 @@ from relocator.errors import InputError, NotFound
 from relocator.oci import Digest, Platform, Reference
 from relocator.store import Store
 
-from .copy import first_error
+from .groups import first_error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
