@@ -322,7 +322,10 @@ class HttpClient:
                     proxy=self._proxy_for(url),
                 )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                log.debug("%s %s failed: %s", method, urls.redact(url), type(exc).__name__)
                 raise _network_error(exc, urls.host_of(url), method) from None
+            # Only the method, the redacted URL and the status: headers carry secrets.
+            log.debug("%s %s -> %d", method, urls.redact(url), resp.status)
             if resp.status not in _REDIRECTS or method not in ("GET", "HEAD"):
                 return resp
             location = resp.headers.get("Location")
