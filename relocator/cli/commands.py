@@ -208,7 +208,7 @@ def _write_locks(
 def _load(args: argparse.Namespace) -> config.Inputs:
     stdin_text = sys.stdin.read() if "-" in args.file else None
     inputs = config.load_inputs(args.file, stdin_text=stdin_text)
-    for warning in inputs.config.warnings:
+    for warning in inputs.warnings:
         sys.stderr.write(f"relocator: warning: {warning}\n")
     return inputs
 

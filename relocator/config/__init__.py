@@ -1,0 +1,71 @@
+"""
+kbld-compatible configuration: finding image references in YAML, overrides, lock files.
+
+Pure code apart from reading the `-f` inputs and writing lock files: no network, no
+terminal. Typical use::
+
+    inputs = load_inputs(["app.yml", "app.lock"])
+    for found in inputs.found_images():        # values, where, override
+        ...
+    print(inputs.render({"nginx": "registry.example.com/app@sha256:..."}), end="")
+    write_kbld_lock("app.lock.copied", [("nginx", "registry.example.com/app@sha256:...")],
+                    search_rules=inputs.config.user_search_rules)
+
+Everything the user gave that is malformed raises `relocator.errors.ConfigError` with
+one line naming the file and line.
+"""
+
+from __future__ import annotations
+
+from relocator.config.files import atomic_write_text
+from relocator.config.inputs import Document, FoundImage, Inputs, load_inputs
+from relocator.config.kbld import (
+    KBLD_COMPATIBLE_VERSION,
+    KBLD_ID_ANNOTATION,
+    KbldConfig,
+    Override,
+    TagSelection,
+)
+from relocator.config.locks import (
+    LOCK_MINIMUM_REQUIRED_VERSION,
+    imgpkg_lock_text,
+    kbld_lock_text,
+    write_imgpkg_lock,
+    write_kbld_lock,
+)
+from relocator.config.search import (
+    ALL_INDEXES,
+    DEFAULT_SEARCH_RULE,
+    KeyMatcher,
+    SearchRule,
+    Strategy,
+    UpdateStrategy,
+    ValueMatcher,
+    image_repo_of,
+)
+
+__all__ = (
+    "ALL_INDEXES",
+    "DEFAULT_SEARCH_RULE",
+    "KBLD_COMPATIBLE_VERSION",
+    "KBLD_ID_ANNOTATION",
+    "LOCK_MINIMUM_REQUIRED_VERSION",
+    "Document",
+    "FoundImage",
+    "Inputs",
+    "KbldConfig",
+    "KeyMatcher",
+    "Override",
+    "SearchRule",
+    "Strategy",
+    "TagSelection",
+    "UpdateStrategy",
+    "ValueMatcher",
+    "atomic_write_text",
+    "image_repo_of",
+    "imgpkg_lock_text",
+    "kbld_lock_text",
+    "load_inputs",
+    "write_imgpkg_lock",
+    "write_kbld_lock",
+)
