@@ -63,14 +63,16 @@ class Platform:
 
     def matches(self, wanted: Platform) -> bool:
         """
-        Whether this platform satisfies `wanted`: os and architecture equal, and variant
-        and os version equal where `wanted` names them.
+        Whether this platform satisfies `wanted`: os and architecture equal, variant and
+        os version equal where `wanted` names them, and every os feature `wanted` names
+        present here (as kbld's platform selection matches).
         """
         return (
             self.os == wanted.os
             and self.architecture == wanted.architecture
             and (wanted.variant is None or self.variant == wanted.variant)
             and (wanted.os_version is None or self.os_version == wanted.os_version)
+            and set(wanted.os_features) <= set(self.os_features)
         )
 
     def __str__(self) -> str:
