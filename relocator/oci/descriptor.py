@@ -10,6 +10,18 @@ from relocator.errors import InputError, InvalidDigest, ManifestError
 from relocator.oci import mediatypes
 from relocator.oci.digest import Digest
 
+# Keys as the specs spell them, by their case-folded form: Go's JSON decoder matches keys
+# case-insensitively, so `Digest` beside `digest` means one thing to us and another to Go.
+_DESCRIPTOR_KEYS = {
+    k.casefold(): k
+    for k in ("mediaType", "digest", "size", "urls", "annotations", "platform", "artifactType",
+              "data")
+}
+_PLATFORM_KEYS = {
+    k.casefold(): k
+    for k in ("architecture", "os", "os.version", "os.features", "variant", "features")
+}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Platform:
@@ -47,12 +59,15 @@ class Platform:
         """Read the `platform` object of an index entry."""
         if not isinstance(doc, Mapping):
             raise ManifestError("platform must be an object")
+        _refuse_case_variants(doc, _PLATFORM_KEYS, "platform")
         os_name, arch = doc.get("os"), doc.get("architecture")
         if not isinstance(os_name, str) or not isinstance(arch, str):
             raise ManifestError("platform needs string 'os' and 'architecture'")
         variant = doc.get("variant")
         os_version = doc.get("os.version")
         features = doc.get("os.features") or []
+        if not isinstance(features, list):
+            raise ManifestError("platform 'os.features' must be a list")
         return cls(
             os=os_name,
             architecture=arch,
@@ -106,6 +121,7 @@ class Descriptor:
         """
         if not isinstance(doc, Mapping):
             raise ManifestError(f"{where} must be an object")
+        _refuse_case_variants(doc, _DESCRIPTOR_KEYS, where)
         media_type, digest, size = doc.get("mediaType"), doc.get("digest"), doc.get("size")
         if not isinstance(media_type, str) or not media_type:
             raise ManifestError(f"{where} has no mediaType")
@@ -169,3 +185,10 @@ class Descriptor:
     def distributable(self) -> bool:
         """Whether this layer may be copied (not foreign / non-distributable)."""
         return mediatypes.is_distributable(self.media_type)
+
+
+def _refuse_case_variants(doc: Mapping[str, Any], keys: Mapping[str, str], where: str) -> None:
+    for key in doc:
+        canonical = keys.get(str(key).casefold())
+        if canonical is not None and canonical != key:
+            raise ManifestError(f"{where} is ambiguous: key '{key}' differs from '{canonical}'")

@@ -188,7 +188,8 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _refuse_case_variants(doc: Mapping[str, Any], name: str) -> None:
     for key in doc:
-        canonical = _KNOWN_KEYS.get(key.lower())
+        # casefold, not lower: Go also folds 'ſ' to 's' and the Kelvin sign to 'k'.
+        canonical = _KNOWN_KEYS.get(key.casefold())
         if canonical is not None and canonical != key:
             raise ManifestError(f"{name} is ambiguous: key '{key}' differs from '{canonical}'")
 

@@ -23,7 +23,8 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _HOST_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = re.compile(rf"(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[a-fA-F0-9:]+\])(?::[0-9]{{1,5}})?")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+# ASCII only, as in distribution's grammar (Go's \w); Python's \w is Unicode.
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 # distribution's limit on "registry/path" (reference.NameTotalLengthMax).
 _NAME_MAX = 255
 

@@ -28,7 +28,8 @@ _EXPIRY_MARGIN = 10.0
 # An RFC 7230 "token" (the grammar's word for a bare word), not a credential.
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # noqa: S105
 _PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*(?:,|$)')
-_SCHEME = re.compile(rf"\s*({_TOKEN})(?:\s+|$)")
+# A scheme ends at whitespace, the end, or the comma after a challenge without params.
+_SCHEME = re.compile(rf"\s*({_TOKEN})(?:\s+|$|(?=,))")
 
 
 @dataclass(frozen=True, slots=True)

@@ -512,6 +512,11 @@ def _decode(data: bytes, encoding: str, limit: int, what: str, host: str) -> byt
         ) from None
     if len(out) > limit or decoder.unconsumed_tail:
         raise LimitExceeded(f"{what}: {host} sent more than the {limit} bytes allowed (decoded)")
+    if data and not decoder.eof:
+        # A stream cut short decodes to a silently truncated document otherwise.
+        raise TransportError(
+            f"{what}: {host} sent a truncated {encoding} body", host=host, temporary=True
+        )
     return out
 
 

@@ -53,6 +53,15 @@ def follow(current: str, location: str, *, insecure_hosts: frozenset[str]) -> st
     parts = urlsplit(target)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeRedirect(f"refusing to follow {redact(current)} to {redact(target)}")
+    # User info would make aiohttp send it as Basic auth (or raise beside our own
+    # Authorization), and a bad port would raise ValueError wherever the URL is used.
+    try:
+        _ = parts.port  # raises ValueError: not a number, or outside 0-65535
+        bad_port = False
+    except ValueError:
+        bad_port = True
+    if bad_port or parts.username is not None or parts.password is not None:
+        raise UnsafeRedirect(f"refusing to follow {redact(current)} to {redact(target)}")
     if (
         urlsplit(current).scheme == "https"
         and parts.scheme == "http"

@@ -1,0 +1,178 @@
+"""Per-host state: adaptive concurrency limits, shared backoff and re-entrant slots."""
+
+from __future__ import annotations
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from relocator.transport import Hosts
+from relocator.transport.hosts import GROW_AFTER_SUCCESSES, AdaptiveLimiter
+
+
+def test_throttle_halves_the_limit_down_to_one() -> None:
+    """Each rate limit halves the slots, never below one, and the lowest is remembered."""
+    limiter = AdaptiveLimiter(8)
+
+    limits = []
+    for _ in range(5):
+        limiter.throttle()
+        limits.append(limiter.limit)
+
+    assert [4, 2, 1, 1, 1] == limits
+    assert 1 == limiter.lowest
+    assert 8 == limiter.maximum
+
+
+def test_limit_grows_back_one_slot_per_run_of_successes() -> None:
+    """After a throttle, every GROW_AFTER_SUCCESSES successes give back one slot."""
+    limiter = AdaptiveLimiter(8)
+    limiter.throttle()
+
+    for _ in range(GROW_AFTER_SUCCESSES - 1):
+        limiter.succeeded()
+    before = limiter.limit
+    limiter.succeeded()
+
+    assert (4, 5) == (before, limiter.limit)
+
+
+def test_limit_never_grows_past_its_maximum() -> None:
+    """Successes at full capacity change nothing."""
+    limiter = AdaptiveLimiter(3)
+
+    for _ in range(10 * GROW_AFTER_SUCCESSES):
+        limiter.succeeded()
+
+    assert 3 == limiter.limit
+
+
+def test_a_throttle_restarts_the_count_of_successes() -> None:
+    """Successes before a 429 do not count towards growing back after it."""
+    limiter = AdaptiveLimiter(8)
+    limiter.throttle()
+    for _ in range(GROW_AFTER_SUCCESSES - 1):
+        limiter.succeeded()
+
+    limiter.throttle()
+    limiter.succeeded()
+
+    assert 2 == limiter.limit
+
+
+async def test_acquire_and_release_count_slots_in_use() -> None:
+    """Tokens are per acquisition, so one task may hold several slots."""
+    limiter = AdaptiveLimiter(2)
+
+    first = await limiter.acquire()
+    second = await limiter.acquire()
+    in_use = limiter.in_use
+    limiter.release(first)
+    limiter.release(second)
+
+    assert (2, 0) == (in_use, limiter.in_use)
+
+
+def test_hosts_use_per_host_limits_and_keep_one_state_per_host() -> None:
+    """A host gets its own limit if configured, else the default; its state is reused."""
+    hosts = Hosts(8, {"slow.example": 2})
+
+    slow = hosts["slow.example"]
+    other = hosts["other.example"]
+
+    assert (2, 8) == (slow.limiter.limit, other.limiter.limit)
+    assert slow is hosts["slow.example"]
+    assert ["slow.example", "other.example"] == [s.host for s in hosts.states()]
+
+
+def test_back_off_keeps_the_later_deadline() -> None:
+    """A shorter `Retry-After` never cuts a longer one another request already set."""
+    state = Hosts(1)["reg.example"]
+
+    state.back_off(100.0)
+    deadline = state.not_before
+    state.back_off(1.0)
+
+    assert deadline == state.not_before
+
+
+async def test_wait_turn_returns_at_once_without_backoff() -> None:
+    """A host nobody backed off from does not delay requests."""
+    state = Hosts(1)["reg.example"]
+
+    with anyio.fail_after(5):
+        await state.wait_turn()
+
+    assert 0.0 == state.not_before
+
+
+async def test_hold_is_reentrant_for_the_holding_task() -> None:
+    """
+    Requests made while a task holds a host's slot reuse it instead of queueing for
+    another, so a copy inside one registry with a limit of one cannot deadlock.
+    """
+    hosts = Hosts(1)
+
+    with anyio.fail_after(5):
+        async with hosts.hold(["reg.example"]):
+            held_outer = hosts.held("reg.example")
+            async with hosts.hold(["reg.example"]):
+                in_use_inner = hosts["reg.example"].limiter.in_use
+
+    assert (True, 1) == (held_outer, in_use_inner)
+    assert 0 == hosts["reg.example"].limiter.in_use
+    assert not hosts.held("reg.example")
+
+
+async def test_hold_takes_one_slot_per_listed_host() -> None:
+    """A copy within one registry holds two of its slots (source and destination)."""
+    hosts = Hosts(4)
+
+    async with hosts.hold(["a.example", "a.example", "b.example"]):
+        in_use = (hosts["a.example"].limiter.in_use, hosts["b.example"].limiter.in_use)
+
+    assert (2, 1) == in_use
+    assert (0, 0) == (hosts["a.example"].limiter.in_use, hosts["b.example"].limiter.in_use)
+
+
+async def test_hold_releases_slots_when_the_block_fails() -> None:
+    """An exception inside the block gives every slot back."""
+    hosts = Hosts(2)
+
+    with pytest.raises(RuntimeError):
+        async with hosts.hold(["a.example", "b.example"]):
+            raise RuntimeError("copy failed")
+
+    assert (0, 0) == (hosts["a.example"].limiter.in_use, hosts["b.example"].limiter.in_use)
+
+
+async def test_hold_queues_other_tasks_at_the_limit() -> None:
+    """A second task waits for the slot the first holds; it does not share it."""
+    hosts = Hosts(1)
+    order: list[str] = []
+    first_holds = anyio.Event()
+    release_first = anyio.Event()
+
+    async def first() -> None:
+        async with hosts.hold(["reg.example"]):
+            order.append("first in")
+            first_holds.set()
+            await release_first.wait()
+            order.append("first out")
+
+    async def second() -> None:
+        await first_holds.wait()
+        async with hosts.hold(["reg.example"]):
+            order.append("second in")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            tg.start_soon(second)
+            await first_holds.wait()
+            # Let the second task run up to its queueing point before releasing.
+            for _ in range(10):
+                await anyio.lowlevel.checkpoint()
+            release_first.set()
+
+    assert ["first in", "first out", "second in"] == order
