@@ -10,6 +10,7 @@ long upload never starts with a token about to lapse.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -162,9 +163,8 @@ def parse_token_response(body: bytes, *, host: str) -> tuple[str, float]:
     if not isinstance(token, str) or not token:
         raise AuthError(f"token endpoint of {host} answered without a token", host=host, status=0)
     expires = doc.get("expires_in")
-    lifetime = (
-        float(expires)
-        if isinstance(expires, int | float) and not isinstance(expires, bool)
-        else _DEFAULT_TOKEN_LIFETIME
-    )
+    lifetime = _DEFAULT_TOKEN_LIFETIME
+    if isinstance(expires, int | float) and not isinstance(expires, bool):
+        # NaN or infinity would make a token live forever in the cache.
+        lifetime = float(expires) if math.isfinite(expires) else _DEFAULT_TOKEN_LIFETIME
     return token, max(lifetime, _DEFAULT_TOKEN_LIFETIME)

@@ -30,6 +30,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from relocator import __version__
 from relocator.errors import (
+    TEMPORARY_STATUS,
     AuthError,
     LimitExceeded,
     NotFound,
@@ -290,7 +291,10 @@ class HttpClient:
 
     async def _ping(self, host: str, url: str) -> None:
         base = url.split("/v2/", 1)[0] + "/v2/"
-        resp = await self._exchange("GET", base, CIMultiDict(), None, None)
+        headers = CIMultiDict(
+            {"User-Agent": self.settings.user_agent, "Accept-Encoding": "identity"}
+        )
+        resp = await self._exchange("GET", base, headers, None, None)
         challenge = None
         if resp.status == 401:
             challenge = pick_challenge(parse_challenges(resp.headers.get("WWW-Authenticate", "")))
@@ -408,6 +412,14 @@ class HttpClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _network_error(exc, urls.host_of(realm), "token request") from None
         try:
+            if resp.status in TEMPORARY_STATUS:
+                # A token service hiccup is not a login problem: retried like any 5xx.
+                raise RegistryError(
+                    f"token endpoint {urls.redact(realm)} answered HTTP {resp.status}",
+                    host=host,
+                    status=resp.status,
+                    retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                )
             if resp.status != 200:
                 raise AuthError(
                     f"token endpoint {urls.redact(realm)} refused access to "

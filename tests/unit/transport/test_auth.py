@@ -190,3 +190,11 @@ def test_token_response_over_the_cap_is_refused() -> None:
 
     with pytest.raises(LimitExceeded):
         parse_token_response(body, host="reg.example")
+
+
+@pytest.mark.parametrize("expires", [float("nan"), float("inf")])
+def test_token_lifetime_that_is_not_finite_is_the_default(expires: float) -> None:
+    """`expires_in` of NaN or infinity would keep a token forever; 60 s is used instead."""
+    body = json.dumps({"token": "t", "expires_in": expires}).encode()
+
+    assert ("t", 60.0) == parse_token_response(body, host="reg.example")

@@ -330,6 +330,21 @@ async def test_bearer_challenge_leads_to_one_token_request_and_one_retry(
     assert [None, "Bearer T1"] == [s.authorization for s in registry.requests(MANIFEST)]
 
 
+async def test_token_service_hiccup_is_retried_not_reported_as_a_login_problem(
+    serve: Callable[[], Awaitable[FakeHost]], connect: Connect
+) -> None:
+    """A 503 from the token endpoint is retried like any 5xx; the request then succeeds."""
+    registry = await serve()
+    registry.route("GET", "/token", reply(503), token_issuer())
+    registry.route("GET", MANIFEST, bearer_protected(registry, reply(body=b"manifest")))
+
+    async with connect(registry, env=login(registry)) as client:
+        body = await get(client, registry.url(MANIFEST), scopes=(pull("team/app"),))
+
+    assert b"manifest" == body
+    assert 2 == len(registry.requests("/token"))
+
+
 async def test_anonymous_token_request_carries_no_credentials(
     serve: Callable[[], Awaitable[FakeHost]], connect: Connect
 ) -> None:
