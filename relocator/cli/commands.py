@@ -49,7 +49,7 @@ class InputImage:
 async def resolve(args: argparse.Namespace) -> int:
     """`relocator resolve`: resolve every found reference to a digest and print the YAML."""
     out = Output(args, "resolve")
-    inputs = _load(args)
+    inputs = _load(args, out)
     platform = Platform.parse(args.platform) if args.platform else None
     final: dict[str, str] = {}
     pending: dict[str, Resolution] = {}
@@ -76,7 +76,7 @@ async def resolve(args: argparse.Namespace) -> int:
 async def relocate(args: argparse.Namespace) -> int:
     """`relocator relocate`: copy every image into one repository, registry to registry."""
     out = Output(args, "relocate")
-    inputs = _load(args)
+    inputs = _load(args, out)
     images = _images(inputs)
     repository = Repository.parse(args.repository)
     jobs = [
@@ -110,42 +110,43 @@ async def _transfer(
     Raises:
         PartialFailure: With `--keep-going`, after the others finished, if any failed.
     """
-    plan = await plan_images(
-        jobs,
-        source=source,
-        destination=destination,
-        sink=out.sink,
-        include_nondistributable=args.include_non_distributable_layers,
-        keep_going=args.keep_going,
-    )
-    for image, layer in plan.excluded:
-        out.emit(
-            Notice(
-                f"left out non-distributable layer {layer.digest} of {image} "
-                "(pass --include-non-distributable-layers to copy it)"
-            )
-        )
-    if args.dry_run:
-        sys.stdout.write(describe_plan(plan))
-        return None
-    options = CopyOptions(
-        hold=client.hosts.hold,
-        max_blobs_in_flight=2 * args.concurrency,
-        keep_going=args.keep_going,
-    )
     async with out.running():
+        plan = await plan_images(
+            jobs,
+            source=source,
+            destination=destination,
+            sink=out.sink,
+            include_nondistributable=args.include_non_distributable_layers,
+            keep_going=args.keep_going,
+        )
+        for image, layer in plan.excluded:
+            out.emit(
+                Notice(
+                    f"left out non-distributable layer {layer.digest} of {image} "
+                    "(pass --include-non-distributable-layers to copy it)"
+                )
+            )
+        if args.dry_run:
+            sys.stdout.write(describe_plan(plan))
+            return None
+        options = CopyOptions(
+            hold=client.hosts.hold,
+            max_blobs_in_flight=2 * args.concurrency,
+            keep_going=args.keep_going,
+        )
         report = await execute_plan(
             plan, source=source, destination=destination, options=options, sink=out.sink
         )
-    out.summary(verb, report, client.hosts.states())
-    if report.failures:
+    if report.failures and out.display != "json":
         for failure in report.failures:
             out.line(f"failed: {failure.source}: {failure.error}")
+    out.summary(verb, report, client.hosts.states())
+    if report.failures:
         total = len(report.failures) + len(report.images)
         raise PartialFailure(
             f"{len(report.failures)} of {_count(total, 'image')} failed; "
             "the others were finished",
-            hint="see the failed: lines above; run again to retry only what is missing",
+            hint="see the failed images above; run again to retry only what is missing",
         )
     return report
 
@@ -205,11 +206,11 @@ def _write_locks(
         raise InputError(f"cannot write lock file: {exc}") from None
 
 
-def _load(args: argparse.Namespace) -> config.Inputs:
+def _load(args: argparse.Namespace, out: Output) -> config.Inputs:
     stdin_text = sys.stdin.read() if "-" in args.file else None
     inputs = config.load_inputs(args.file, stdin_text=stdin_text)
     for warning in inputs.warnings:
-        sys.stderr.write(f"relocator: warning: {warning}\n")
+        out.emit(Notice(warning))
     return inputs
 
 

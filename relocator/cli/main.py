@@ -9,6 +9,7 @@ reported in one line first).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -81,10 +82,10 @@ def run(argv: list[str]) -> int:
     try:
         return anyio.run(_with_signals, command, args, backend="asyncio")
     except KeyboardInterrupt:
-        _report(Interrupted("interrupted"), debug)
+        _report(Interrupted("interrupted"), args)
         return 130
     except RelocatorError as exc:
-        _report(exc, debug)
+        _report(exc, args)
         return exit_code(exc)
     except Exception as exc:
         sys.stderr.write(f"relocator: internal error: {type(exc).__name__}: {exc}\n")
@@ -132,12 +133,22 @@ async def _with_signals(command: Command, args: argparse.Namespace) -> int:
     return result
 
 
-def _report(exc: RelocatorError, debug: bool) -> None:
-    line = f"relocator: error: {exc}"
-    if exc.hint:
-        line += f" (hint: {exc.hint})"
-    sys.stderr.write(line.replace("\n", " ") + "\n")
-    if debug:
+def _report(exc: RelocatorError, args: argparse.Namespace) -> None:
+    if getattr(args, "json", False):
+        # With --json, stderr carries JSON objects only, errors included.
+        document = {
+            "type": "Error",
+            "message": str(exc),
+            "hint": exc.hint,
+            "exit_code": exit_code(exc),
+        }
+        sys.stderr.write(json.dumps(document) + "\n")
+    else:
+        line = f"relocator: error: {exc}"
+        if exc.hint:
+            line += f" (hint: {exc.hint})"
+        sys.stderr.write(line.replace("\n", " ") + "\n")
+    if getattr(args, "debug", False):
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)

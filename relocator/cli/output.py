@@ -1,23 +1,87 @@
 """
 What a command shows on stderr: log lines, progress and the final summary.
 
-stdout carries only machine output (YAML); everything for humans goes to stderr.
+stdout carries only machine output (YAML); everything for humans goes to stderr, in one
+of three displays chosen from the flags and the terminal:
+
+- `rich`: a live display redrawn a few times a second, then a summary table
+  (`--progress auto` on a terminal, or `--progress tty`);
+- `plain`: lines without escape codes, a progress line every few seconds (`--progress
+  auto` when stderr is not a terminal, `--progress plain`; `--progress none` and
+  `--quiet` drop the progress lines, `--quiet` every other line but warnings too);
+- `json`: JSON lines only, events then a final report (`--json`).
+
+`--report FILE` writes the final report as JSON to FILE with any display.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Literal, Protocol, TextIO
 
 import anyio
+from rich.console import Console
 
-from relocator.engine import Report
-from relocator.engine.events import Event
+from relocator.engine import Report, first_error
+from relocator.engine.events import Event, Notice, ProgressSink
+from relocator.errors import Interrupted, RelocatorError
 from relocator.transport import HostState
 
-from .plain import PlainProgress, megabytes
+from .jsonout import (
+    FLUSH_SECONDS,
+    JsonLines,
+    Status,
+    error_text,
+    report_document,
+    report_from_state,
+    write_report,
+)
+from .plain import Clock, PlainProgress, ProgressState, megabytes
+from .progress import RichProgress
+
+#: Which display a command uses (see the module docstring).
+DisplayKind = Literal["rich", "plain", "json"]
+
+#: `TERM` values of terminals that cannot move the cursor: they get plain lines.
+_DUMB_TERMINALS = frozenset({"dumb", "unknown"})
+
+
+class _Display(Protocol):
+    state: ProgressState
+
+    def emit(self, event: Event) -> None: ...
+
+    def line(self, text: str) -> None: ...
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether `stream` is a terminal that can redraw (a TTY whose `TERM` is not dumb)."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):  # no fileno, or closed
+        return False
+    return tty and os.environ.get("TERM", "") not in _DUMB_TERMINALS
+
+
+def choose_display(args: argparse.Namespace, stream: TextIO) -> DisplayKind:
+    """
+    The display the flags ask for: `--json` wins; then `--quiet`, `--progress plain` and
+    `--progress none` mean plain lines; `--progress tty` means rich; `--progress auto`
+    means rich when `stream` is a terminal, plain otherwise.
+    """
+    if getattr(args, "json", False):
+        return "json"
+    mode = getattr(args, "progress", "auto")
+    if getattr(args, "quiet", False) or mode in ("plain", "none"):
+        return "plain"
+    if mode == "tty":
+        return "rich"
+    return "rich" if is_terminal(stream) else "plain"
 
 
 class Output:
@@ -25,43 +89,148 @@ class Output:
     The stderr side of one command.
 
     Args:
-        args: The parsed command line (`--quiet`, `--progress`).
+        args: The parsed command line (`--quiet`, `--progress`, `--json`, `--report`).
         prefix: The command's log prefix (`relocate`, `package`...).
+        stream: Where it all goes; stderr by default.
+        clock: Monotonic seconds (injectable so tests and captures are repeatable).
     """
 
-    def __init__(self, args: argparse.Namespace, prefix: str) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        prefix: str,
+        *,
+        stream: TextIO | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.prefix = prefix
         self.quiet = bool(getattr(args, "quiet", False))
-        mode = getattr(args, "progress", "auto")
-        self._periodic = mode != "none" and not self.quiet
-        self._plain = PlainProgress(sys.stderr, prefix, quiet=self.quiet)
+        self.display: DisplayKind = choose_display(args, stream or sys.stderr)
+        self._report_path: str | None = getattr(args, "report", None)
+        self._periodic = getattr(args, "progress", "auto") != "none" and not self.quiet
+        self._rich: RichProgress | None = None
+        self._json: JsonLines | None = None
+        self._plain: PlainProgress | None = None
+        self._display: _Display
+        if self.display == "rich":
+            forced = getattr(args, "progress", "auto") == "tty" or None
+            console = (
+                Console(file=stream, force_terminal=forced, force_interactive=forced)
+                if stream is not None
+                else Console(stderr=True, force_terminal=forced, force_interactive=forced)
+            )
+            self._display = self._rich = RichProgress(console, prefix, clock=clock)
+        elif self.display == "json":
+            self._display = self._json = JsonLines(
+                stream or sys.stderr, quiet=self.quiet, clock=clock
+            )
+        else:
+            self._display = self._plain = PlainProgress(
+                stream or sys.stderr, prefix, quiet=self.quiet, clock=clock
+            )
 
     @property
-    def sink(self) -> PlainProgress:
+    def sink(self) -> ProgressSink:
         """Where the engine's events go."""
-        return self._plain
+        return self._display
+
+    @property
+    def state(self) -> ProgressState:
+        """The counters aggregated from the events so far."""
+        return self._display.state
 
     def line(self, text: str) -> None:
-        """One log line, `<prefix> | <text>`."""
-        self._plain.line(text)
+        """One log line: `<prefix> | <text>`, or `{"type": "Log", ...}` with `--json`."""
+        self._display.line(text)
 
     def emit(self, event: Event) -> None:
         """Pass an event on (for commands that produce events themselves)."""
-        self._plain.emit(event)
+        self._display.emit(event)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Show periodic progress while the block runs."""
+        """
+        Show progress while the block runs: the live display, periodic lines, or JSON
+        lines written in batches. If the block fails, the report (`--json`, `--report`)
+        is still written, with what finished and the error, and the error propagates
+        unchanged (not wrapped in an exception group).
+        """
+        failure: Exception | None = None
         async with anyio.create_task_group() as tg:
-            if self._periodic:
+            if self._rich is not None:
+                self._rich.start()
+            elif self._json is not None:
+                self._json.buffering = True
+                tg.start_soon(self._flush_json, self._json)
+            elif self._plain is not None and self._periodic:
                 tg.start_soon(self._plain.tick)
             try:
                 yield
+            except Exception as exc:  # noqa: BLE001 - re-raised below
+                # Outside the task group, so that it is not wrapped in a group.
+                failure = exc
+            except BaseException as exc:  # cancelled, Ctrl-C
+                self._stop()
+                self._failed(exc)
+                raise
             finally:
+                self._stop()
                 tg.cancel_scope.cancel()
+        if failure is not None:
+            self._failed(failure)
+            raise failure
+
+    def _stop(self) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+        if self._json is not None:
+            self._json.buffering = False
+            self._json.flush()
+
+    @staticmethod
+    async def _flush_json(lines: JsonLines) -> None:
+        while True:
+            await anyio.sleep(FLUSH_SECONDS)
+            lines.flush()
+
+    def _failed(self, exc: BaseException) -> None:
+        """Write the report of a run the engine did not finish (events seen so far)."""
+        if self._json is None and self._report_path is None:
+            return
+        if isinstance(exc, BaseExceptionGroup):
+            exc = first_error(exc)
+        interrupted = isinstance(
+            exc, Interrupted | KeyboardInterrupt | anyio.get_cancelled_exc_class()
+        )
+        status: Status = "interrupted" if interrupted else "failed"
+        report = report_from_state(self.state)
+        try:
+            self._report(report_document(
+                self.prefix, report, status=status, error=error_text(exc)
+            ))
+        except RelocatorError as problem:
+            # The error that stopped the run is the one to report; this one is a warning.
+            self.emit(Notice(str(problem)))
+
+    def _report(self, document: dict[str, object]) -> None:
+        if self._json is not None:
+            self._json.report(document)
+        if self._report_path is not None:
+            write_report(self._report_path, document)
 
     def summary(self, verb: str, report: Report, hosts: Sequence[HostState]) -> None:
-        """The closing lines: what moved, how fast, what it cost in retries."""
+        """
+        The closing lines: what moved, how fast, what it cost in retries; a table on a
+        terminal, the report object with `--json`, and the report file with `--report`.
+        """
+        if self._rich is not None:
+            self._rich.summary(verb, report, hosts)
+        elif self._plain is not None:
+            self._plain_summary(verb, report, hosts)
+        if self._json is not None or self._report_path is not None:
+            self._report(report_document(self.prefix, report, hosts))
+
+    def _plain_summary(self, verb: str, report: Report, hosts: Sequence[HostState]) -> None:
         images = len(report.images)
         seconds = max(report.seconds, 1e-6)
         self.line(

@@ -69,14 +69,33 @@ def _add_registry(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_output(parser: argparse.ArgumentParser) -> None:
+def _add_output(parser: argparse.ArgumentParser, *, report: bool = True) -> None:
     group = parser.add_argument_group("output")
     group.add_argument(
         "--progress", choices=("auto", "tty", "plain", "none"), default="auto",
-        help="progress display on stderr: live bars on a terminal, periodic lines "
-        "otherwise (default auto)",
+        help="progress display on stderr: auto is live bars on a terminal and a line "
+        "every few seconds otherwise; tty forces the bars, plain the lines; none shows "
+        "no progress (default auto)",
     )
-    group.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    group.add_argument(
+        "--json", action="store_true",
+        help="stderr carries JSON lines only: one object per event (byte progress at "
+        'most once a second per blob), log lines as {"type": "Log"}'
+        + (', and a final {"type": "Report"} object (docs/report.schema.json)'
+           if report else "")
+        + "; no progress display",
+    )
+    if report:
+        group.add_argument(
+            "--report", metavar="FILE",
+            help="write the final report as JSON to FILE (docs/report.schema.json), "
+            "also when the transfer stops on an error; works with any display",
+        )
+    group.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="print errors and warnings only"
+        + (" (with --json: those and the report)" if report else ""),
+    )
     group.add_argument(
         "--debug", action="store_true",
         help="log HTTP requests (secrets redacted) and show tracebacks",
@@ -134,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"concurrent requests per registry (default {DEFAULT_CONCURRENCY})",
     )
     _add_registry(resolve)
-    _add_output(resolve)
+    _add_output(resolve, report=False)
 
     relocate = commands.add_parser(
         "relocate", help="copy every referenced image into one repository",

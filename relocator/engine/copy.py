@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from relocator.store import Committing, Contents, ImageEntry, Preparing, Store
 
-from .events import ImageStarted, NullSink, Planned, ProgressSink
+from .events import ImagePlanned, ImageStarted, NullSink, Planned, ProgressSink
 from .execute import CopyOptions, Executor
 from .groups import first_error
 from .plan import Job, Plan, make_plan
@@ -48,6 +48,19 @@ async def plan_images(
         )
     except BaseExceptionGroup as group:
         raise first_error(group) from None
+    for job in plan.jobs:
+        if job in plan.failed:
+            continue
+        missing = [b for b in plan.job_blobs(job) if job.destination not in b.present]
+        sink.emit(
+            ImagePlanned(
+                source=str(job.source),
+                destination=str(job.target),
+                present=job in plan.present,
+                blobs_to_move=len(missing),
+                bytes_to_move=sum(b.desc.size for b in missing),
+            )
+        )
     blobs_present = sum(1 for b in plan.blobs.values() if not b.missing)
     sink.emit(
         Planned(

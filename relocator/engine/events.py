@@ -33,6 +33,19 @@ class Planned(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ImagePlanned(Event):
+    """One top-level image is planned: what it still needs at the destination."""
+
+    source: str
+    destination: str
+    #: The destination already has the image (nothing to do but check its tag).
+    present: bool
+    #: Blobs of the image the destination lacks, and their bytes.
+    blobs_to_move: int
+    bytes_to_move: int
+
+
+@dataclass(frozen=True, slots=True)
 class ImageStarted(Event):
     """Work on one top-level image began (planning it)."""
 

@@ -100,7 +100,10 @@ class Executor:
         for key in plan.manifests_present:
             self._event(key).set()
         self.report.manifests_present = len(plan.manifests_present)
-        self.report.blobs_excluded = len({d.digest for _, d in plan.excluded})
+        excluded = {d.digest: d for _, d in plan.excluded}
+        self.report.blobs_excluded = len(excluded)
+        for desc in excluded.values():
+            self._sink.emit(BlobDone(str(desc.digest), desc.size, "excluded"))
         async with anyio.create_task_group() as tg:
             for blob in plan.blobs_to_move():
                 tg.start_soon(self._blob, blob, name=f"blob {blob.desc.digest.short}")

@@ -115,13 +115,33 @@ class Plan:
 
     @property
     def bytes_to_move(self) -> int:
-        """Bytes that will cross the wire (each blob once per destination lacking it)."""
-        return sum(b.desc.size for b in self.blobs.values() if b.missing)
+        """
+        Bytes still to land: each blob once per destination repository lacking it (a
+        second repository of one registry gets it by a mount, which moves no bytes, but
+        the executor only knows that once it tried).
+        """
+        return sum(b.desc.size * len(b.missing) for b in self.blobs.values())
 
     @property
     def bytes_present(self) -> int:
         """Bytes of blobs every destination already has."""
         return sum(b.desc.size for b in self.blobs.values() if not b.missing)
+
+    def job_blobs(self, job: Job) -> list[BlobNode]:
+        """The blobs `job`'s image needs (its own and its children's), each once."""
+        found: dict[Digest, BlobNode] = {}
+        seen: set[Key] = set()
+        stack: list[Key] = [(job.destination, job.digest)]
+        while stack:
+            key = stack.pop()
+            node = self.manifests.get(key)
+            if node is None or key in seen:
+                continue
+            seen.add(key)
+            for digest in node.blobs:
+                found.setdefault(digest, self.blobs[digest])
+            stack.extend(node.manifests)
+        return list(found.values())
 
     def unique_blobs(self) -> Iterator[BlobNode]:
         """Every blob of the plan, once."""
