@@ -30,6 +30,7 @@ from relocator.engine.resolve import Resolution, resolve_all
 from relocator.errors import InputError, PartialFailure
 from relocator.oci import Digest, Platform, Reference, Repository
 from relocator.store import RegistryStore, Store
+from relocator.store.tarball import TarballReader, TarballWriter
 from relocator.transport import HttpClient, Keychain, TransportSettings
 
 from .output import Output
@@ -44,6 +45,9 @@ class InputImage:
     #: Strings that name it in the inputs (the found value, an override's image and
     #: newImage): each becomes an entry of a relocated lock.
     names: tuple[str, ...]
+    #: The reference as first written, with its tag if it had one (`app:1.0@sha256:...`):
+    #: the name a tarball records for it.
+    written: Reference
 
 
 async def resolve(args: argparse.Namespace) -> int:
@@ -90,6 +94,67 @@ async def relocate(args: argparse.Namespace) -> int:
         store = RegistryStore(client)
         report = await _transfer(args, out, jobs, store, store, client, verb="imported")
     if report is not None:
+        _finish_relocated(args, inputs, images, repository)
+    return 0
+
+
+async def pkg(args: argparse.Namespace) -> int:
+    """`relocator pkg`: export every referenced image into one tarball, each blob once."""
+    out = Output(args, "package")
+    inputs = _load(args, out)
+    images = _images(inputs)
+    jobs = [Job(source=image.written, destination=image.reference.repo) for image in images]
+    out.line(f"exporting {_count(len(jobs), 'image')}...")
+    for image in images:
+        out.line(f"will export {image.reference}")
+    writer = TarballWriter(Path(args.output), format=args.format, resume=args.resume)
+    try:
+        async with _client(args) as client:
+            report = await _transfer(
+                args, out, jobs, RegistryStore(client), writer, client, verb="exported"
+            )
+    finally:
+        await writer.aclose()
+        if writer.kept is not None:
+            out.line(f"kept the unfinished tarball {writer.kept}; rerun with --resume to "
+                     "reuse what it holds")
+    if report is not None:
+        out.line(f"exported {_count(len(report.images), 'image')}")
+    return 0
+
+
+async def unpkg(args: argparse.Namespace) -> int:
+    """`relocator unpkg`: import every image of a tarball into one repository."""
+    out = Output(args, "unpackage")
+    inputs = _load(args, out)
+    images = _images(inputs)
+    repository = Repository.parse(args.repository)
+    async with TarballReader(Path(args.input)) as reader:
+        # Every image the inputs name must be in the tarball before anything is pushed.
+        for image in images:
+            if await reader.manifest_exists(image.reference) is None:
+                raise InputError(
+                    f"Expected to find image for '{image.names[0]}' in {args.input}",
+                    hint="package it with relocator pkg -f FILE --output TAR",
+                )
+        jobs = [
+            Job(
+                source=tar_image.reference
+                or Reference.from_repo(repository, digest=tar_image.digest),
+                destination=repository,
+                tags=(image_tag(tar_image.digest),),
+            )
+            for tar_image in reader.images()
+        ]
+        out.line(f"importing {_count(len(jobs), 'image')}...")
+        for job in jobs:
+            out.line(f"importing {job.source} -> {job.target}...")
+        async with _client(args) as client:
+            report = await _transfer(
+                args, out, jobs, reader, RegistryStore(client), client, verb="imported"
+            )
+    if report is not None:
+        out.line(f"imported {_count(len(report.images), 'image')}")
         _finish_relocated(args, inputs, images, repository)
     return 0
 
@@ -216,29 +281,31 @@ def _load(args: argparse.Namespace, out: Output) -> config.Inputs:
 
 def _images(inputs: config.Inputs) -> list[InputImage]:
     """Every image the inputs name, which must be in digest form, once each."""
-    by_digest: dict[Reference, list[str]] = {}
+    by_digest: dict[Reference, tuple[Reference, list[str]]] = {}
+
+    def add(value: str, target: str, where: str, names: list[str]) -> None:
+        written = _parse(target, where)
+        if written.digest is None:
+            raise InputError(
+                f"Expected image '{value}' to be in digest form (i.e. image@digest)",
+                hint="resolve tags first: relocator resolve -f FILE --lock-output LOCK, "
+                "then pass -f LOCK",
+            )
+        # The tag, if any, is only a label; the digest names the content.
+        ref = written.with_digest(written.digest)
+        by_digest.setdefault(ref, (written, []))[1].extend(names)
+
     for found in inputs.found_images():
         override = found.override
         target = override.new_image if override is not None else found.value
-        ref = _digest_form(found.value, target, found.where)
-        by_digest.setdefault(ref, []).extend([found.value, target])
+        add(found.value, target, found.where, [found.value, target])
     for override in inputs.preresolved():
-        ref = _digest_form(override.new_image, override.new_image, override.where)
         names = [override.new_image] + ([override.image] if override.image else [])
-        by_digest.setdefault(ref, []).extend(names)
-    return [InputImage(ref, tuple(dict.fromkeys(names))) for ref, names in by_digest.items()]
-
-
-def _digest_form(value: str, target: str, where: str) -> Reference:
-    ref = _parse(target, where)
-    if ref.digest is None:
-        raise InputError(
-            f"Expected image '{value}' to be in digest form (i.e. image@digest)",
-            hint="resolve tags first: relocator resolve -f FILE --lock-output LOCK, "
-            "then pass -f LOCK",
-        )
-    # The tag, if any, is only a label; the digest names the content.
-    return ref.with_digest(ref.digest)
+        add(override.new_image, override.new_image, override.where, names)
+    return [
+        InputImage(ref, tuple(dict.fromkeys(names)), written)
+        for ref, (written, names) in by_digest.items()
+    ]
 
 
 def _parse(text: str, where: str) -> Reference:

@@ -237,7 +237,7 @@ class Output:
             f"{verb} {images} images: {report.blobs_copied} blobs copied "
             f"({megabytes(report.bytes_copied)}), {report.blobs_mounted} mounted, "
             f"{report.blobs_present} already present, {report.manifests_pushed} manifests "
-            f"pushed in {report.seconds:.1f}s ({megabytes(int(report.bytes_copied / seconds))}/s)"
+            f"{'written' if self.prefix == 'package' else 'pushed'} in {report.seconds:.1f}s ({megabytes(int(report.bytes_copied / seconds))}/s)"
         )
         for host in hosts:
             if host.retries or host.throttled:
