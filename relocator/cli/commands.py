@@ -103,7 +103,10 @@ async def pkg(args: argparse.Namespace) -> int:
     out = Output(args, "package")
     inputs = _load(args, out)
     images = _images(inputs)
-    jobs = [Job(source=image.written, destination=image.reference.repo) for image in images]
+    # A tarball is content-addressed: every image goes to one place, so that a blob
+    # shared by images of different source repositories is planned (and written) once.
+    inside = Repository(registry="tarball", path="images")
+    jobs = [Job(source=image.written, destination=inside) for image in images]
     out.line(f"exporting {_count(len(jobs), 'image')}...")
     for image in images:
         out.line(f"will export {image.reference}")

@@ -277,8 +277,8 @@ class PlainProgress:
             )
         elif isinstance(event, ev.ImageDone):
             verb = "present" if event.how == "present" else "done"
-            if _same_image(event.source, event.destination):
-                # Packaging keeps the name: "X -> X" would only repeat it.
+            if self._prefix == "package":
+                # A tarball keeps the name: "X -> X" would only repeat it.
                 self.line(f"{verb}: {event.source}")
             else:
                 self.line(f"{verb}: {event.source} -> {event.destination}")
@@ -306,14 +306,3 @@ class PlainProgress:
             await anyio.sleep(TICK_SECONDS)
             if self.state.planned:
                 self.line(self.status())
-
-
-def _same_image(source: str, destination: str) -> bool:
-    """Whether two references name one repository and digest (tags aside)."""
-    def key(ref: str) -> tuple[str, str]:
-        name, _, digest = ref.partition("@")
-        if name.rfind(":") > name.rfind("/"):
-            name = name[: name.rfind(":")]
-        return name, digest
-
-    return key(source) == key(destination)

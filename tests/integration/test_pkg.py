@@ -87,6 +87,9 @@ def test_seed_pkg_unpkg_flow_with_lock_file(
     assert [] == [name for name, count in names.items() if count > 1]
     unique = {str(b.digest) for i in app for b in i.all_blobs()}
     assert unique <= {name.replace("blobs/sha256/", "sha256:") for name in names}
+    # The base layer shared by images of two source repositories is fetched once.
+    summary = next(line for line in package_lines if "blobs copied" in line)
+    assert f"{len(unique)} blobs copied" in summary
 
 
 def test_seed_pkg_unpkg_flow_directly_against_configuration(
