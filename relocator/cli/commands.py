@@ -12,7 +12,6 @@ import argparse
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from relocator import config
@@ -28,32 +27,27 @@ from relocator.engine import (
 from relocator.engine.events import Notice
 from relocator.engine.resolve import Resolution, resolve_all
 from relocator.errors import InputError, PartialFailure
-from relocator.oci import Digest, Platform, Reference, Repository
+from relocator.oci import Platform, Reference, Repository
 from relocator.store import RegistryStore, Store
 from relocator.store.tarball import TarballReader, TarballWriter
 from relocator.transport import HttpClient, Keychain, TransportSettings
 
+from .inputs import images_of, load, parse_reference, write_locks
 from .output import Output
 from .plain import megabytes
-
-
-@dataclass(frozen=True, slots=True)
-class InputImage:
-    """An image the inputs name, in digest form, with the keys lock files use for it."""
-
-    reference: Reference
-    #: Strings that name it in the inputs (the found value, an override's image and
-    #: newImage): each becomes an entry of a relocated lock.
-    names: tuple[str, ...]
-    #: The reference as first written, with its tag if it had one (`app:1.0@sha256:...`):
-    #: the name a tarball records for it.
-    written: Reference
+from .targets import (
+    Destinations,
+    parse_platforms,
+    relocated_names,
+    select_platforms,
+    targets_of,
+)
 
 
 async def resolve(args: argparse.Namespace) -> int:
     """`relocator resolve`: resolve every found reference to a digest and print the YAML."""
     out = Output(args, "resolve")
-    inputs = _load(args, out)
+    inputs = load(args, out)
     platform = Platform.parse(args.platform) if args.platform else None
     final: dict[str, str] = {}
     pending: dict[str, Resolution] = {}
@@ -64,7 +58,7 @@ async def resolve(args: argparse.Namespace) -> int:
             continue
         target = override.new_image if override is not None else found.value
         wanted = override.platform if override is not None and override.platform else platform
-        pending[found.value] = Resolution(reference=_parse(target, found.where), platform=wanted)
+        pending[found.value] = Resolution(reference=parse_reference(target, found.where), platform=wanted)
     if pending:
         async with _client(args) as client:
             results = await resolve_all(list(pending.values()), RegistryStore(client))
@@ -72,41 +66,43 @@ async def resolve(args: argparse.Namespace) -> int:
             final[value] = str(results[request])
     for value in sorted(final):
         out.line(f"final: {value} -> {final[value]}")
-    _write_locks(args, [(value, final[value]) for value in final], inputs)
+    write_locks(args, [(value, final[value]) for value in final], inputs)
     sys.stdout.write(inputs.render(final))
     return 0
 
 
 async def relocate(args: argparse.Namespace) -> int:
-    """`relocator relocate`: copy every image into one repository, registry to registry."""
+    """`relocator relocate`: copy every image to its destination, registry to registry."""
     out = Output(args, "relocate")
-    inputs = _load(args, out)
-    images = _images(inputs)
-    repository = Repository.parse(args.repository)
-    jobs = [
-        Job(source=image.reference, destination=repository, tags=(image_tag(_digest(image)),))
-        for image in images
-    ]
-    out.line(f"exporting {_count(len(jobs), 'image')}...")
-    for image in images:
-        out.line(f"will export {image.reference}")
+    inputs = load(args, out)
+    targets = targets_of(
+        images_of(inputs), Destinations.from_args(args), preserve_tags=args.preserve_tags
+    )
+    platforms = parse_platforms(args.platform)
     async with _client(args) as client:
         store = RegistryStore(client)
+        if platforms:
+            targets = await select_platforms(targets, store, platforms, out)
+        jobs = [job for target in targets for job in target.jobs()]
+        out.line(f"exporting {_count(len(jobs), 'image')}...")
+        for job in jobs:
+            out.line(f"will export {job.source}")
         report = await _transfer(args, out, jobs, store, store, client, verb="imported")
     if report is not None:
-        _finish_relocated(args, inputs, images, repository)
+        _finish(args, inputs, relocated_names(targets))
     return 0
 
 
 async def pkg(args: argparse.Namespace) -> int:
     """`relocator pkg`: export every referenced image into one tarball, each blob once."""
     out = Output(args, "package")
-    inputs = _load(args, out)
-    images = _images(inputs)
+    inputs = load(args, out)
+    images = images_of(inputs)
     # A tarball is content-addressed: every image goes to one place, so that a blob
     # shared by images of different source repositories is planned (and written) once.
+    # The tags the inputs named travel in the tarball, for `unpkg --preserve-tags`.
     inside = Repository(registry="tarball", path="images")
-    jobs = [Job(source=image.written, destination=inside) for image in images]
+    jobs = [Job(source=i.written, destination=inside, tags=i.tags) for i in images]
     out.line(f"exporting {_count(len(jobs), 'image')}...")
     for image in images:
         out.line(f"will export {image.reference}")
@@ -127,11 +123,11 @@ async def pkg(args: argparse.Namespace) -> int:
 
 
 async def unpkg(args: argparse.Namespace) -> int:
-    """`relocator unpkg`: import every image of a tarball into one repository."""
+    """`relocator unpkg`: import every image of a tarball, with no access to its source."""
     out = Output(args, "unpackage")
-    inputs = _load(args, out)
-    images = _images(inputs)
-    repository = Repository.parse(args.repository)
+    inputs = load(args, out)
+    images = images_of(inputs)
+    destinations = Destinations.from_args(args)
     async with TarballReader(Path(args.input)) as reader:
         # Every image the inputs name must be in the tarball before anything is pushed.
         for image in images:
@@ -140,15 +136,22 @@ async def unpkg(args: argparse.Namespace) -> int:
                     f"Expected to find image for '{image.names[0]}' in {args.input}",
                     hint="package it with relocator pkg -f FILE --output TAR",
                 )
-        jobs = [
-            Job(
-                source=tar_image.reference
-                or Reference.from_repo(repository, digest=tar_image.digest),
-                destination=repository,
-                tags=(image_tag(tar_image.digest),),
-            )
-            for tar_image in reader.images()
-        ]
+        jobs: list[Job] = []
+        for tar_image in reader.images():
+            source = tar_image.reference
+            if source is None:
+                single = destinations.single
+                if single is None:
+                    raise InputError(
+                        f"{args.input} records no full reference for image "
+                        f"{tar_image.name or tar_image.digest}; "
+                        "--repository-template needs one",
+                        hint="import it with --repository instead",
+                    )
+                source = Reference.from_repo(single, digest=tar_image.digest)
+            tags = tar_image.tags if args.preserve_tags else ()
+            jobs.append(Job(source=source, destination=destinations.of(source),
+                            tags=(image_tag(tar_image.digest), *tags)))
         out.line(f"importing {_count(len(jobs), 'image')}...")
         for job in jobs:
             out.line(f"importing {job.source} -> {job.target}...")
@@ -158,7 +161,15 @@ async def unpkg(args: argparse.Namespace) -> int:
             )
     if report is not None:
         out.line(f"imported {_count(len(report.images), 'image')}")
-        _finish_relocated(args, inputs, images, repository)
+        landed = {job.digest: str(job.target) for job in jobs}
+        mapping = {
+            name: landed.get(image.digest) or str(
+                Reference.from_repo(destinations.of(image.reference), digest=image.digest)
+            )
+            for image in images
+            for name in image.names
+        }
+        _finish(args, inputs, mapping)
     return 0
 
 
@@ -245,84 +256,10 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _finish_relocated(
-    args: argparse.Namespace,
-    inputs: config.Inputs,
-    images: Sequence[InputImage],
-    repository: Repository,
-) -> None:
-    mapping: dict[str, str] = {}
-    for image in images:
-        destination = str(Reference.from_repo(repository, digest=_digest(image)))
-        for name in image.names:
-            mapping[name] = destination
-    _write_locks(args, list(mapping.items()), inputs)
+def _finish(args: argparse.Namespace, inputs: config.Inputs, mapping: dict[str, str]) -> None:
+    """Write the lock files, then print the inputs with every name relocated."""
+    write_locks(args, list(mapping.items()), inputs)
     sys.stdout.write(inputs.render(mapping))
-
-
-def _write_locks(
-    args: argparse.Namespace, entries: list[tuple[str, str]], inputs: config.Inputs
-) -> None:
-    try:
-        if getattr(args, "lock_output", None):
-            config.write_kbld_lock(
-                args.lock_output, entries, search_rules=inputs.config.user_search_rules
-            )
-        if getattr(args, "imgpkg_lock_output", None):
-            config.write_imgpkg_lock(args.imgpkg_lock_output, entries)
-    except OSError as exc:
-        raise InputError(f"cannot write lock file: {exc}") from None
-
-
-def _load(args: argparse.Namespace, out: Output) -> config.Inputs:
-    stdin_text = sys.stdin.read() if "-" in args.file else None
-    inputs = config.load_inputs(args.file, stdin_text=stdin_text)
-    for warning in inputs.warnings:
-        out.emit(Notice(warning))
-    return inputs
-
-
-def _images(inputs: config.Inputs) -> list[InputImage]:
-    """Every image the inputs name, which must be in digest form, once each."""
-    by_digest: dict[Reference, tuple[Reference, list[str]]] = {}
-
-    def add(value: str, target: str, where: str, names: list[str]) -> None:
-        written = _parse(target, where)
-        if written.digest is None:
-            raise InputError(
-                f"Expected image '{value}' to be in digest form (i.e. image@digest)",
-                hint="resolve tags first: relocator resolve -f FILE --lock-output LOCK, "
-                "then pass -f LOCK",
-            )
-        # The tag, if any, is only a label; the digest names the content.
-        ref = written.with_digest(written.digest)
-        by_digest.setdefault(ref, (written, []))[1].extend(names)
-
-    for found in inputs.found_images():
-        override = found.override
-        target = override.new_image if override is not None else found.value
-        add(found.value, target, found.where, [found.value, target])
-    for override in inputs.preresolved():
-        names = [override.new_image] + ([override.image] if override.image else [])
-        add(override.new_image, override.new_image, override.where, names)
-    return [
-        InputImage(ref, tuple(dict.fromkeys(names)), written)
-        for ref, (written, names) in by_digest.items()
-    ]
-
-
-def _parse(text: str, where: str) -> Reference:
-    try:
-        return Reference.parse(text)
-    except InputError as exc:
-        raise InputError(f"{where}: {exc}" if where else str(exc)) from None
-
-
-def _digest(image: InputImage) -> Digest:
-    digest = image.reference.digest
-    if digest is None:  # pragma: no cover - _images only yields digest references
-        raise InputError(f"{image.reference} has no digest")
-    return digest
 
 
 def transport_settings(args: argparse.Namespace) -> TransportSettings:

@@ -53,6 +53,24 @@ def _add_files(parser: argparse.ArgumentParser, *, required: bool = True) -> Non
     )
 
 
+def _add_destination(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "-r", "--repository", metavar="REPO",
+        help="destination repository for every image, e.g. registry.example.com/team/app",
+    )
+    where.add_argument(
+        "--repository-template", metavar="TEMPLATE",
+        help="destination per image, keeping its path: {registry}, {repository} and "
+        "{name} of the source, e.g. registry.internal/mirror/{repository}",
+    )
+    parser.add_argument(
+        "--preserve-tags", action="store_true",
+        help="also apply the tags the inputs named (or the tarball recorded) at the "
+        "destination",
+    )
+
+
 def _add_registry(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("registry")
     group.add_argument(
@@ -157,13 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     relocate = commands.add_parser(
         "relocate", help="copy every referenced image into one repository",
-        description="Copy every image referenced (in digest form) into --repository, "
-        "registry to registry, and print the YAML with relocated references.",
+        description="Copy every image referenced (in digest form) into --repository (or "
+        "the repositories --repository-template names), registry to registry, and print "
+        "the YAML with relocated references.",
     )
     _add_files(relocate)
+    _add_destination(relocate)
     relocate.add_argument(
-        "-r", "--repository", required=True, metavar="REPO",
-        help="destination repository, e.g. registry.example.com/team/app",
+        "--platform", metavar="OS/ARCH[,...]",
+        help="copy only these platforms' images of an index (the index itself is left "
+        "out: its digest would change); references point at the first platform's image",
     )
     relocate_lock = relocate.add_mutually_exclusive_group()
     relocate_lock.add_argument(
@@ -204,9 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_files(unpkg)
     unpkg.add_argument("-i", "--input", required=True, metavar="TAR", help="tarball to read")
-    unpkg.add_argument(
-        "-r", "--repository", required=True, metavar="REPO", help="destination repository"
-    )
+    _add_destination(unpkg)
     unpkg_lock = unpkg.add_mutually_exclusive_group()
     unpkg_lock.add_argument(
         "--lock-output", metavar="FILE", help="write a kbld Config lock of the new locations"
