@@ -9,6 +9,7 @@ YAML on stdout; log lines go to stderr with kbld's prefixes (`resolve |`, `reloc
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from relocator.engine import (
     Job,
     Plan,
     Report,
+    Shard,
     execute_plan,
     image_tag,
     plan_images,
@@ -189,6 +191,7 @@ async def _transfer(
     Raises:
         PartialFailure: With `--keep-going`, after the others finished, if any failed.
     """
+    shard = _shard(args)
     async with out.running():
         plan = await plan_images(
             jobs,
@@ -197,7 +200,10 @@ async def _transfer(
             sink=out.sink,
             include_nondistributable=args.include_non_distributable_layers,
             keep_going=args.keep_going,
+            shard=shard,
         )
+        if shard is not None:
+            out.line(f"shard {shard}: {_count(len(plan.jobs), 'image')} of {len(jobs)}")
         for image, layer in plan.excluded:
             out.emit(
                 Notice(
@@ -228,6 +234,14 @@ async def _transfer(
             hint="see the failed images above; run again to retry only what is missing",
         )
     return report
+
+
+def _shard(args: argparse.Namespace) -> Shard | None:
+    """`--shard` (default `$RELOCATOR_SHARD`); the index may come from Kubernetes."""
+    text = getattr(args, "shard", None) or os.environ.get("RELOCATOR_SHARD")
+    if not text:
+        return None
+    return Shard.parse(text, env_index=os.environ.get("JOB_COMPLETION_INDEX"))
 
 
 def describe_plan(plan: Plan) -> str:

@@ -182,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_files(relocate)
     _add_destination(relocate)
     relocate.add_argument(
+        "--shard", metavar="INDEX/COUNT",
+        help="copy only this worker's share of the images (0-based INDEX of COUNT "
+        "workers); images that share blobs go to the same shard. COUNT alone takes the "
+        "index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs). Default: "
+        "$RELOCATOR_SHARD",
+    )
+    relocate.add_argument(
         "--platform", metavar="OS/ARCH[,...]",
         help="copy only these platforms' images of an index (the index itself is left "
         "out: its digest would change); references point at the first platform's image",

@@ -12,6 +12,7 @@ from relocator.engine.execute import CopyOptions, image_tag
 from relocator.engine.groups import first_error
 from relocator.engine.plan import BlobNode, Job, ManifestNode, Plan
 from relocator.engine.report import ImageFailure, ImageResult, Report
+from relocator.engine.shard import Shard
 
 __all__ = (
     "BlobNode",
@@ -22,6 +23,7 @@ __all__ = (
     "ManifestNode",
     "Plan",
     "Report",
+    "Shard",
     "copy_images",
     "events",
     "execute_plan",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from relocator.oci import Digest, Manifest
 from relocator.store import Committing, Contents, ImageEntry, Preparing, Store
 
 from .events import ImagePlanned, ImageStarted, NullSink, Planned, ProgressSink
@@ -16,6 +17,7 @@ from .execute import CopyOptions, Executor
 from .groups import first_error
 from .plan import Job, Plan, make_plan
 from .report import Report
+from .shard import Shard, select
 
 
 async def plan_images(
@@ -27,17 +29,33 @@ async def plan_images(
     include_nondistributable: bool = False,
     skip_present: bool = True,
     keep_going: bool = False,
+    shard: Shard | None = None,
 ) -> Plan:
     """
-    Plan copying `jobs`: walk the sources, skip what the destination has.
+    Plan copying `jobs`: walk the sources, skip what the destination has. With `shard`,
+    only that shard's share of the jobs (see `relocator.engine.shard`).
 
     Raises:
         RelocatorError: The first failure (a missing image, an unsupported manifest...).
     """
     sink = sink or NullSink()
-    for job in jobs:
-        sink.emit(ImageStarted(str(job.source), str(job.target)))
+    known: dict[Digest, Manifest] = {}
     try:
+        if shard is not None:
+            # The split must not depend on the destination (other shards are filling
+            # it), so it is computed from a walk of the source alone.
+            whole = await make_plan(
+                jobs,
+                source,
+                destination,
+                include_nondistributable=include_nondistributable,
+                skip_present=False,
+                keep_going=keep_going,
+            )
+            jobs = select(whole, shard)
+            known = {n.manifest.digest: n.manifest for n in whole.manifests.values()}
+        for job in jobs:
+            sink.emit(ImageStarted(str(job.source), str(job.target)))
         plan = await make_plan(
             jobs,
             source,
@@ -45,6 +63,7 @@ async def plan_images(
             include_nondistributable=include_nondistributable,
             skip_present=skip_present,
             keep_going=keep_going,
+            known=known,
         )
     except BaseExceptionGroup as group:
         raise first_error(group) from None

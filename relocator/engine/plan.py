@@ -159,6 +159,7 @@ class Planner:
         skip_present: Ask the destination first (off for a fresh tarball).
         keep_going: Record a job that fails to plan in `Plan.failed` and plan the
             others, instead of failing the whole plan.
+        known: Manifests already fetched (by digest), not fetched again.
     """
 
     def __init__(
@@ -169,8 +170,10 @@ class Planner:
         include_nondistributable: bool = False,
         skip_present: bool = True,
         keep_going: bool = False,
+        known: dict[Digest, Manifest] | None = None,
     ) -> None:
         self._src = source
+        self._known = known or {}
         self._keep_going = keep_going
         self._failed: dict[Key, RelocatorError] = {}
         self._dst = destination
@@ -250,7 +253,7 @@ class Planner:
         if not root and self._skip_present and await self._dst.manifest_exists(target):
             self._plan.manifests_present.add(key)
             return
-        manifest = await self._src.manifest_get(source)
+        manifest = self._known.get(key[1]) or await self._src.manifest_get(source)
         node = ManifestNode(source=source, destination=target, manifest=manifest)
         children = [(child, False) for child in manifest.manifests]
         if manifest.subject is not None:
@@ -332,6 +335,7 @@ async def make_plan(
     include_nondistributable: bool = False,
     skip_present: bool = True,
     keep_going: bool = False,
+    known: dict[Digest, Manifest] | None = None,
 ) -> Plan:
     """
     Plan copying `jobs` from `source` to `destination`.
@@ -346,5 +350,6 @@ async def make_plan(
         include_nondistributable=include_nondistributable,
         skip_present=skip_present,
         keep_going=keep_going,
+        known=known,
     )
     return await planner.plan(jobs)
