@@ -270,11 +270,7 @@ class PlainProgress:
         """Record an event; print the ones worth a line."""
         self.state.update(event)
         if isinstance(event, ev.Planned):
-            self.line(
-                f"planned {event.images} images ({event.images_present} already present), "
-                f"{event.blobs} blobs ({event.blobs_present} present), "
-                f"{megabytes(event.bytes_to_move)} to move"
-            )
+            self.line(describe_planned(event))
         elif isinstance(event, ev.ImageDone):
             verb = "present" if event.how == "present" else "done"
             if self._prefix == "package":
@@ -306,3 +302,12 @@ class PlainProgress:
             await anyio.sleep(TICK_SECONDS)
             if self.state.planned:
                 self.line(self.status())
+
+
+def describe_planned(event: ev.Planned) -> str:
+    """The log line of a finished plan (every display prints it)."""
+    return (
+        f"planned {event.images} images ({event.images_present} already present), "
+        f"{event.blobs} blobs ({event.blobs_present} present), "
+        f"{megabytes(event.bytes_to_move)} to move"
+    )

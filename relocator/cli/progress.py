@@ -34,6 +34,7 @@ from .plain import (
     ImageStatus,
     ProgressState,
     Snapshot,
+    describe_planned,
     fraction,
     megabytes,
 )
@@ -147,11 +148,7 @@ class RichProgress:
         """Record an event; the rare ones worth a permanent line are printed above."""
         self.state.update(event)
         if isinstance(event, ev.Planned):
-            self.line(
-                f"planned {event.images} images ({event.images_present} already present), "
-                f"{event.blobs} blobs ({event.blobs_present} present), "
-                f"{megabytes(event.bytes_to_move)} to move"
-            )
+            self.line(describe_planned(event))
         elif isinstance(event, ev.Retrying):
             self.line(f"retrying {event.what} (attempt {event.attempt}): {event.error}",
                       style="yellow")

@@ -11,13 +11,12 @@ JSON decoder matches keys case-insensitively, Python's does not).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from relocator.errors import ManifestError, UnsupportedManifest
-from relocator.oci import mediatypes
+from relocator.oci import mediatypes, strictjson
 from relocator.oci.descriptor import Descriptor
 from relocator.oci.digest import Digest
 
@@ -162,27 +161,13 @@ class Manifest:
 
 def _load_object(raw: bytes, name: str) -> dict[str, Any]:
     try:
-        doc = json.loads(raw, object_pairs_hook=_refuse_duplicates)
-    except _DuplicateKey as exc:
-        raise ManifestError(f"{name} is ambiguous: duplicate key '{exc.key}'") from None
+        doc = strictjson.loads(raw)
+    except strictjson.DuplicateKey as exc:
+        raise ManifestError(f"{name} is ambiguous: {exc}") from None
     except (ValueError, RecursionError):
         raise ManifestError(f"{name} is not valid JSON") from None
     if not isinstance(doc, dict):
         raise ManifestError(f"{name} is not a JSON object")
-    return doc
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in doc:
-            raise _DuplicateKey(key)
-        doc[key] = value
     return doc
 
 

@@ -12,11 +12,7 @@ import json
 from typing import Any
 
 from relocator.errors import TarError
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
+from relocator.oci import strictjson
 
 
 def load(raw: bytes, *, what: str) -> Any:
@@ -35,24 +31,11 @@ def load(raw: bytes, *, what: str) -> Any:
     except UnicodeDecodeError:
         raise TarError(f"{what} is not UTF-8 text") from None
     try:
-        return json.loads(text, object_pairs_hook=_object, parse_constant=_refuse_constant)
-    except _DuplicateKey as exc:
-        raise TarError(f"{what} is ambiguous: duplicate key '{exc.key[:80]}'") from None
+        return strictjson.loads(text)
+    except strictjson.DuplicateKey as exc:
+        raise TarError(f"{what} is ambiguous: {exc}") from None
     except (ValueError, RecursionError):
         raise TarError(f"{what} is not valid JSON") from None
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in doc:
-            raise _DuplicateKey(key)
-        doc[key] = value
-    return doc
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def dump(doc: Any) -> bytes:
