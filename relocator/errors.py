@@ -11,8 +11,13 @@ from __future__ import annotations
 
 # 408 and 429 are "try later"; 5xx except 501/505 are server trouble that often passes.
 TEMPORARY_STATUS = frozenset({408, 425, 429, 499, 500, 502, 503, 504, 522})
-# Distribution error codes that mean "try again" whatever the status says.
-TEMPORARY_CODES = frozenset({"TOOMANYREQUESTS", "UNAVAILABLE", "BLOB_UPLOAD_INVALID"})
+# Distribution error codes that mean "try again" whatever the status says. A registry
+# that found an upload's bytes not matching its digest (DIGEST_INVALID) most likely got
+# them damaged in transit: the copy is retried from a fresh source, a bounded number of
+# times.
+TEMPORARY_CODES = frozenset(
+    {"TOOMANYREQUESTS", "UNAVAILABLE", "BLOB_UPLOAD_INVALID", "DIGEST_INVALID"}
+)
 
 
 class RelocatorError(Exception):

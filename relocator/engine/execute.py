@@ -177,6 +177,7 @@ class Executor:
         source = blob.sources[0]
         policy = self._options.retry
         attempt = 0
+        started = time.monotonic()
         while True:
             try:
                 async with self._hold_hosts(source, repo):
@@ -186,7 +187,14 @@ class Executor:
                 break
             except RelocatorError as exc:
                 attempt += 1
-                if not exc.temporary or attempt > policy.attempts:
+                # Bounded by time as well as by count, as request retries are: a blob
+                # that keeps failing slowly must not hold the run for `attempts` times
+                # its duration (`RetryPolicy.budget`).
+                if (
+                    not exc.temporary
+                    or attempt > policy.attempts
+                    or time.monotonic() - started > policy.budget
+                ):
                     raise
                 delay = policy.delay(attempt, exc)
                 self.report.retries += 1

@@ -143,12 +143,15 @@ class VerifiedBody:
     for a streamed upload: a registry that received `Content-Length: n` and fewer bytes
     never commits the blob. HTTP libraries report an exception raised inside a request
     body as a connection error, so the real cause is kept in `error` for the caller.
+    With `hashing=False` only the size is checked (see `Verifier`).
     """
 
     __slots__ = ("_chunks", "error", "verifier")
 
-    def __init__(self, desc: Descriptor, chunks: AsyncIterable[bytes]) -> None:
-        self.verifier = Verifier(desc.digest, desc.size)
+    def __init__(
+        self, desc: Descriptor, chunks: AsyncIterable[bytes], *, hashing: bool = True
+    ) -> None:
+        self.verifier = Verifier(desc.digest, desc.size, hashing=hashing)
         self._chunks = chunks
         #: The exception that stopped the stream, if any (source failure or mismatch).
         self.error: RelocatorError | None = None

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 
 from relocator.errors import (
     AuthError,
+    DigestMismatch,
     IntegrityError,
     InvalidDigest,
+    LimitExceeded,
     NotFound,
     RegistryError,
     TransportError,
@@ -24,8 +26,9 @@ from relocator.errors import (
 )
 from relocator.oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest, Reference, Repository
 from relocator.oci import mediatypes as mt
+from relocator.oci.strictjson import loads as strict_json
 from relocator.store.base import VerifiedBody
-from relocator.transport import HttpClient, Scope, urls
+from relocator.transport import HttpClient, Response, Scope, urls
 from relocator.transport.auth import pull, push
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,17 @@ log = logging.getLogger(__name__)
 _MAX_RESUMES = 5
 _RESUME_PROGRESS = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+#: Tags asked for per page of `tags/list`: distribution's largest page by default.
+TAGS_PER_PAGE = 1000
+#: Pages of tags followed at most: a million tags at 1000 a page, far past any real
+#: repository, so a registry whose `Link` never ends cannot keep us listing forever.
+MAX_TAG_PAGES = 1000
+#: Bytes of one page of tags at most: 1000 tags of 128 characters are 130 KiB, but some
+#: registries ignore `n` and send every tag, with metadata per digest (GCR), at once.
+MAX_TAG_PAGE = 32 * 1024 * 1024
+# One entry of a Link header: <target> and its parameters, up to the next entry.
+_LINK = re.compile(r"<(?P<target>[^>]*)>(?P<params>[^<]*)")
+_REL = re.compile(r'(?:^|;)\s*rel\s*=\s*"?([^";,]*)', re.IGNORECASE)
 # Statuses with which a registry says it will not take a whole body on the final PUT.
 _NO_MONOLITHIC = frozenset({400, 405, 411, 413, 415, 416})
 
@@ -49,10 +63,17 @@ class RegistryStore:
 
     Args:
         client: The run's HTTP client (shared by every registry of the run).
+        verify_uploads: Hash uploaded blobs in the client too (the registry always
+            does); off by default.
     """
 
-    def __init__(self, client: HttpClient) -> None:
+    def __init__(self, client: HttpClient, *, verify_uploads: bool = True) -> None:
         self.client = client
+        # A registry must check `PUT ?digest=` against the bytes it received and refuse
+        # a mismatch (distribution spec), so hashing again here would only double the
+        # CPU of a copy; sizes are always checked. `verify_uploads` hashes anyway, for
+        # registries suspected of not checking.
+        self.verify_uploads = verify_uploads
         self.name = "registry"
         self._chunked_hosts: set[str] = set()
         # Upload sessions a declined mount opened, reused by the next blob_put (saves a POST).
@@ -180,7 +201,7 @@ class RegistryStore:
                     "GET", url, what=what, scopes=(pull(repo.path),), headers=headers,
                     ok=(200, 206),
                 ) as resp:
-                    _check_body_start(resp.status, resp.headers, offset, desc, what)
+                    _check_body_start(resp, offset, desc, what)
                     async for chunk in resp.chunks():
                         offset += len(chunk)
                         yield chunk
@@ -203,7 +224,7 @@ class RegistryStore:
         host = self.host_of(repo)
         what = f"uploading blob {desc.digest.short} to {repo}"
         scopes = (push(repo.path),)
-        body = VerifiedBody(desc, chunks)
+        body = VerifiedBody(desc, chunks, hashing=self.verify_uploads)
         payload: bytes | VerifiedBody = body
         if desc.size == 0:
             # Nothing to stream; still run the (empty) source through the verifier so a
@@ -268,6 +289,11 @@ class RegistryStore:
             ):
                 pass
         except RegistryError as exc:
+            if "DIGEST_INVALID" in exc.codes:
+                # The registry got other bytes than the digest names (damaged on the
+                # way, or a lying source): an integrity failure, retried from a fresh
+                # source, not a reason to change the upload style.
+                raise DigestMismatch(f"{what}: registry found the bytes do not match") from exc
             if exc.status in _NO_MONOLITHIC and not (
                 isinstance(body, VerifiedBody) and body.error is not None
             ):
@@ -331,23 +357,101 @@ class RegistryStore:
                     url, resp.headers.get("Location"), what
                 )
                 return False
-        except (AuthError, NotFound) as exc:
+        except RegistryError as exc:
+            # Any refusal (401, 404, but also Docker Hub's 400s, a 405 from a registry
+            # without mounts, 5xx after the request's retries) costs only the mount: the
+            # blob is uploaded instead (ggcr retries without mount too). Network errors
+            # still propagate: the upload would meet them as well.
             log.debug("%s declined: %s", what, exc)
             return False
+
+    async def tags(self, repo: Repository) -> list[str]:
+        """
+        Every tag of `repo`, in the registry's order (`GET /v2/<name>/tags/list`).
+
+        Pages are followed through `Link: <...>; rel="next"` while they stay on the
+        registry's own scheme and host; a page seen twice, more than `MAX_TAG_PAGES`
+        pages, or a malformed answer is an error rather than a silently short list.
+
+        Raises:
+            NotFound: The repository does not exist.
+            UnsafeRedirect: A next page on another host or scheme.
+            RegistryError: A malformed tag list, or pages that loop.
+            LimitExceeded: More than `MAX_TAG_PAGES` pages, or a page over `MAX_TAG_PAGE`.
+        """
+        url: str | None = self._url(repo, f"tags/list?n={TAGS_PER_PAGE}")
+        origin = urls.origin(url or "")
+        what = f"listing tags of {repo}"
+        seen: set[str] = set()
+        found: dict[str, None] = {}
+        while url is not None:
+            if url in seen:
+                raise RegistryError(
+                    f"{what}: the next page is one already read ({urls.redact(url)})",
+                    host=self.host_of(repo), status=0,
+                )
+            if len(seen) == MAX_TAG_PAGES:
+                raise LimitExceeded(f"{what}: more than {MAX_TAG_PAGES} pages")
+            seen.add(url)
+            async with self.client.request(
+                "GET", url, what=what, scopes=(pull(repo.path),),
+                headers={"Accept": "application/json"},
+            ) as resp:
+                body = await resp.read(MAX_TAG_PAGE, what=what)
+                link = resp.headers.get("Link")
+            found.update(dict.fromkeys(_tag_page(body, what, self.host_of(repo))))
+            url = None
+            following = _next_link(link)
+            if following is not None:
+                url = urls.follow(
+                    resp.url, following, insecure_hosts=self.client.settings.insecure_hosts
+                )
+                if urls.origin(url) != origin:
+                    raise UnsafeRedirect(
+                        f"{what}: the next page is on another host ({urls.redact(url)})"
+                    )
+        return list(found)
 
     async def aclose(self) -> None:
         """Nothing of its own to release: the client belongs to the run."""
 
 
-def _check_body_start(
-    status: int, headers: Mapping[str, str], offset: int, desc: Descriptor, what: str
-) -> None:
+def _tag_page(body: bytes, what: str, host: str) -> list[str]:
+    """The tags of one page of `tags/list`: `{"name": ..., "tags": [...]}`."""
+    try:
+        document = strict_json(body)
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict) or "tags" not in document:
+        raise RegistryError(f"{what}: {host} sent a malformed tag list", host=host, status=0)
+    tags = document["tags"]
+    if tags is None:
+        return []  # distribution's answer for a repository whose tags were all deleted
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise RegistryError(f"{what}: {host} sent a malformed tag list", host=host, status=0)
+    return tags
+
+
+def _next_link(header: str | None) -> str | None:
+    """The target of a `Link` header's `rel="next"` entry (RFC 8288), if any."""
+    for match in _LINK.finditer(header or ""):
+        rel = _REL.search(match.group("params"))
+        if rel is not None and "next" in rel.group(1).lower().split():
+            return match.group("target")
+    return None
+
+
+def _check_body_start(resp: Response, offset: int, desc: Descriptor, what: str) -> None:
     """Accept a resumed body only if it continues exactly where the last one broke."""
+    status, headers = resp.status, resp.headers
     if offset == 0:
         length = headers.get("Content-Length")
         if status == 200 and length is not None and length.isdigit() and int(length) != desc.size:
             raise IntegrityError(f"{what}: registry announced {length} bytes, expected {desc.size}")
         return
-    match = _CONTENT_RANGE.fullmatch(headers.get("Content-Range") or "")
+    # Exactly one Content-Range: with two, which one did the bytes follow? (c/image
+    # `parseContentRange` refuses them too.)
+    ranges = headers.getall("Content-Range", [])
+    match = _CONTENT_RANGE.fullmatch(ranges[0]) if len(ranges) == 1 else None
     if status != 206 or match is None or int(match.group(1)) != offset:
         raise RangeNotHonoured(f"{what}: resuming at byte {offset} was not honoured")

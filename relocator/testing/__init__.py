@@ -8,6 +8,9 @@ Test helpers shipped with relocator: real registries, a token server, test image
   `push` seeds a registry with them through `RegistryClient`, a small independent client.
 - `verify_image_tree` / `verify_pushed` check a registry's content without relocator's
   own code.
+- `FaultProxy` sits in front of a registry and injects faults per request (resets,
+  stalls, 429/5xx, wrong bodies and headers, redirects to a "CDN" host), logging what
+  both hosts received.
 
 These helpers never import the engine, stores, transport, config or CLI: tests use
 them to judge that code, so they must not depend on it. Production code never imports
@@ -35,6 +38,16 @@ from relocator.testing.images import (
     random_layer,
     with_empty_layer,
 )
+from relocator.testing.proxy import (
+    PRESIGNED_QUERY,
+    FaultProxy,
+    Forward,
+    ProxyRequest,
+    Redirect,
+    Reset,
+    Respond,
+    Rule,
+)
 from relocator.testing.registry import (
     AccessLogEntry,
     Registry,
@@ -57,20 +70,28 @@ from relocator.testing.verify import (
 
 __all__ = (
     "DEFAULT_USERS",
+    "PRESIGNED_QUERY",
     "AccessLogEntry",
     "Blob",
     "DockerConfigDir",
+    "FaultProxy",
+    "Forward",
     "Image",
     "ImageFactory",
+    "ProxyRequest",
     "PushedImage",
     "Pusher",
+    "Redirect",
     "Registry",
     "RegistryClient",
     "RegistryLog",
     "RegistryNotFound",
     "RegistryRequestError",
     "RegistryStartError",
+    "Reset",
+    "Respond",
     "Response",
+    "Rule",
     "TLSFiles",
     "TokenRequest",
     "TokenServer",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 import ssl
@@ -60,6 +61,8 @@ MAX_ERROR_BODY = 64 * 1024
 # More hops than any CDN setup needs; a loop ends here with a clear error.
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Bytes bodies larger than aiohttp's 1 MiB `TOO_LARGE_BYTES_BODY` go as a stream.
+_BIG_BYTES = 1024 * 1024
 Body = bytes | AsyncIterable[bytes] | None
 
 
@@ -75,6 +78,8 @@ class TransportSettings:
     #: Concurrent requests (and blob transfers) per registry host.
     concurrency: int = 8
     per_host_concurrency: Mapping[str, int] = field(default_factory=dict)
+    #: Requests started per second at most, per host (hosts not named: no limit).
+    per_host_rps: Mapping[str, float] = field(default_factory=dict)
     #: Seconds to establish a TCP (and TLS) connection.
     connect_timeout: float = 30.0
     #: Seconds a response may stall without a byte arriving; a healthy but slow transfer
@@ -140,7 +145,9 @@ class HttpClient:
     def __init__(self, settings: TransportSettings, keychain: Keychain) -> None:
         self.settings = settings
         self.keychain = keychain
-        self.hosts = Hosts(settings.concurrency, dict(settings.per_host_concurrency))
+        self.hosts = Hosts(
+            settings.concurrency, dict(settings.per_host_concurrency), settings.per_host_rps
+        )
         self._session: aiohttp.ClientSession | None = None
         self._challenges: dict[str, Challenge | None] = {}
         self._tokens = TokenCache()
@@ -316,12 +323,18 @@ class HttpClient:
         if authorization is not None:
             hdrs["Authorization"] = authorization
         for _ in range(MAX_REDIRECTS + 1):
+            # Every exchange counts against the host's rate: retries, auth rounds, hops.
+            await self.hosts.pace(urls.host_of(url))
+            # aiohttp warns (a ResourceWarning, an error under `-W error`) that a bytes
+            # body over 1 MiB may block the loop, and a manifest may be 4 MiB; a fresh
+            # BytesIO per exchange sends the same bytes and keeps the request replayable.
+            data = io.BytesIO(body) if isinstance(body, bytes) and len(body) > _BIG_BYTES else body
             try:
                 resp = await session.request(
                     method,
                     url,
                     headers=hdrs,
-                    data=body,
+                    data=data,
                     allow_redirects=False,
                     proxy=self._proxy_for(url),
                 )
