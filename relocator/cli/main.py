@@ -100,6 +100,10 @@ Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 def _command(name: str) -> Command:
     # Imported lazily: `relocator version` and `--help` stay instant.
+    if name == "mirror":
+        from .mirror import mirror
+
+        return mirror
     from . import commands
 
     canonical = {"package": "pkg", "unpackage": "unpkg"}.get(name, name)

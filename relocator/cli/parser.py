@@ -17,6 +17,7 @@ COMMANDS = {
     "relocate": (),
     "pkg": ("package",),
     "unpkg": ("unpackage",),
+    "mirror": (),
     "version": (),
 }
 DEFAULT_COMMAND = "resolve"
@@ -135,6 +136,11 @@ def _add_transfer(parser: argparse.ArgumentParser, default_concurrency: int) -> 
         help="when an image fails, finish all the others, then report the failed ones",
     )
     parser.add_argument(
+        "--verify-blobs", action="store_true",
+        help="hash every uploaded blob in relocator too; registries check each blob's "
+        "digest themselves, so this only guards against a registry that does not",
+    )
+    parser.add_argument(
         "--include-non-distributable-layers", action="store_true",
         help="copy foreign / non-distributable layers too (left out by default)",
     )
@@ -243,6 +249,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transfer(unpkg, DEFAULT_CONCURRENCY)
     _add_registry(unpkg)
     _add_output(unpkg)
+
+    mirror = commands.add_parser(
+        "mirror", help="mirror the repositories and tags a config file lists",
+        description="Copy what a mirror config selects (tags of repositories, chosen "
+        "exactly, by regex or by semver range, and single images) to its destinations, "
+        "registry to registry, tagged as at the source. A second run copies only what "
+        "changed. The config format is in docs/mirror.md.",
+    )
+    mirror.add_argument(
+        "-c", "--config", action="append", default=[], required=True, metavar="FILE",
+        help="mirror config file (YAML, kind: Mirror); repeatable, merged in order",
+    )
+    mirror.add_argument(
+        "--shard", metavar="INDEX/COUNT",
+        help="copy only this worker's share of the images (0-based INDEX of COUNT "
+        "workers); images that share blobs go to the same shard. COUNT alone takes the "
+        "index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs). Default: "
+        "$RELOCATOR_SHARD",
+    )
+    _add_transfer(mirror, DEFAULT_CONCURRENCY)
+    _add_registry(mirror)
+    _add_output(mirror)
 
     commands.add_parser("version", help="print the version")
     return parser

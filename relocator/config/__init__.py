@@ -11,6 +11,9 @@ terminal. Typical use::
     write_kbld_lock("app.lock.copied", [("nginx", "registry.example.com/app@sha256:...")],
                     search_rules=inputs.config.user_search_rules)
 
+The `relocator mirror` config (`Mirror` documents: sources, tag rules, destinations,
+per-registry limits) is read by `load_mirror_config` (`relocator.config.mirror`).
+
 Everything the user gave that is malformed raises `relocator.errors.ConfigError` with
 one line naming the file and line.
 """
@@ -32,6 +35,13 @@ from relocator.config.locks import (
     kbld_lock_text,
     write_imgpkg_lock,
     write_kbld_lock,
+)
+from relocator.config.mirror import (
+    MirrorConfig,
+    MirrorSource,
+    RegistryLimits,
+    TagFilter,
+    load_mirror_config,
 )
 from relocator.config.search import (
     ALL_INDEXES,
@@ -55,9 +65,13 @@ __all__ = (
     "Inputs",
     "KbldConfig",
     "KeyMatcher",
+    "MirrorConfig",
+    "MirrorSource",
     "Override",
+    "RegistryLimits",
     "SearchRule",
     "Strategy",
+    "TagFilter",
     "TagSelection",
     "UpdateStrategy",
     "ValueMatcher",
@@ -66,6 +80,7 @@ __all__ = (
     "imgpkg_lock_text",
     "kbld_lock_text",
     "load_inputs",
+    "load_mirror_config",
     "write_imgpkg_lock",
     "write_kbld_lock",
 )

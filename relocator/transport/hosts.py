@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextvars
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
+
+from relocator.transport.ratelimit import RateLimiter
 
 # Which hosts the current task already holds a slot for, and how many. A blob copy holds
 # its source and destination slots for the whole transfer; the requests it makes inside
@@ -104,12 +106,31 @@ class HostState:
 
 
 class Hosts:
-    """The `HostState` of every host of a run, created on first use."""
+    """
+    The `HostState` of every host of a run, created on first use, and the request rate
+    limits of the hosts that have one.
+    """
 
-    def __init__(self, concurrency: int, per_host: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        per_host: dict[str, int] | None = None,
+        per_host_rps: Mapping[str, float] | None = None,
+    ) -> None:
         self._default = concurrency
         self._per_host = dict(per_host or {})
         self._states: dict[str, HostState] = {}
+        self._rates = {host: RateLimiter(rps) for host, rps in (per_host_rps or {}).items()}
+
+    def rate(self, host: str) -> RateLimiter | None:
+        """The requests-per-second limit of `host`, if it has one."""
+        return self._rates.get(host)
+
+    async def pace(self, host: str) -> None:
+        """Wait until `host`'s requests-per-second limit lets one more request start."""
+        limiter = self._rates.get(host)
+        if limiter is not None:
+            await limiter.acquire()
 
     def __getitem__(self, host: str) -> HostState:
         state = self._states.get(host)
