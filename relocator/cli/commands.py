@@ -82,7 +82,7 @@ async def relocate(args: argparse.Namespace) -> int:
     )
     platforms = parse_platforms(args.platform)
     async with _client(args) as client:
-        store = RegistryStore(client)
+        store = RegistryStore(client, verify_uploads=args.verify_blobs)
         if platforms:
             targets = await select_platforms(targets, store, platforms, out)
         jobs = [job for target in targets for job in target.jobs()]
@@ -159,7 +159,9 @@ async def unpkg(args: argparse.Namespace) -> int:
             out.line(f"importing {job.source} -> {job.target}...")
         async with _client(args) as client:
             report = await _transfer(
-                args, out, jobs, reader, RegistryStore(client), client, verb="imported"
+                args, out, jobs, reader,
+                RegistryStore(client, verify_uploads=args.verify_blobs), client,
+                verb="imported",
             )
     if report is not None:
         out.line(f"imported {_count(len(report.images), 'image')}")

@@ -47,7 +47,7 @@ async def mirror(args: argparse.Namespace) -> int:
     out = MirrorOutput(args, "mirror")
     config = load_mirror_config(args.config)
     async with HttpClient(mirror_settings(args, config), Keychain()) as client:
-        store = RegistryStore(client)
+        store = RegistryStore(client, verify_uploads=args.verify_blobs)
         targets = await select_all(config, store, out, keep_going=args.keep_going)
         jobs = jobs_of(targets)
         tagged = sum(1 for target in targets if target.tags)

@@ -152,6 +152,7 @@ class HttpClient:
         self._challenges: dict[str, Challenge | None] = {}
         self._tokens = TokenCache()
         self._ssl = _ssl_context(settings)
+        self._proxies: dict[tuple[str, str], str | None] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -484,9 +485,13 @@ class HttpClient:
         if not self.settings.use_env_proxy:
             return None
         parts = urlsplit(url)
-        if urllib.request.proxy_bypass(parts.hostname or ""):
-            return None
-        return urllib.request.getproxies().get(parts.scheme)
+        key = (parts.scheme, parts.hostname or "")
+        # Reading the environment costs more than a small request; the answer for a
+        # host does not change during a run.
+        if key not in self._proxies:
+            bypass = urllib.request.proxy_bypass(key[1])
+            self._proxies[key] = None if bypass else urllib.request.getproxies().get(key[0])
+        return self._proxies[key]
 
 
 def _ssl_context(settings: TransportSettings) -> ssl.SSLContext:

@@ -257,8 +257,10 @@ async def test_a_slow_but_healthy_transfer_is_never_cut(
         pytest.param(Forward(corrupt_at=MiB + 5), id="corrupt"),
     ],
 )
+@pytest.mark.parametrize("verify", [False, True], ids=["registry-checks", "verify-blobs"])
 def test_a_body_of_the_wrong_length_or_content_is_never_committed(
     answer: Forward,
+    verify: bool,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -273,9 +275,11 @@ def test_a_body_of_the_wrong_length_or_content_is_never_committed(
     """
     A source that always sends one byte too few or too many (with an honest or a lying
     Content-Length, or chunked) or a flipped byte fails the run with exit code 6 after
-    the bounded retries. The destination never receives the whole body of a wrong
-    blob (so even a registry that does not check digests cannot commit it), and
-    nothing is committed or tagged.
+    the bounded retries, and nothing is committed or tagged. A body of the wrong length
+    never reaches the destination whole; a flipped byte does, and the registry's own
+    digest check refuses it, unless `--verify-blobs` makes relocator hash too: then
+    the destination never receives the whole body (so even a registry that does not
+    check digests could not commit it).
     """
     fast_cli(monkeypatch)
     image = push(registry, repository, image_factory.image(layer_sizes=(2 * MiB,)))
@@ -286,6 +290,7 @@ def test_a_body_of_the_wrong_length_or_content_is_never_committed(
     result = relocator(
         capsys, "relocate", "-f", str(images_file(tmp_path / "i.yml", [through(proxy, image)])),
         "-r", f"{proxy2.host}/{repository}", *insecure_flags(proxy.host, proxy2.host),
+        *(["--verify-blobs"] if verify else []),
     )
 
     assert 6 == result.code, result.err
@@ -293,7 +298,10 @@ def test_a_body_of_the_wrong_length_or_content_is_never_committed(
     assert 1 + FAST.attempts == len(blob_requests(proxy, layer.digest))
     uploads = proxy2.requests(method="PUT", path="/blobs/uploads/")
     assert uploads
-    assert all(u.request_bytes < layer.size for u in uploads), [u.request_bytes for u in uploads]
+    if verify or answer.corrupt_at is None:
+        assert all(u.request_bytes < layer.size for u in uploads), [
+            u.request_bytes for u in uploads
+        ]
     assert 0 == committed_uploads(registry2, layer.digest, mark)
     with registry2.client() as client:
         assert (None, ()) == (client.blob_size(repository, layer.digest), client.tags(repository))

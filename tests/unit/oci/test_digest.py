@@ -139,3 +139,19 @@ def test_verifier_refuses_other_content_of_the_right_size() -> None:
 
     with pytest.raises(DigestMismatch):
         verifier.check()
+
+
+def test_verifier_without_hashing_still_checks_sizes() -> None:
+    """`hashing=False` accepts other bytes of the right size but never a wrong size."""
+    digest = Digest.of(b"abc")
+    same_size = Verifier(digest, 3, hashing=False)
+    short = Verifier(digest, 3, hashing=False)
+
+    same_size.update(b"xyz")
+    same_size.check()
+    short.update(b"xy")
+
+    with pytest.raises(SizeMismatch):
+        short.check()
+    with pytest.raises(SizeMismatch):
+        Verifier(digest, 3, hashing=False).update(b"abcd")
