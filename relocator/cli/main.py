@@ -19,7 +19,6 @@ from typing import Any, NoReturn
 import anyio
 
 from relocator import __version__
-from relocator.engine import first_error
 from relocator.errors import (
     AuthError,
     InputError,
@@ -133,6 +132,8 @@ async def _with_signals(command: Command, args: argparse.Namespace) -> int:
             tg.start_soon(watch)
             tg.start_soon(work)
     except BaseExceptionGroup as group:
+        from relocator.engine.groups import first_error
+
         raise first_error(group) from None
     return result
 

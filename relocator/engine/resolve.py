@@ -67,6 +67,10 @@ async def resolve_one(request: Resolution, store: Store) -> Reference:
                 f"image {ref} not found", host=ref.registry, status=404,
                 hint="check the name and tag, and that the credentials can read it",
             )
+        # The tag's digest comes from a header, a claim: check the registry serves that
+        # digest (a HEAD, free of pull quotas) before pinning it, else hash the bytes.
+        if await store.manifest_exists(ref.with_digest(digest)) is None:
+            digest = (await store.manifest_get(ref)).digest
     if request.platform is not None:
         digest = await _select_platform(ref.with_digest(digest), request.platform, store)
     return ref.with_digest(digest)

@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from relocator.errors import RelocatorError
+from relocator.errors import InputError, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, Verifier
 
 
@@ -79,6 +79,77 @@ class BlobMounter(Protocol):
     async def blob_mount(self, src: Repository, dst: Repository, desc: Descriptor) -> bool:
         """Mount `desc` from `src` into `dst`; False if the registry declined."""
         ...
+
+
+@runtime_checkable
+class Referrers(Protocol):
+    """
+    Optional: a store that can say what is attached to a manifest: OCI 1.1 referrers
+    (manifests whose `subject` names it) and cosign's `<alg>-<hex>.sig` / `.att` /
+    `.sbom` tags.
+    """
+
+    async def referrers_api(self, repo: Repository, digest: Digest) -> list[Descriptor] | None:
+        """
+        What the referrers API lists for `digest`; None when the registry has no
+        referrers API (a registry that has one answers an empty list for any digest).
+        """
+        ...
+
+    async def referrers(self, repo: Repository, digest: Digest) -> list[Descriptor]:
+        """
+        The referrers of `digest` in `repo`: the referrers API's list where the registry
+        has it, else the entries of the fallback index tagged `referrers_tag(digest)`.
+        """
+        ...
+
+    async def attached_tags(self, repo: Repository, digest: Digest) -> dict[str, Digest]:
+        """cosign's tags for `digest` (`sha256-<hex>.sig`, ...) that exist, with their digests."""
+        ...
+
+
+#: The suffixes of cosign's tag scheme: signatures, attestations, SBOMs.
+COSIGN_SUFFIXES = ("sig", "att", "sbom")
+# distribution's limit on the length of a tag.
+_MAX_TAG = 128
+# The referrers tag scheme truncates the algorithm to 32 and the hex to 64 characters
+# (OCI distribution spec 1.1, "Referrers Tag Schema"), so that the tag stays valid.
+_TAG_ALGORITHM, _TAG_HEX = 32, 64
+
+
+def referrers_tag(digest: Digest) -> str:
+    """
+    The tag of `digest`'s fallback referrers index: `sha256-<hex>` (OCI distribution
+    spec 1.1, for registries without the referrers API).
+    """
+    return f"{digest.algorithm[:_TAG_ALGORITHM]}-{digest.hex[:_TAG_HEX]}"
+
+
+def cosign_tags(digest: Digest) -> list[str]:
+    """
+    cosign's tags for `digest`: `sha256-<hex>.sig`, `.att`, `.sbom` (none for digests
+    whose tag would be longer than a tag may be: cosign does not truncate).
+    """
+    tags = [f"{digest.tag}.{suffix}" for suffix in COSIGN_SUFFIXES]
+    return [tag for tag in tags if len(tag) <= _MAX_TAG]
+
+
+def attached_to(tag: str) -> tuple[Digest, str | None] | None:
+    """
+    The digest a tag of either scheme is about, and cosign's suffix (None for the
+    referrers tag `sha256-<hex>` itself); None for any other tag.
+    """
+    name, dot, suffix = tag.partition(".")
+    if dot and suffix not in COSIGN_SUFFIXES:
+        return None
+    algorithm, dash, hex_part = name.partition("-")
+    try:
+        digest = Digest(algorithm, hex_part) if dash else None
+    except InputError:
+        return None
+    if digest is None:
+        return None
+    return digest, suffix if dot else None
 
 
 @runtime_checkable

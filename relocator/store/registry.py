@@ -13,12 +13,15 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+
 from relocator.errors import (
     AuthError,
     DigestMismatch,
     IntegrityError,
     InvalidDigest,
     LimitExceeded,
+    ManifestError,
     NotFound,
     RegistryError,
     TransportError,
@@ -27,7 +30,7 @@ from relocator.errors import (
 from relocator.oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest, Reference, Repository
 from relocator.oci import mediatypes as mt
 from relocator.oci.strictjson import loads as strict_json
-from relocator.store.base import VerifiedBody
+from relocator.store.base import VerifiedBody, cosign_tags, referrers_tag
 from relocator.transport import HttpClient, Response, Scope, urls
 from relocator.transport.auth import pull, push
 
@@ -51,6 +54,12 @@ _LINK = re.compile(r"<(?P<target>[^>]*)>(?P<params>[^<]*)")
 _REL = re.compile(r'(?:^|;)\s*rel\s*=\s*"?([^";,]*)', re.IGNORECASE)
 # Statuses with which a registry says it will not take a whole body on the final PUT.
 _NO_MONOLITHIC = frozenset({400, 405, 411, 413, 415, 416})
+#: Pages of one referrers listing followed at most: each page is an index of up to
+#: 4 MiB (some 20,000 descriptors), so 100 pages is far past any real image.
+MAX_REFERRER_PAGES = 100
+# Statuses with which a registry says it has no referrers API: distribution answers 404
+# (NAME_UNKNOWN or a plain 404), others 400, 405 or 501 (OCI distribution spec 1.1).
+_NO_REFERRERS_API = frozenset({400, 404, 405, 501})
 
 
 class RangeNotHonoured(IntegrityError):
@@ -128,16 +137,12 @@ class RegistryStore:
             return ref.digest
         if header:
             try:
-                claimed = Digest.parse(header)
+                # A claim, not a proof: callers pinning an unknown digest confirm it
+                # (relocator.engine.resolve); a caller checking a tag it just pushed
+                # compares it with what it pushed.
+                return Digest.parse(header)
             except InvalidDigest:
-                claimed = None
-            # The header is a claim, not a proof: check the registry serves that digest
-            # (a HEAD, still free of pull quotas) before pinning it.
-            if claimed is not None and await self.manifest_exists(
-                ref.with_digest(claimed)
-            ) is not None:
-                return claimed
-            log.debug("Docker-Content-Digest of %s not confirmed; reading the bytes", ref)
+                log.debug("unreadable Docker-Content-Digest for %s; reading the bytes", ref)
         try:
             return (await self.manifest_get(ref)).digest
         except NotFound:
@@ -412,8 +417,144 @@ class RegistryStore:
                     )
         return list(found)
 
+    async def referrers_api(self, repo: Repository, digest: Digest) -> list[Descriptor] | None:
+        """
+        What `GET /v2/<name>/referrers/<digest>` lists, every page followed (through
+        `Link: <...>; rel="next"` on the registry's own scheme and host); None when the
+        registry has no referrers API (it answers 400, 404, 405 or 501, or refuses the
+        route with 401/403 while the repository is readable).
+
+        Raises:
+            RegistryError: A malformed listing, or pages that loop.
+            LimitExceeded: More than `MAX_REFERRER_PAGES` pages.
+            UnsafeRedirect: A next page on another host or scheme.
+        """
+        url: str | None = self._url(repo, f"referrers/{digest}")
+        origin = urls.origin(url or "")
+        host = self.host_of(repo)
+        what = f"listing referrers of {repo}@{digest}"
+        seen: list[str] = []
+        found: dict[Digest, Descriptor] = {}
+        while url is not None:
+            if url in seen:
+                raise RegistryError(
+                    f"{what}: the next page is one already read ({urls.redact(url)})",
+                    host=host, status=0,
+                )
+            if len(seen) == MAX_REFERRER_PAGES:
+                raise LimitExceeded(f"{what}: more than {MAX_REFERRER_PAGES} pages")
+            seen.append(url)
+            try:
+                async with self.client.request(
+                    "GET", url, what=what, scopes=(pull(repo.path),),
+                    headers={"Accept": mt.OCI_INDEX}, ok=(200, *_NO_REFERRERS_API),
+                ) as resp:
+                    status = resp.status
+                    body = await resp.read(MAX_MANIFEST_BYTES, what=what) if status == 200 else b""
+                    content_type = resp.headers.get("Content-Type")
+                    link = resp.headers.get("Link")
+                    page_url = resp.url
+            except AuthError as exc:
+                # Some registries guard unknown routes with auth: for the first page that
+                # means "no API here" (the tag scheme is tried next and meets the same
+                # permissions); past it, a real refusal.
+                if len(seen) > 1:
+                    raise
+                log.debug("%s: %s; trying the referrers tag scheme", what, exc)
+                return None
+            if status != 200:
+                if len(seen) > 1:
+                    raise RegistryError(
+                        f"{what}: page {len(seen)} answered HTTP {status}", host=host,
+                        status=status,
+                    )
+                return None
+            for desc in _referrers_page(body, content_type, what, host):
+                found.setdefault(desc.digest, desc)
+            url = None
+            following = _next_link(link)
+            if following is not None:
+                url = urls.follow(
+                    page_url, following, insecure_hosts=self.client.settings.insecure_hosts
+                )
+                if urls.origin(url) != origin:
+                    raise UnsafeRedirect(
+                        f"{what}: the next page is on another host ({urls.redact(url)})"
+                    )
+        return list(found.values())
+
+    async def referrers(self, repo: Repository, digest: Digest) -> list[Descriptor]:
+        """
+        The referrers of `digest`: the referrers API's list where the registry has the
+        API, else the entries of the index tagged `sha256-<hex>` (the spec's tag scheme;
+        no such tag: none).
+
+        Raises:
+            RegistryError: A malformed listing, or the registry failed.
+        """
+        listed = await self.referrers_api(repo, digest)
+        if listed is not None:
+            return listed
+        ref = Reference.from_repo(repo, tag=referrers_tag(digest))
+        try:
+            index = await self.manifest_get(ref)
+        except NotFound:
+            return []
+        except AuthError as exc:
+            log.debug("reading %s refused, taking it as no referrers: %s", ref, exc)
+            return []
+        if not index.is_index:
+            log.info("%s is not an index, so it lists no referrers", ref)
+            return []
+        return [desc for desc in index.manifests if mt.is_manifest(desc.media_type)]
+
+    async def attached_tags(self, repo: Repository, digest: Digest) -> dict[str, Digest]:
+        """
+        cosign's tags for `digest` that exist in `repo` (`sha256-<hex>.sig`, `.att`,
+        `.sbom`), with the digest each points at, HEADs only. A tag that is missing
+        (404) or refused (401/403, as imgpkg tolerates) is not there.
+        """
+        tags = cosign_tags(digest)
+        found: dict[str, Digest | None] = {}
+
+        async def head(tag: str) -> None:
+            ref = Reference.from_repo(repo, tag=tag)
+            try:
+                found[tag] = await self.manifest_exists(ref)
+            except AuthError as exc:
+                log.debug("checking %s refused, taking it as absent: %s", ref, exc)
+                found[tag] = None
+
+        async with anyio.create_task_group() as tg:
+            for tag in tags:
+                tg.start_soon(head, tag)
+        return {tag: d for tag in tags if (d := found.get(tag)) is not None}
+
     async def aclose(self) -> None:
         """Nothing of its own to release: the client belongs to the run."""
+
+
+def _referrers_page(
+    body: bytes, content_type: str | None, what: str, host: str
+) -> list[Descriptor]:
+    """The manifests one page of a referrers listing names (an OCI index)."""
+    try:
+        page = Manifest.parse(body, content_type=content_type, name=what)
+    except ManifestError as exc:
+        raise RegistryError(
+            f"{what}: {host} sent a malformed referrers list ({exc})", host=host, status=0
+        ) from None
+    if not page.is_index:
+        raise RegistryError(
+            f"{what}: {host} sent a {page.media_type} instead of an index", host=host, status=0
+        )
+    listed = []
+    for desc in page.manifests:
+        if mt.is_manifest(desc.media_type):
+            listed.append(desc)
+        else:
+            log.debug("%s: skipping %s of type %s", what, desc.digest, desc.media_type)
+    return listed
 
 
 def _tag_page(body: bytes, what: str, host: str) -> list[str]:

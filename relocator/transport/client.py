@@ -151,7 +151,12 @@ class HttpClient:
         self._session: aiohttp.ClientSession | None = None
         self._challenges: dict[str, Challenge | None] = {}
         self._tokens = TokenCache()
-        self._ssl = _ssl_context(settings)
+        # Built on the first https request: loading the CA store costs tens of
+        # milliseconds that a run against plain-http registries need not pay. Extra CA
+        # files are loaded at once, so a bad one is reported before any work starts.
+        self._ssl: ssl.SSLContext | None = (
+            _ssl_context(settings) if settings.ca_cert_paths else None
+        )
         self._proxies: dict[tuple[str, str], str | None] = {}
 
     async def __aenter__(self) -> Self:
@@ -338,6 +343,7 @@ class HttpClient:
                     data=data,
                     allow_redirects=False,
                     proxy=self._proxy_for(url),
+                    ssl=self._ssl_for(url),
                 )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 log.debug("%s %s failed: %s", method, urls.redact(url), type(exc).__name__)
@@ -413,6 +419,7 @@ class HttpClient:
                 resp = await session.post(
                     realm, data=form, headers=headers, allow_redirects=False,
                     proxy=self._proxy_for(realm),
+                    ssl=self._ssl_for(realm),
                 )
             else:
                 query = [("service", service)] + [("scope", s) for s in scope_values]
@@ -422,6 +429,7 @@ class HttpClient:
                 resp = await session.get(
                     realm, params=query, headers=headers, allow_redirects=False,
                     proxy=self._proxy_for(realm),
+                    ssl=self._ssl_for(realm),
                 )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _network_error(exc, urls.host_of(realm), "token request") from None
@@ -457,7 +465,6 @@ class HttpClient:
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                ssl=self._ssl,
                 # Backstop only: the per-host limiter decides; a transfer within one
                 # registry holds two connections, hence the factor.
                 limit_per_host=2 * max(self.settings.concurrency,
@@ -480,6 +487,13 @@ class HttpClient:
                 skip_auto_headers=("Accept-Encoding",),
             )
         return self._session
+
+    def _ssl_for(self, url: str) -> ssl.SSLContext | bool:
+        if not url.startswith("https:"):
+            return True  # aiohttp's default; unused for plain http
+        if self._ssl is None:
+            self._ssl = _ssl_context(self.settings)
+        return self._ssl
 
     def _proxy_for(self, url: str) -> str | None:
         if not self.settings.use_env_proxy:
