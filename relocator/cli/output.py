@@ -22,10 +22,9 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Literal, Protocol, TextIO
+from typing import TYPE_CHECKING, Literal, Protocol, TextIO
 
 import anyio
-from rich.console import Console
 
 from relocator.engine import Report, first_error
 from relocator.engine.events import Event, Notice, ProgressSink
@@ -42,7 +41,9 @@ from .jsonout import (
     write_report,
 )
 from .plain import Clock, PlainProgress, ProgressState, megabytes
-from .progress import RichProgress
+
+if TYPE_CHECKING:
+    from .progress import RichProgress
 
 #: Which display a command uses (see the module docstring).
 DisplayKind = Literal["rich", "plain", "json"]
@@ -113,6 +114,11 @@ class Output:
         self._plain: PlainProgress | None = None
         self._display: _Display
         if self.display == "rich":
+            # Imported here: rich costs start-up time that logs and JSON do not need.
+            from rich.console import Console
+
+            from .progress import RichProgress
+
             forced = getattr(args, "progress", "auto") == "tty" or None
             console = (
                 Console(file=stream, force_terminal=forced, force_interactive=forced)
