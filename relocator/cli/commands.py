@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relocator import config
 from relocator.engine import (
@@ -27,12 +28,23 @@ from relocator.engine import (
     plan_images,
 )
 from relocator.engine.events import Notice
+from relocator.engine.referrers import (
+    ReferrersIndex,
+    describe,
+    find_referrers,
+    with_attachments,
+)
+from relocator.engine.report import ImageFailure
 from relocator.engine.resolve import Resolution, resolve_all
 from relocator.errors import InputError, PartialFailure
-from relocator.oci import Platform, Reference, Repository
+from relocator.oci import Digest, Manifest, Platform, Reference, Repository, mediatypes
 from relocator.store import RegistryStore, Store
-from relocator.store.tarball import TarballReader, TarballWriter
+from relocator.store.base import attached_to
+from relocator.store.tarball.images import TarballImage
 from relocator.transport import HttpClient, Keychain, TransportSettings
+
+if TYPE_CHECKING:
+    from relocator.store.tarball import TarballReader
 
 from .inputs import images_of, load, parse_reference, write_locks
 from .output import Output
@@ -89,7 +101,10 @@ async def relocate(args: argparse.Namespace) -> int:
         out.line(f"exporting {_count(len(jobs), 'image')}...")
         for job in jobs:
             out.line(f"will export {job.source}")
-        report = await _transfer(args, out, jobs, store, store, client, verb="imported")
+        report = await _transfer(
+            args, out, jobs, store, store, client, verb="imported",
+            referrers_of=jobs if args.include_referrers else (),
+        )
     if report is not None:
         _finish(args, inputs, relocated_names(targets))
     return 0
@@ -98,6 +113,11 @@ async def relocate(args: argparse.Namespace) -> int:
 async def pkg(args: argparse.Namespace) -> int:
     """`relocator pkg`: export every referenced image into one tarball, each blob once."""
     out = Output(args, "package")
+    if args.include_referrers and args.format != "oci":
+        raise InputError(
+            f"--include-referrers needs --format oci: the {args.format} format records no "
+            "tags, so signatures and referrers indexes would arrive without theirs"
+        )
     inputs = load(args, out)
     images = images_of(inputs)
     # A tarball is content-addressed: every image goes to one place, so that a blob
@@ -108,11 +128,14 @@ async def pkg(args: argparse.Namespace) -> int:
     out.line(f"exporting {_count(len(jobs), 'image')}...")
     for image in images:
         out.line(f"will export {image.reference}")
+    from relocator.store.tarball import TarballWriter  # only pkg needs it
+
     writer = TarballWriter(Path(args.output), format=args.format, resume=args.resume)
     try:
         async with _client(args) as client:
             report = await _transfer(
-                args, out, jobs, RegistryStore(client), writer, client, verb="exported"
+                args, out, jobs, RegistryStore(client), writer, client, verb="exported",
+                referrers_of=jobs if args.include_referrers else (),
             )
     finally:
         await writer.aclose()
@@ -130,6 +153,8 @@ async def unpkg(args: argparse.Namespace) -> int:
     inputs = load(args, out)
     images = images_of(inputs)
     destinations = Destinations.from_args(args)
+    from relocator.store.tarball import TarballReader  # only unpkg needs it
+
     async with TarballReader(Path(args.input)) as reader:
         # Every image the inputs name must be in the tarball before anything is pushed.
         for image in images:
@@ -138,30 +163,27 @@ async def unpkg(args: argparse.Namespace) -> int:
                     f"Expected to find image for '{image.names[0]}' in {args.input}",
                     hint="package it with relocator pkg -f FILE --output TAR",
                 )
+        packaged = await _packaged_indexes(args, reader, destinations)
+        indexes = list(packaged.values())
+        attached = {d.digest: i.subject for i in indexes for d in i.referrers}
         jobs: list[Job] = []
         for tar_image in reader.images():
-            source = tar_image.reference
-            if source is None:
-                single = destinations.single
-                if single is None:
-                    raise InputError(
-                        f"{args.input} records no full reference for image "
-                        f"{tar_image.name or tar_image.digest}; "
-                        "--repository-template needs one",
-                        hint="import it with --repository instead",
-                    )
-                source = Reference.from_repo(single, digest=tar_image.digest)
-            tags = tar_image.tags if args.preserve_tags else ()
-            jobs.append(Job(source=source, destination=destinations.of(source),
-                            tags=(image_tag(tar_image.digest), *tags)))
+            if tar_image.digest in packaged:
+                continue
+            source = _tarball_source(args, tar_image, destinations)
+            jobs.append(_import_job(args, tar_image, source, destinations.of(source),
+                                    attached.get(tar_image.digest)))
         out.line(f"importing {_count(len(jobs), 'image')}...")
         for job in jobs:
             out.line(f"importing {job.source} -> {job.target}...")
+        for index in indexes:
+            out.line(f"will merge {_count(len(index.referrers), 'referrer')} into "
+                     f"{index.reference}")
         async with _client(args) as client:
             report = await _transfer(
                 args, out, jobs, reader,
                 RegistryStore(client, verify_uploads=args.verify_blobs), client,
-                verb="imported",
+                verb="imported", indexes=indexes,
             )
     if report is not None:
         out.line(f"imported {_count(len(report.images), 'image')}")
@@ -177,6 +199,71 @@ async def unpkg(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tarball_source(
+    args: argparse.Namespace, tar_image: TarballImage, destinations: Destinations
+) -> Reference:
+    """The reference a tarball recorded for an image, or its digest in `--repository`."""
+    if tar_image.reference is not None:
+        return tar_image.reference
+    single = destinations.single
+    if single is None:
+        raise InputError(
+            f"{args.input} records no full reference for image "
+            f"{tar_image.name or tar_image.digest}; --repository-template needs one",
+            hint="import it with --repository instead",
+        )
+    return Reference.from_repo(single, digest=tar_image.digest)
+
+
+def _import_job(
+    args: argparse.Namespace,
+    tar_image: TarballImage,
+    source: Reference,
+    destination: Repository,
+    subject: Digest | None,
+) -> Job:
+    """
+    How unpkg lands one image of a tarball: under relocator's digest tag (and, with
+    `--preserve-tags`, the tags recorded for it). What is attached to another image
+    (listed in a packaged referrers index, or under a cosign tag, which is always
+    applied: it belongs to the content) lands without relocator's tag, after its subject.
+    """
+    cosign: list[str] = []
+    for tag in tar_image.tags:
+        found = attached_to(tag)
+        if found is not None and found[1] is not None:
+            cosign.append(tag)
+            subject = subject or found[0]
+    own = (image_tag(tar_image.digest),) if subject is None else ()
+    chosen = tar_image.tags if args.preserve_tags else ()
+    tags = tuple(dict.fromkeys((*own, *cosign, *chosen)))
+    return Job(source=source, destination=destination, tags=tags, subject=subject)
+
+
+async def _packaged_indexes(
+    args: argparse.Namespace, reader: TarballReader, destinations: Destinations
+) -> dict[Digest, ReferrersIndex]:
+    """
+    The referrers indexes `pkg --include-referrers` packaged (indexes recorded under
+    their subject's `sha256-<hex>` tag), by their digest: they are merged into the
+    destination's index, not pushed over it.
+    """
+    indexes: dict[Digest, ReferrersIndex] = {}
+    for tar_image in reader.images():
+        if not mediatypes.is_index(tar_image.media_type):
+            continue
+        subjects = [found[0] for tag in tar_image.tags
+                    if (found := attached_to(tag)) is not None and found[1] is None]
+        if not subjects:
+            continue
+        source = _tarball_source(args, tar_image, destinations)
+        index = await reader.manifest_get(source)
+        indexes[tar_image.digest] = ReferrersIndex(
+            repository=destinations.of(source), subject=subjects[0], referrers=index.manifests
+        )
+    return indexes
+
+
 async def _transfer(
     args: argparse.Namespace,
     out: Output,
@@ -186,15 +273,34 @@ async def _transfer(
     client: HttpClient,
     *,
     verb: str,
+    referrers_of: Sequence[Job] = (),
+    indexes: Sequence[ReferrersIndex] = (),
 ) -> Report | None:
     """
-    Plan and (unless `--dry-run`) execute; None for a dry run.
+    Plan and (unless `--dry-run`) execute; None for a dry run. With `referrers_of`, what
+    is attached to those jobs' images is found first and copied too; `indexes` are
+    referrers indexes to merge at the destination afterwards (unpkg).
 
     Raises:
         PartialFailure: With `--keep-going`, after the others finished, if any failed.
     """
     shard = _shard(args)
+    failures: list[ImageFailure] = []
     async with out.running():
+        known: dict[Digest, Manifest] = {}
+        if referrers_of:
+            out.line(f"looking up what is attached to {_count(len(referrers_of), 'image')}...")
+            found = await find_referrers(
+                referrers_of, source, package=not isinstance(destination, RegistryStore),
+                keep_going=args.keep_going, sink=out.sink,
+            )
+            out.line(f"found {_count(len(found.jobs), 'attached image')}")
+            for job in found.jobs:
+                out.line(f"will also copy {job.source} ({describe(job)})")
+            jobs = with_attachments(jobs, found.jobs, out.sink)
+            known = found.manifests
+            indexes = [*indexes, *found.indexes]
+            failures = found.failures
         plan = await plan_images(
             jobs,
             source=source,
@@ -203,6 +309,7 @@ async def _transfer(
             include_nondistributable=args.include_non_distributable_layers,
             keep_going=args.keep_going,
             shard=shard,
+            known=known,
         )
         if shard is not None:
             out.line(f"shard {shard}: {_count(len(plan.jobs), 'image')} of {len(jobs)}")
@@ -222,8 +329,10 @@ async def _transfer(
             keep_going=args.keep_going,
         )
         report = await execute_plan(
-            plan, source=source, destination=destination, options=options, sink=out.sink
+            plan, source=source, destination=destination, options=options, sink=out.sink,
+            referrers=indexes,
         )
+    report.failures.extend(failures)
     if report.failures and out.display != "json":
         for failure in report.failures:
             out.line(f"failed: {failure.source}: {failure.error}")

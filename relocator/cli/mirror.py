@@ -7,6 +7,8 @@ digests and hands the images to the same engine `relocate` uses, with one regist
 store as both source and destination (so a blob already in the destination registry is
 mounted, not copied). Each image lands with its source tag and relocator's digest tag;
 images and tags the destination already has are skipped, so a second run moves nothing.
+With `includeReferrers` (per source or in `defaults`) or `--include-referrers` (every
+source), what is attached to the images is copied too, as `relocate` does.
 
 With `--keep-going` a source that cannot be listed or resolved (a missing repository, a
 registry that is down) is reported as failed and the others are mirrored; it counts
@@ -57,7 +59,10 @@ async def mirror(args: argparse.Namespace) -> int:
         )
         for target in targets:
             out.line(f"will mirror {target.image.names[0]} -> {_landing(target)}")
-        report = await _transfer(args, out, jobs, store, store, client, verb="mirrored")
+        report = await _transfer(
+            args, out, jobs, store, store, client, verb="mirrored",
+            referrers_of=_referring(jobs, targets, every=args.include_referrers),
+        )
     if report is None and out.failures:
         # A dry run stops before the engine's report; the failed sources still count.
         raise PartialFailure(
@@ -182,6 +187,7 @@ async def select_source(
                 sources=(digest_ref,),
                 primary=digest_ref,
                 tags=(tag,) if tag else (),
+                include_referrers=source.include_referrers,
             )
         )
     if source.platforms and targets:
@@ -261,6 +267,19 @@ def jobs_of(targets: Sequence[Target]) -> list[Job]:
         Job(source=source, destination=destination, tags=tuple(tags))
         for (destination, _), (source, tags) in merged.items()
     ]
+
+
+def _referring(jobs: Sequence[Job], targets: Sequence[Target], *, every: bool) -> list[Job]:
+    """The jobs whose attachments are copied: of sources with `includeReferrers`, or all."""
+    if every:
+        return list(jobs)
+    wanted = {
+        (target.destination, source.digest)
+        for target in targets
+        if target.include_referrers
+        for source in target.sources
+    }
+    return [job for job in jobs if (job.destination, job.digest) in wanted]
 
 
 def _tag_order(tag: str) -> tuple[bool, Version, str]:

@@ -146,6 +146,16 @@ def _add_transfer(parser: argparse.ArgumentParser, default_concurrency: int) -> 
     )
 
 
+def _add_referrers(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--include-referrers", action="store_true",
+        help="also copy what is attached to each image (and to each image of an index): "
+        "its OCI 1.1 referrers (signatures, SBOMs, attestations), found through the "
+        "registry's referrers API or the sha256-<hex> tag scheme, and cosign's "
+        "sha256-<hex>.sig, .att and .sbom tags; then what is attached to those. " + what,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the whole command line."""
     parser = argparse.ArgumentParser(
@@ -207,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--imgpkg-lock-output", metavar="FILE", help="write an imgpkg ImagesLock file"
     )
     _add_transfer(relocate, DEFAULT_CONCURRENCY)
+    _add_referrers(
+        relocate,
+        "Each lands after its image; cosign's under their tag; where the destination "
+        "has no referrers API, its sha256-<hex> index is updated (entries kept)",
+    )
     _add_registry(relocate)
     _add_output(relocate)
 
@@ -227,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="reuse blobs an interrupted run already wrote (verified)",
     )
     _add_transfer(pkg, DEFAULT_CONCURRENCY)
+    _add_referrers(
+        pkg,
+        "They are packaged as extra images with their tags, and each referrers index as "
+        "an image tagged sha256-<hex>; unpkg re-applies both (without --preserve-tags). "
+        "Needs --format oci",
+    )
     _add_registry(pkg)
     _add_output(pkg)
 
@@ -234,7 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         "unpkg", aliases=list(COMMANDS["unpkg"]),
         help="import a tarball into one repository",
         description="Import every image of a tarball into --repository (no access to the "
-        "source registry needed) and print the YAML with relocated references.",
+        "source registry needed) and print the YAML with relocated references. What "
+        "`pkg --include-referrers` packaged lands too: signature tags "
+        "(sha256-<hex>.sig, .att, .sbom) are always applied, and each packaged "
+        "referrers index is merged into the destination's sha256-<hex> index (unless "
+        "the destination has the referrers API).",
     )
     _add_files(unpkg)
     unpkg.add_argument("-i", "--input", required=True, metavar="TAR", help="tarball to read")
@@ -269,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
         "$RELOCATOR_SHARD",
     )
     _add_transfer(mirror, DEFAULT_CONCURRENCY)
+    _add_referrers(
+        mirror,
+        "For every source (includeReferrers in the config chooses per source); as for "
+        "relocate",
+    )
     _add_registry(mirror)
     _add_output(mirror)
 

@@ -7,6 +7,7 @@ of an index (`--platform`) and the tags (`--preserve-tags`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ class Target:
     primary: Reference
     #: Tags to apply at the destination besides relocator's own digest tag.
     tags: tuple[str, ...] = ()
+    #: Copy what is attached to the copied images too (`--include-referrers`).
+    include_referrers: bool = False
 
     def jobs(self) -> list[Job]:
         """One job per copied source; the user's tags go with the primary one."""
@@ -159,15 +162,7 @@ async def select_platforms(
                 f"{len(manifest.manifests)} images instead"
             )
         )
-        chosen.append(
-            Target(
-                image=target.image,
-                destination=target.destination,
-                sources=tuple(children),
-                tags=target.tags,
-                primary=children[0],
-            )
-        )
+        chosen.append(dataclasses.replace(target, sources=tuple(children), primary=children[0]))
     return chosen
 
 

@@ -8,6 +8,7 @@ where each goes (a destination template), and per-registry limits::
     kind: Mirror
     defaults:
       destination: registry.internal/mirror/{repository}
+      includeReferrers: true
     registries:
     - host: registry.internal
       concurrency: 4
@@ -43,10 +44,10 @@ KIND = "Mirror"
 TEMPLATE_FIELDS = ("registry", "repository", "name")
 
 _DOCUMENT_FIELDS = frozenset({"apiVersion", "kind", "defaults", "registries", "sources"})
-_DEFAULTS_FIELDS = frozenset({"destination", "platforms"})
+_DEFAULTS_FIELDS = frozenset({"destination", "platforms", "includeReferrers"})
 _REGISTRY_FIELDS = frozenset({"host", "concurrency", "requestsPerSecond", "insecure"})
 _SOURCE_FIELDS = frozenset(
-    {"repository", "image", "tags", "exclude", "destination", "platforms"}
+    {"repository", "image", "tags", "exclude", "destination", "platforms", "includeReferrers"}
 )
 # A tag as distribution's grammar allows it (ASCII word characters, `.` and `-`).
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -196,6 +197,9 @@ class MirrorSource:
     destination: Destination
     #: Platforms to copy of an index (empty: the whole index), as `relocate --platform`.
     platforms: tuple[Platform, ...] = ()
+    #: Copy what is attached to each image too (referrers, cosign signature tags), as
+    #: `relocate --include-referrers`.
+    include_referrers: bool = False
     #: "FILE:LINE" of the entry.
     where: str = ""
 
@@ -306,12 +310,14 @@ def _document(root: Node, source: str) -> MirrorConfig:
     fields.refuse_unknown(_DOCUMENT_FIELDS)
     destination: Destination | None = None
     platforms: tuple[Platform, ...] = ()
+    referrers = False
     defaults = fields.get_map("defaults")
     if defaults is not None:
         default_fields = Fields(defaults, source, "defaults")
         default_fields.refuse_unknown(_DEFAULTS_FIELDS)
         destination = _destination(default_fields, None)
         platforms = _platforms(default_fields) or ()
+        referrers = bool(default_fields.get_bool("includeReferrers"))
     registries_node = fields.get_seq("registries")
     registries = merge_configs(
         MirrorConfig(registries=(_registry(Fields(item, source, "registry")),))
@@ -324,14 +330,17 @@ def _document(root: Node, source: str) -> MirrorConfig:
             sources_node,
         )
     sources = tuple(
-        _source(Fields(item, source, "source"), destination, platforms)
+        _source(Fields(item, source, "source"), destination, platforms, referrers)
         for item in sources_node.items
     )
     return MirrorConfig(registries=registries, sources=sources)
 
 
 def _source(
-    fields: Fields, default_destination: Destination | None, default_platforms: tuple[Platform, ...]
+    fields: Fields,
+    default_destination: Destination | None,
+    default_platforms: tuple[Platform, ...],
+    default_referrers: bool,
 ) -> MirrorSource:
     fields.refuse_unknown(_SOURCE_FIELDS)
     where = f"{fields.source}:{fields.node.line}"
@@ -367,12 +376,14 @@ def _source(
             f"source {repository} has no destination: set destination here or in defaults"
         )
     platforms = _platforms(fields)
+    referrers = fields.get_bool("includeReferrers")
     return MirrorSource(
         repository=repository,
         image=image,
         tags=tags,
         destination=destination,
         platforms=default_platforms if platforms is None else platforms,
+        include_referrers=default_referrers if referrers is None else referrers,
         where=where,
     )
 

@@ -16,6 +16,7 @@ from .events import ImagePlanned, ImageStarted, NullSink, Planned, ProgressSink
 from .execute import CopyOptions, Executor
 from .groups import first_error
 from .plan import Job, Plan, make_plan
+from .referrers import ReferrersIndex, write_referrers_indexes
 from .report import Report
 from .shard import Shard, select
 
@@ -30,16 +31,18 @@ async def plan_images(
     skip_present: bool = True,
     keep_going: bool = False,
     shard: Shard | None = None,
+    known: dict[Digest, Manifest] | None = None,
 ) -> Plan:
     """
     Plan copying `jobs`: walk the sources, skip what the destination has. With `shard`,
-    only that shard's share of the jobs (see `relocator.engine.shard`).
+    only that shard's share of the jobs (see `relocator.engine.shard`); `known` are
+    manifests already in hand (fetched while finding referrers, or built), by digest.
 
     Raises:
         RelocatorError: The first failure (a missing image, an unsupported manifest...).
     """
     sink = sink or NullSink()
-    known: dict[Digest, Manifest] = {}
+    known = dict(known or {})
     try:
         if shard is not None:
             # The split must not depend on the destination (other shards are filling
@@ -51,9 +54,10 @@ async def plan_images(
                 include_nondistributable=include_nondistributable,
                 skip_present=False,
                 keep_going=keep_going,
+                known=known,
             )
             jobs = select(whole, shard)
-            known = {n.manifest.digest: n.manifest for n in whole.manifests.values()}
+            known.update((n.manifest.digest, n.manifest) for n in whole.manifests.values())
         for job in jobs:
             sink.emit(ImageStarted(str(job.source), str(job.target)))
         plan = await make_plan(
@@ -102,19 +106,27 @@ async def execute_plan(
     destination: Store,
     options: CopyOptions | None = None,
     sink: ProgressSink | None = None,
+    referrers: Sequence[ReferrersIndex] = (),
 ) -> Report:
     """
-    Move everything `plan` lists.
+    Move everything `plan` lists; then merge `referrers` into the fallback referrers
+    indexes of destinations without the referrers API (see `write_referrers_indexes`).
 
     Raises:
         RelocatorError: The first failure; everything else in flight is cancelled, and
             nothing that references a missing piece has been pushed.
     """
-    executor = Executor(plan, source, destination, options or CopyOptions(), sink or NullSink())
+    options = options or CopyOptions()
+    sink = sink or NullSink()
+    executor = Executor(plan, source, destination, options, sink)
     try:
         if isinstance(destination, Preparing):
             await destination.prepare(contents_of(plan))
         report = await executor.run()
+        if referrers:
+            await write_referrers_indexes(
+                referrers, destination, report, sink=sink, keep_going=options.keep_going
+            )
     except BaseExceptionGroup as group:
         raise first_error(group) from None
     if isinstance(destination, Committing):

@@ -39,6 +39,9 @@ class Job:
     #: Tags to put on the image at the destination (the first one is pushed with the
     #: manifest, the rest re-point at it). Empty: pushed by digest only.
     tags: tuple[str, ...] = ()
+    #: The image this one is attached to (a referrer's subject, the image a cosign
+    #: signature is about): when the run also lands it, it lands first.
+    subject: Digest | None = None
 
     @property
     def digest(self) -> Digest:
@@ -188,6 +191,7 @@ class Planner:
         async with anyio.create_task_group() as tg:
             for job in self._plan.jobs:
                 tg.start_soon(self._plan_job, job)
+        _after_subjects(self._plan)
         self._plan.manifests = _bottom_up(self._plan)
         async with anyio.create_task_group() as tg:
             for blob in self._plan.blobs.values():
@@ -305,6 +309,43 @@ class Planner:
     async def _check_blob(self, blob: BlobNode, repo: Repository) -> None:
         if self._skip_present and await self._dst.blob_exists(repo, blob.desc):
             blob.present.add(repo)
+
+
+def _after_subjects(plan: Plan) -> None:
+    """
+    Make each attached image wait for its subject, where the plan lands that subject
+    (an OCI referrer already waits through its `subject` field; a cosign signature does
+    not have one). A wait that would close a cycle (only a hostile source can build one
+    from tags) is left out rather than stalling the run.
+    """
+    for job in plan.jobs:
+        if job.subject is None:
+            continue
+        node = plan.manifests.get((job.destination, job.digest))
+        subject: Key = (job.destination, job.subject)
+        if node is None or subject in node.manifests:
+            continue
+        if subject in plan.manifests_present:
+            continue  # already there: nothing to wait for
+        if subject not in plan.manifests or _reaches(plan, subject, node.key):
+            continue
+        node.manifests.append(subject)
+
+
+def _reaches(plan: Plan, start: Key, target: Key) -> bool:
+    """Whether `target` is `start` or below it (through children, subjects and waits)."""
+    seen: set[Key] = set()
+    stack = [start]
+    while stack:
+        key = stack.pop()
+        if key == target:
+            return True
+        node = plan.manifests.get(key)
+        if node is None or key in seen:
+            continue
+        seen.add(key)
+        stack.extend(node.manifests)
+    return False
 
 
 def _bottom_up(plan: Plan) -> dict[Key, ManifestNode]:

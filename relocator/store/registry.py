@@ -512,7 +512,9 @@ class RegistryStore:
         """
         cosign's tags for `digest` that exist in `repo` (`sha256-<hex>.sig`, `.att`,
         `.sbom`), with the digest each points at, HEADs only. A tag that is missing
-        (404) or refused (401/403, as imgpkg tolerates) is not there.
+        (404) or refused (401/403, as imgpkg tolerates) is not there. The digests are the
+        registry's claims (`manifest_exists`); copying fetches each manifest by its
+        digest, which checks it.
         """
         tags = cosign_tags(digest)
         found: dict[str, Digest | None] = {}
