@@ -290,18 +290,28 @@ class Executor:
 
     async def _push_tag(self, job: Job, tag: str, manifest: Manifest) -> None:
         ref = Reference.from_repo(job.destination, tag=tag)
-        await self._dst.manifest_put(ref, manifest)
-        self._sink.emit(ManifestPushed(str(ref)))
-        # Re-resolve the tag: a registry (or a proxy) that stored something else must
-        # not go unnoticed.
-        actual = await self._dst.manifest_exists(ref)
-        if actual != manifest.digest:
-            raise RegistryError(
-                f"Expected imported image '{ref}' to have digest '{manifest.digest}' "
-                f"but was '{actual}'",
-                host=ref.registry,
-                status=0,
-            )
+        await put_tag(self._dst, ref, manifest, self._sink, what="imported image")
+
+
+async def put_tag(
+    store: Store, ref: Reference, manifest: Manifest, sink: ProgressSink, *, what: str
+) -> None:
+    """
+    Push `manifest` under the tag `ref` names, then read the tag back.
+
+    Raises:
+        RegistryError: The tag points at another digest than the one pushed: a registry
+            (or a proxy) that stored something else must not go unnoticed.
+    """
+    await store.manifest_put(ref, manifest)
+    sink.emit(ManifestPushed(str(ref)))
+    actual = await store.manifest_exists(ref)
+    if actual != manifest.digest:
+        raise RegistryError(
+            f"Expected {what} '{ref}' to have digest '{manifest.digest}' but was '{actual}'",
+            host=ref.registry,
+            status=0,
+        )
 
 
 def image_tag(digest: Digest, suffix: str = "relocator") -> str:

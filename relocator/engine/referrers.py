@@ -31,7 +31,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from relocator.errors import ManifestError, NotFound, RegistryError, RelocatorError
+from relocator.errors import ManifestError, NotFound, RelocatorError
 from relocator.oci import (
     Descriptor,
     Digest,
@@ -44,7 +44,8 @@ from relocator.oci import (
 from relocator.store import Store
 from relocator.store.base import Referrers, attached_to, referrers_tag
 
-from .events import ImageFailed, ManifestPushed, Notice, ProgressSink
+from .events import ImageFailed, Notice, ProgressSink
+from .execute import put_tag
 from .groups import first_error
 from .plan import MAX_DEPTH, Job, Key
 from .report import ImageFailure, Report
@@ -509,16 +510,7 @@ class _IndexWriter:
             merged = merge_index(existing, index.referrers, name=str(ref))
             if merged is None:
                 return
-            await self._dst.manifest_put(ref, merged)
-            self._sink.emit(ManifestPushed(str(ref)))
-            actual = await self._dst.manifest_exists(ref)
-            if actual != merged.digest:
-                raise RegistryError(
-                    f"Expected referrers index '{ref}' to have digest '{merged.digest}' "
-                    f"but was '{actual}'",
-                    host=ref.registry,
-                    status=0,
-                )
+            await put_tag(self._dst, ref, merged, self._sink, what="referrers index")
         except RelocatorError as exc:
             self._fail(ref, exc)
             return
