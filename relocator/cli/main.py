@@ -9,6 +9,7 @@ reported in one line first).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -106,11 +107,7 @@ def _loop_options() -> dict[str, Any]:
     moves socket bytes with less CPU, which on small machines the registry needs more.
     `RELOCATOR_NO_UVLOOP=1` keeps asyncio's own loop.
     """
-    if os.environ.get("RELOCATOR_NO_UVLOOP"):
-        return {}
-    try:
-        import uvloop  # noqa: F401 - only probing whether it is there
-    except ImportError:
+    if os.environ.get("RELOCATOR_NO_UVLOOP") or importlib.util.find_spec("uvloop") is None:
         return {}
     return {"use_uvloop": True}
 
