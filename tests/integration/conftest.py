@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from relocator.testing import Registry, RegistryClient, running_registry
+from relocator.testing import FaultProxy, Registry, RegistryClient, running_registry
 
 
 @pytest.fixture
@@ -30,3 +30,17 @@ def client2(registry2: Registry) -> Iterator[RegistryClient]:
     """An independent client for `registry2`."""
     with registry2.client() as c:
         yield c
+
+
+@pytest.fixture
+def proxy(registry: Registry) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the shared source registry."""
+    with FaultProxy(registry.url) as fault_proxy:
+        yield fault_proxy
+
+
+@pytest.fixture
+def proxy2(registry2: Registry) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the shared destination registry."""
+    with FaultProxy(registry2.url) as fault_proxy:
+        yield fault_proxy

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,12 +31,6 @@ from tests.integration.faults_support import (
 # Seconds to wait for the subprocess to reach the stall, and to exit after a signal.
 _PATIENCE = 60.0
 
-
-@pytest.fixture
-def proxy(registry: Registry) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the shared source registry."""
-    with FaultProxy(registry.url) as fault_proxy:
-        yield fault_proxy
 
 
 def _sha256(path: Path) -> str:

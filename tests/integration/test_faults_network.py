@@ -7,7 +7,6 @@ never committed, retries stop, and a slow but healthy transfer is never cut.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -33,18 +32,6 @@ from tests.integration.faults_support import (
 KiB = 1024
 
 
-@pytest.fixture
-def proxy(registry: Registry) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the shared source registry."""
-    with FaultProxy(registry.url) as fault_proxy:
-        yield fault_proxy
-
-
-@pytest.fixture
-def proxy2(registry2: Registry) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the shared destination registry."""
-    with FaultProxy(registry2.url) as fault_proxy:
-        yield fault_proxy
 
 
 def test_a_download_cut_mid_body_resumes_at_the_byte_it_reached(

@@ -7,22 +7,13 @@ from __future__ import annotations
 
 import http.client
 import threading
-from collections.abc import Iterator
 from urllib.parse import parse_qs
-
-import pytest
 
 from relocator.testing import ImageFactory, Pusher, Registry
 from relocator.testing.proxy import PRESIGNED_QUERY, FaultProxy, Forward, Redirect
 
 KiB = 1024
 
-
-@pytest.fixture
-def proxy(registry: Registry) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the shared registry."""
-    with FaultProxy(registry.url) as fault_proxy:
-        yield fault_proxy
 
 
 def _get(host: str, target: str) -> tuple[int, str | None, bytes]:

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -53,18 +53,6 @@ NOT_FOUND_SHAPES = {
 }
 
 
-@pytest.fixture
-def proxy(registry: Registry) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the shared source registry."""
-    with FaultProxy(registry.url) as fault_proxy:
-        yield fault_proxy
-
-
-@pytest.fixture
-def proxy2(registry2: Registry) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the shared destination registry."""
-    with FaultProxy(registry2.url) as fault_proxy:
-        yield fault_proxy
 
 
 def _relocate(

@@ -7,7 +7,6 @@ refused without being read whole, and a manifest just under the cap still copies
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,6 @@ from tests.integration.faults_support import MiB, fast_cli, images_file, insecur
 # instead of reading for minutes.
 HUGE = 64 * MiB
 
-
-@pytest.fixture
-def proxy(registry: Registry) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the shared source registry."""
-    with FaultProxy(registry.url) as fault_proxy:
-        yield fault_proxy
 
 
 def _relocate(
