@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from relocator.engine import Job, image_tag
 from relocator.engine.events import Notice
 from relocator.errors import InputError
-from relocator.oci import Platform, Reference, Repository
+from relocator.oci import TEMPLATE_FIELDS, Platform, Reference, Repository, expand_template
 from relocator.store import Store
 
 from .inputs import InputImage
 from .output import Output
-
-#: The fields a `--repository-template` may use.
-TEMPLATE_FIELDS = ("registry", "repository", "name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +56,7 @@ class Destinations:
 
     def of(self, source: Reference) -> Repository:
         """The destination repository of `source`."""
-        text = self.template.format(
-            registry=source.registry,
-            repository=source.repository,
-            name=source.repository.rsplit("/", 1)[-1],
-        )
+        text = expand_template(self.template, source.repo)
         try:
             return Repository.parse(text)
         except InputError as exc:

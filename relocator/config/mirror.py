@@ -36,12 +36,17 @@ from relocator.config.search import Fields
 from relocator.config.semver import Range, parse_version
 from relocator.config.yamltree import Node, ParseProblem, Scalar, describe, parse_yaml_stream
 from relocator.errors import ConfigError, InputError
-from relocator.oci import DOCKER_HUB, Platform, Reference, Repository
+from relocator.oci import (
+    DOCKER_HUB,
+    TEMPLATE_FIELDS,
+    Platform,
+    Reference,
+    Repository,
+    expand_template,
+)
 
 API_VERSION = "relocator.dev/v1alpha1"
 KIND = "Mirror"
-#: The fields a destination template may use (as `--repository-template`).
-TEMPLATE_FIELDS = ("registry", "repository", "name")
 
 _DOCUMENT_FIELDS = frozenset({"apiVersion", "kind", "defaults", "registries", "sources"})
 _DEFAULTS_FIELDS = frozenset({"destination", "platforms", "includeReferrers"})
@@ -169,11 +174,7 @@ class Destination:
         Raises:
             ConfigError: The template gives no valid repository name for `source`.
         """
-        text = self.template.format(
-            registry=source.registry,
-            repository=source.path,
-            name=source.path.rsplit("/", 1)[-1],
-        )
+        text = expand_template(self.template, source)
         try:
             return Repository.parse(text)
         except InputError as exc:

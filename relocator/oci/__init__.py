@@ -11,11 +11,18 @@ from relocator.oci import mediatypes
 from relocator.oci.descriptor import Descriptor, Platform
 from relocator.oci.digest import Digest, Verifier
 from relocator.oci.manifest import MAX_MANIFEST_BYTES, Manifest
-from relocator.oci.reference import DOCKER_HUB, Reference, Repository
+from relocator.oci.reference import (
+    DOCKER_HUB,
+    TEMPLATE_FIELDS,
+    Reference,
+    Repository,
+    expand_template,
+)
 
 __all__ = (
     "DOCKER_HUB",
     "MAX_MANIFEST_BYTES",
+    "TEMPLATE_FIELDS",
     "Descriptor",
     "Digest",
     "Manifest",
@@ -23,5 +30,6 @@ __all__ = (
     "Reference",
     "Repository",
     "Verifier",
+    "expand_template",
     "mediatypes",
 )

@@ -128,6 +128,24 @@ class Reference:
         return text
 
 
+#: The fields a destination template may use (`--repository-template`, the destinations
+#: of a mirror config): the source's registry, repository path, and its last component.
+TEMPLATE_FIELDS = ("registry", "repository", "name")
+
+
+def expand_template(template: str, source: Repository) -> str:
+    """
+    `template` with `{registry}`, `{repository}` and `{name}` of `source` filled in:
+    `mirror.internal/{repository}` for `index.docker.io/library/nginx` is
+    `mirror.internal/library/nginx`. The result is not validated (parse it).
+    """
+    return template.format(
+        registry=source.registry,
+        repository=source.path,
+        name=source.path.rsplit("/", 1)[-1],
+    )
+
+
 def _split(text: str, *, what: str) -> Reference:
     if not isinstance(text, str) or not text:
         raise InvalidReference(f"Expected {what} reference to be a non-empty string")
