@@ -65,6 +65,7 @@ async def resolve(args: argparse.Namespace) -> int:
     platform = Platform.parse(args.platform) if args.platform else None
     final: dict[str, str] = {}
     pending: dict[str, Resolution] = {}
+    selections: dict[str, tuple[Reference, config.TagSelection]] = {}
     for found in inputs.found_images():
         override = found.override
         if override is not None and override.preresolved:
@@ -72,10 +73,18 @@ async def resolve(args: argparse.Namespace) -> int:
             continue
         target = override.new_image if override is not None else found.value
         wanted = override.platform if override is not None and override.platform else platform
-        pending[found.value] = Resolution(reference=parse_reference(target, found.where), platform=wanted)
+        reference = parse_reference(target, found.where)
+        if override is not None and override.tag_selection is not None:
+            selections[found.value] = (reference, override.tag_selection)
+        pending[found.value] = Resolution(reference=reference, platform=wanted)
     if pending:
         async with _client(args) as client:
-            results = await resolve_all(list(pending.values()), RegistryStore(client))
+            store = RegistryStore(client)
+            for value, (reference, selection) in selections.items():
+                chosen = await _select_tag(store, reference, selection)
+                out.line(f"selected: {value} -> {chosen}")
+                pending[value] = Resolution(reference=chosen, platform=pending[value].platform)
+            results = await resolve_all(list(pending.values()), store)
         for value, request in pending.items():
             final[value] = str(results[request])
     for value in sorted(final):
@@ -83,6 +92,20 @@ async def resolve(args: argparse.Namespace) -> int:
     write_locks(args, [(value, final[value]) for value in final], inputs)
     sys.stdout.write(inputs.render(final))
     return 0
+
+
+async def _select_tag(
+    store: RegistryStore, reference: Reference, selection: config.TagSelection
+) -> Reference:
+    """The tag of `reference`'s repository an override's `tagSelection` chooses."""
+    tag = selection.pick(await store.tags(reference.repo))
+    if tag is None:
+        raise InputError(
+            f"no tag of {reference.repo} matches tagSelection semver "
+            f"'{selection.constraints or '*'}'"
+            + (" (prereleases allowed)" if selection.prereleases else ""),
+        )
+    return Reference.from_repo(reference.repo, tag=tag)
 
 
 async def relocate(args: argparse.Namespace) -> int:

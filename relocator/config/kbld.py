@@ -19,6 +19,7 @@ from relocator.config.search import (
     unique_rules,
     with_default_rule,
 )
+from relocator.config.semver import Range, Version, parse_version
 from relocator.config.yamltree import Map, Scalar
 from relocator.errors import InvalidReference
 from relocator.oci import Platform, Reference
@@ -80,6 +81,39 @@ class TagSelection:
     prereleases: bool = False
     #: Only prereleases with one of these identifiers (`rc`, `beta`), if any are named.
     prerelease_identifiers: tuple[str, ...] = ()
+
+    def pick(self, tags: Iterable[str]) -> str | None:
+        """
+        The tag of the highest version the selection allows (tags that are not full
+        semantic versions are never chosen), or None if none is allowed.
+
+        Raises:
+            InputError: The constraints are not a valid semver range.
+        """
+        allowed = Range.parse(self.constraints) if self.constraints.strip() else None
+        best: tuple[Version, str] | None = None
+        for tag in tags:
+            version = parse_version(tag)
+            if version is None or not self._allows_prerelease(version):
+                continue
+            if allowed is not None and not allowed.contains(
+                version, allow_prereleases=self.prereleases
+            ):
+                continue
+            if best is None or version > best[0]:
+                best = (version, tag)
+        return best[1] if best is not None else None
+
+    def _allows_prerelease(self, version: Version) -> bool:
+        if not version.is_prerelease:
+            return True
+        if not self.prereleases:
+            return False
+        return not self.prerelease_identifiers or any(
+            part.startswith(wanted)
+            for part in version.prerelease
+            for wanted in self.prerelease_identifiers
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -198,3 +198,37 @@ def test_missing_tag_and_unquoted_number_are_one_line_each(
     assert 3 == coerced.code
     assert 1 == len(coerced.error_lines)
     assert f"{number}:2:" in coerced.error_lines[0]
+
+
+def test_override_tag_selection_resolves_the_highest_matching_tag(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    registry: Registry,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    An override with kbld's `tagSelection` lists the repository's tags and resolves the
+    highest version in the range (prereleases left out), as kbld does.
+    """
+    pushed = {
+        tag: push(registry, repository, image_factory.image(), tag=tag)
+        for tag in ("1.24.0", "1.25.1", "1.25.3", "1.26.0-rc.1", "latest")
+    }
+    manifest = tmp_path / "manifest.yml"
+    manifest.write_text(
+        "images:\n- image: app\n---\n"
+        "apiVersion: kbld.k14s.io/v1alpha1\nkind: Config\noverrides:\n"
+        f"- image: app\n  newImage: {registry.host}/{repository}\n"
+        "  tagSelection:\n    semver:\n      constraints: '>=1.25.0 <1.27.0'\n"
+    )
+
+    result = relocator(capsys, "-f", str(manifest), *insecure(registry))
+
+    assert 0 == result.code, result.err
+    chosen = pushed["1.25.3"]
+    assert {"images": [{"image": f"{registry.host}/{repository}@{chosen.digest}"}]} == (
+        yaml.safe_load(result.out)
+    )
+    assert f"resolve | selected: app -> {registry.host}/{repository}:1.25.3" in result.err

@@ -12,7 +12,7 @@ from relocator.config import (
     load_inputs,
 )
 from relocator.config.kbld import _COMPATIBLE_KEY, version_key
-from relocator.errors import ConfigError
+from relocator.errors import ConfigError, InputError
 from relocator.oci import Platform
 
 CONFIG = "apiVersion: kbld.k14s.io/v1alpha1\nkind: Config\n"
@@ -344,3 +344,31 @@ def test_images_lock_is_strict(body: str, expected: str) -> None:
     message = error(LOCK + body)
 
     assert expected == message[: len(expected)]
+
+
+TAGS = ["latest", "1.24.0", "1.25.1", "v1.25.3", "1.25", "1.26.0-rc.1", "1.26.0-beta.2", "x"]
+
+
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        (TagSelection(constraints=">=1.25.0 <1.26.0"), "v1.25.3"),
+        (TagSelection(constraints="~1.24"), "1.24.0"),
+        (TagSelection(), "v1.25.3"),
+        (TagSelection(constraints="<1.27.0", prereleases=True), "1.26.0-rc.1"),
+        (TagSelection(constraints="<1.27.0", prereleases=True,
+                      prerelease_identifiers=("beta",)), "1.26.0-beta.2"),
+        (TagSelection(constraints=">=2.0.0"), None),
+    ],
+)
+def test_tag_selection_picks_the_highest_allowed_version(
+    selection: TagSelection, expected: str | None
+) -> None:
+    """Only full semantic versions count; prereleases only when allowed, by identifier."""
+    assert expected == selection.pick(TAGS)
+
+
+def test_tag_selection_with_a_bad_range_is_an_input_error() -> None:
+    """Constraints that are not a semver range fail with a clear error."""
+    with pytest.raises(InputError, match="semver"):
+        TagSelection(constraints=">=banana").pick(TAGS)
