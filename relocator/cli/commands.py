@@ -38,7 +38,7 @@ from relocator.engine.report import ImageFailure
 from relocator.engine.resolve import Resolution, resolve_all
 from relocator.errors import InputError, PartialFailure
 from relocator.oci import Digest, Manifest, Platform, Reference, Repository, mediatypes
-from relocator.store import RegistryStore, Store
+from relocator.store import RangePolicy, RegistryStore, Store
 from relocator.store.base import attached_to
 from relocator.store.tarball.images import TarballImage
 from relocator.transport import HttpClient, Keychain, TransportSettings
@@ -117,7 +117,7 @@ async def relocate(args: argparse.Namespace) -> int:
     )
     platforms = parse_platforms(args.platform)
     async with _client(args) as client:
-        store = RegistryStore(client, verify_uploads=args.verify_blobs)
+        store = registry_store(client, args)
         if platforms:
             targets = await select_platforms(targets, store, platforms, out)
         jobs = [job for target in targets for job in target.jobs()]
@@ -157,7 +157,7 @@ async def pkg(args: argparse.Namespace) -> int:
     try:
         async with _client(args) as client:
             report = await _transfer(
-                args, out, jobs, RegistryStore(client), writer, client, verb="exported",
+                args, out, jobs, registry_store(client, args), writer, client, verb="exported",
                 referrers_of=jobs if args.include_referrers else (),
             )
     finally:
@@ -408,6 +408,15 @@ def _finish(args: argparse.Namespace, inputs: config.Inputs, mapping: dict[str, 
     """Write the lock files, then print the inputs with every name relocated."""
     write_locks(args, list(mapping.items()), inputs)
     sys.stdout.write(inputs.render(mapping))
+
+
+def registry_store(client: HttpClient, args: argparse.Namespace) -> RegistryStore:
+    """The source (or source and destination) store of a copy, as the flags describe."""
+    return RegistryStore(
+        client,
+        verify_uploads=args.verify_blobs,
+        ranges=RangePolicy(streams=args.range_streams),
+    )
 
 
 def transport_settings(args: argparse.Namespace) -> TransportSettings:

@@ -33,7 +33,7 @@ from relocator.oci import Digest, Reference, Repository
 from relocator.store import RegistryStore
 from relocator.transport import HostState, HttpClient, Keychain, TransportSettings, urls
 
-from .commands import _count, _transfer, transport_settings
+from .commands import _count, _transfer, registry_store, transport_settings
 from .inputs import InputImage
 from .output import Output
 from .targets import Target, select_platforms
@@ -49,7 +49,7 @@ async def mirror(args: argparse.Namespace) -> int:
     out = MirrorOutput(args, "mirror")
     config = load_mirror_config(args.config)
     async with HttpClient(mirror_settings(args, config), Keychain()) as client:
-        store = RegistryStore(client, verify_uploads=args.verify_blobs)
+        store = registry_store(client, args)
         targets = await select_all(config, store, out, keep_going=args.keep_going)
         jobs = jobs_of(targets)
         tagged = sum(1 for target in targets if target.tags)

@@ -25,6 +25,9 @@ DEFAULT_COMMAND = "resolve"
 # Five concurrent transfers was kbld's and imgpkg's default; relocator multiplexes all
 # images through one scheduler, so the per-registry figure can be a little higher.
 DEFAULT_CONCURRENCY = 8
+#: Streams of one large blob at most (`relocator.store.ranges.RangePolicy.streams`; the
+#: parser does not import the store, to keep `--help` fast).
+DEFAULT_RANGE_STREAMS = 8
 
 
 def _bool(text: str) -> bool:
@@ -121,11 +124,20 @@ def _add_output(parser: argparse.ArgumentParser, *, report: bool = True) -> None
     )
 
 
-def _add_transfer(parser: argparse.ArgumentParser, default_concurrency: int) -> None:
+def _add_transfer(
+    parser: argparse.ArgumentParser, default_concurrency: int, *, ranges: bool = True
+) -> None:
     parser.add_argument(
         "--concurrency", type=_positive, default=default_concurrency, metavar="N",
         help=f"concurrent transfers per registry (default {default_concurrency})",
     )
+    if ranges:
+        parser.add_argument(
+            "--range-streams", type=_positive, default=DEFAULT_RANGE_STREAMS, metavar="N",
+            help="parallel Range requests, at most, for one large blob (32 MiB or more) "
+            "while its source registry has spare connections; 1 fetches every blob as "
+            f"one stream (default {DEFAULT_RANGE_STREAMS})",
+        )
     parser.add_argument(
         "--dry-run", action="store_true",
         help="print the plan (images, unique blobs, bytes to move after skipping what "
@@ -271,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     unpkg_lock.add_argument(
         "--imgpkg-lock-output", metavar="FILE", help="write an imgpkg ImagesLock file"
     )
-    _add_transfer(unpkg, DEFAULT_CONCURRENCY)
+    _add_transfer(unpkg, DEFAULT_CONCURRENCY, ranges=False)
     _add_registry(unpkg)
     _add_output(unpkg)
 

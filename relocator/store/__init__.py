@@ -14,6 +14,7 @@ from relocator.store.base import (
     Store,
     VerifiedBody,
 )
+from relocator.store.ranges import RangePolicy
 from relocator.store.registry import RegistryStore
 
 __all__ = (
@@ -23,6 +24,7 @@ __all__ = (
     "HostBound",
     "ImageEntry",
     "Preparing",
+    "RangePolicy",
     "RegistryStore",
     "Store",
     "VerifiedBody",

@@ -31,6 +31,7 @@ from relocator.oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest, Refe
 from relocator.oci import mediatypes as mt
 from relocator.oci.strictjson import loads as strict_json
 from relocator.store.base import VerifiedBody, cosign_tags, referrers_tag
+from relocator.store.ranges import Budget, RangedDownload, RangePolicy, Span
 from relocator.transport import HttpClient, Response, Scope, urls
 from relocator.transport.auth import pull, push
 
@@ -74,10 +75,24 @@ class RegistryStore:
         client: The run's HTTP client (shared by every registry of the run).
         verify_uploads: Hash uploaded blobs in the client too (the registry always
             does); off by default.
+        ranges: When large blobs are fetched as parallel ranges.
+        range_budget: Bytes of ranges fetched ahead of their reader, at most, across
+            every download of this store.
     """
 
-    def __init__(self, client: HttpClient, *, verify_uploads: bool = False) -> None:
+    def __init__(
+        self,
+        client: HttpClient,
+        *,
+        verify_uploads: bool = False,
+        ranges: RangePolicy | None = None,
+        range_budget: int = 64 * 1024 * 1024,
+    ) -> None:
         self.client = client
+        self.ranges = ranges or RangePolicy()
+        self.range_budget = Budget(range_budget)
+        # Hosts that ignored or mangled a `Range`: their blobs go as one stream.
+        self._unranged_hosts: set[str] = set()
         # A registry must check `PUT ?digest=` against the bytes it received and refuse
         # a mismatch (distribution spec), so hashing again here would only double the
         # CPU of a copy; sizes are always checked. `verify_uploads` hashes anyway, for
@@ -190,29 +205,68 @@ class RegistryStore:
     async def blob_open(
         self, repo: Repository, desc: Descriptor
     ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """Stream a blob; a connection that breaks mid-body is resumed with `Range`."""
-        yield self._blob_chunks(repo, desc)
+        """
+        Stream a blob; a connection that breaks mid-body is resumed with `Range`. A
+        large blob on a host with spare slots is fetched as parallel ranges (see
+        `relocator.store.ranges`).
+        """
+        host = self.host_of(repo)
+        if not self.ranges.applies(desc.size) or host in self._unranged_hosts:
+            yield self._span_chunks(repo, desc, Span(0, desc.size))
+            return
+        limiter = self.client.hosts[host].limiter
+        download = RangedDownload(
+            desc.size,
+            lambda span: self._span_chunks(repo, desc, span),
+            policy=self.ranges,
+            budget=self.range_budget,
+            spare=limiter.try_acquire,
+            release=limiter.release,
+        )
+        try:
+            async with download.reading() as chunks:
+                yield chunks
+        except RangeNotHonoured:
+            # The whole blob is retried (by the engine) as one stream, as is every
+            # later blob of this host.
+            self._unranged_hosts.add(host)
+            raise
+        finally:
+            if download.whole:
+                self._unranged_hosts.add(host)
 
-    async def _blob_chunks(self, repo: Repository, desc: Descriptor) -> AsyncIterator[bytes]:
+    async def _span_chunks(
+        self, repo: Repository, desc: Descriptor, span: Span
+    ) -> AsyncIterator[bytes]:
+        """
+        The bytes of `span`; a break is resumed with `Range` from the byte reached. A
+        span of the whole blob is asked for without `Range`.
+        """
         url = self._url(repo, f"blobs/{desc.digest}")
         what = f"fetching blob {desc.digest.short} from {repo}"
-        offset = 0
+        offset = span.start
         breaks = 0
-        progress_at_break = 0
+        progress_at_break = offset
         while True:
-            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            if offset == 0 and span.end == desc.size:
+                headers = {}
+            elif span.end == desc.size:
+                headers = {"Range": f"bytes={offset}-"}
+            else:
+                headers = {"Range": f"bytes={offset}-{span.end - 1}"}
             try:
                 async with self.client.request(
                     "GET", url, what=what, scopes=(pull(repo.path),), headers=headers,
                     ok=(200, 206),
                 ) as resp:
-                    _check_body_start(resp, offset, desc, what)
+                    if _check_body_start(resp, offset, span, desc, what):
+                        span.end = desc.size
                     async for chunk in resp.chunks():
                         offset += len(chunk)
                         yield chunk
                 return
             except TransportError as exc:
-                if not exc.temporary or offset >= desc.size:
+                if not exc.temporary or offset >= span.end:
                     raise
                 if offset - progress_at_break >= _RESUME_PROGRESS:
                     breaks = 0
@@ -584,17 +638,35 @@ def _next_link(header: str | None) -> str | None:
     return None
 
 
-def _check_body_start(resp: Response, offset: int, desc: Descriptor, what: str) -> None:
-    """Accept a resumed body only if it continues exactly where the last one broke."""
+def _check_body_start(
+    resp: Response, offset: int, span: Span, desc: Descriptor, what: str
+) -> bool:
+    """
+    Accept a body only if it is exactly the bytes asked for: from `offset` (where the
+    last one broke) to the end of `span`. True if a request for a range starting at
+    byte 0 was answered with the whole blob (the server ignores `Range`).
+    """
     status, headers = resp.status, resp.headers
-    if offset == 0:
+    if offset == 0 and status == 200:
         length = headers.get("Content-Length")
-        if status == 200 and length is not None and length.isdigit() and int(length) != desc.size:
+        if length is not None and length.isdigit() and int(length) != desc.size:
             raise IntegrityError(f"{what}: registry announced {length} bytes, expected {desc.size}")
-        return
+        return span.end != desc.size
     # Exactly one Content-Range: with two, which one did the bytes follow? (c/image
     # `parseContentRange` refuses them too.)
     ranges = headers.getall("Content-Range", [])
     match = _CONTENT_RANGE.fullmatch(ranges[0]) if len(ranges) == 1 else None
-    if status != 206 or match is None or int(match.group(1)) != offset:
-        raise RangeNotHonoured(f"{what}: resuming at byte {offset} was not honoured")
+    if (
+        status != 206
+        or match is None
+        or int(match.group(1)) != offset
+        or int(match.group(2)) != span.end - 1
+        or match.group(3) not in ("*", str(desc.size))
+    ):
+        asked = (
+            f"resuming at byte {offset}"
+            if span.end == desc.size
+            else f"asking for bytes {offset}-{span.end - 1}"
+        )
+        raise RangeNotHonoured(f"{what}: {asked} was not honoured")
+    return False

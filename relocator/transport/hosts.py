@@ -61,6 +61,18 @@ class AdaptiveLimiter:
         await self._limiter.acquire_on_behalf_of(token)
         return token
 
+    def try_acquire(self) -> object | None:
+        """
+        A slot if one is free and nobody is queueing for it, else None; never waits.
+        For work that only uses spare capacity (extra streams of one large blob).
+        """
+        token = object()
+        try:
+            self._limiter.acquire_on_behalf_of_nowait(token)
+        except anyio.WouldBlock:
+            return None
+        return token
+
     def release(self, token: object) -> None:
         """Give a slot back."""
         self._limiter.release_on_behalf_of(token)

@@ -22,7 +22,7 @@ from relocator.cli import commands
 from relocator.engine import CopyOptions, Job, Report, copy_images, image_tag
 from relocator.engine.events import Event, ListSink, Retrying
 from relocator.oci import Digest, Reference, Repository
-from relocator.store import RegistryStore
+from relocator.store import RangePolicy, RegistryStore
 from relocator.testing import PushedImage, Registry
 from relocator.testing.proxy import FaultProxy, ProxyRequest
 from relocator.transport import HostState, HttpClient, Keychain, RetryPolicy, TransportSettings
@@ -112,6 +112,7 @@ async def move(
     retry: RetryPolicy = FAST,
     copy_retry: RetryPolicy = FAST,
     env: dict[str, str] | None = None,
+    ranges: RangePolicy | None = None,
     **settings: Any,
 ) -> Moved:
     """
@@ -129,7 +130,7 @@ async def move(
     )
     sink = ListSink()
     async with HttpClient(transport, Keychain(env=env or {})) as client:
-        store = RegistryStore(client)
+        store = RegistryStore(client, ranges=ranges)
         report = await copy_images(
             jobs,
             source=store,
