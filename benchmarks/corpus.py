@@ -11,6 +11,8 @@ At scale 1 (about 1 GiB of unique bytes):
 - an index of an index (small layers),
 - an OCI 1.1 artifact whose subject is image 0.
 
+The large-layer section adds one image of one 320 MiB layer (`large_image`).
+
 Every big layer is gzip of random and text content (`benchmarks.layers`). `--small`
 uses scale 0.1 (about 100 MiB), same shape.
 """
@@ -61,6 +63,10 @@ _LIST_MIB = 15
 # Layers of the index of an index, and the artifact's payload, in MiB.
 _NESTED_MIB = 0.5
 _PAYLOAD_MIB = 0.25
+# The layer of the large-layer section, in MiB, and its least size in bytes (so that
+# `--small` still has a layer big enough to be split into ranges).
+_LARGE_MIB = 320
+_LARGE_MIN = 48 * MiB
 # Nothing smaller than 1 KiB, even at tiny scales.
 _MIN_SIZE = 1024
 # Small images of the scale check: one shared 1 KiB base layer and a 512-byte own one,
@@ -191,6 +197,19 @@ def build(scale: float, cache_dir: Path) -> Corpus:
         Entry(name="artifact", repository=subject.repository, image=signed),
     ]
     return Corpus(entries=tuple(entries))
+
+
+def large_image(scale: float, cache_dir: Path) -> Entry:
+    """
+    One image whose single layer is large (320 MiB at scale 1, at least 48 MiB): a
+    model or a toolchain, the layer that decides how long a run takes.
+    """
+    spec = LayerSpec(
+        seed=f"{_SEED}/large", size=max(round(_LARGE_MIB * MiB * scale), _LARGE_MIN), docker=False
+    )
+    layer = gzip_layers([spec], cache_dir)[spec]
+    img = image(f"{_SEED}/large", layer_sizes=(), base_layers=[layer])
+    return Entry(name="large", repository="bench/large", image=img)
 
 
 def scale_images(count: int) -> tuple[Entry, ...]:

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from relocator.oci import Digest
@@ -26,7 +26,15 @@ from relocator.testing import Registry, VerificationError, start_registry
 
 from . import tools
 from .ceiling import write_blob_list
-from .corpus import Corpus, Entry, build, push_all, scale_images, write_images_file
+from .corpus import (
+    Corpus,
+    Entry,
+    build,
+    large_image,
+    push_all,
+    scale_images,
+    write_images_file,
+)
 from .measure import (
     Launcher,
     Runner,
@@ -41,7 +49,7 @@ from .verify import verify_registry, verify_tar
 from .wanproxy import running_proxy
 
 #: Sections in the order they run; `--only` picks some.
-SECTIONS = ("relocate", "noop", "pkg", "unpkg", "wan", "scale")
+SECTIONS = ("relocate", "noop", "pkg", "unpkg", "wan", "large", "scale")
 # Once a wait for an idle machine ran out, later runs wait at most 10 s.
 _BUSY_RECHECK = 10.0
 # Every tool writes into this repository of the destination registry.
@@ -300,10 +308,21 @@ class Bench:
 
     # -- sections ----------------------------------------------------------------------
 
-    def relocate_contenders(self, source_host: str, images_file: Path) -> list[Contender]:
-        """relocator, skopeo and the ceiling copying registry to registry."""
-        entries = self.corpus.entries
-        skopeo_entries = self.corpus.select(skopeo=True)
+    def relocate_contenders(
+        self,
+        source_host: str,
+        images_file: Path,
+        *,
+        entries: Sequence[Entry] | None = None,
+        blob_list: Path | None = None,
+    ) -> list[Contender]:
+        """
+        relocator, skopeo and the ceiling copying registry to registry: the corpus, or
+        `entries` (whose blobs `blob_list` lists) instead.
+        """
+        entries = self.corpus.entries if entries is None else tuple(entries)
+        blob_list = blob_list or self.blob_list
+        skopeo_entries = [e for e in entries if not e.nested]
         insecure = [source_host, self.destination.host]
         destination = f"{self.destination.host}/{_DESTINATION_REPOSITORY}"
 
@@ -336,7 +355,7 @@ class Bench:
                 tools.ceiling_argv(
                     "copy",
                     "--blobs",
-                    str(self.blob_list),
+                    str(blob_list),
                     "--source",
                     f"http://{source_host}",
                     "--destination",
@@ -360,7 +379,7 @@ class Bench:
                 run=skopeo,
                 prepare=self.wipe,
                 verify=self.verify_destination(skopeo_entries, "skopeo"),
-                note=_skopeo_note(self.corpus),
+                note=_skopeo_note(self.corpus) if entries == self.corpus.entries else "",
             ),
             Contender(tool="ceiling", run=ceiling, prepare=self.wipe),
         ]
@@ -590,6 +609,47 @@ class Bench:
                 self.relocate_contenders(proxy.host, images_file),
                 unique_bytes=self.corpus.unique_bytes,
                 images=len(self.corpus.entries),
+                servers=lambda: self.servers(proxy=proxy.pid),
+            )
+
+    def section_large(self) -> None:
+        """
+        One large layer behind the WAN proxy: where a single connection's pace decides,
+        relocator's parallel ranges against itself with one stream, skopeo and the
+        ceiling (which moves each blob as one stream).
+        """
+        entry = large_image(self.settings.scale, self.settings.cache)
+        self.say(f"large: pushing one {entry.image.layers[0].size / 1e6:.0f} MB layer")
+        push_all(self.source, [entry])
+        blobs = [(entry.repository, str(b.digest), b.size) for b in entry.image.all_blobs()]
+        blob_list = write_blob_list(self.settings.workdir / "blobs-large.json", blobs)
+        with running_proxy(self.source.host) as proxy:
+            self.say(f"large: proxy {proxy.host} in front of the source")
+            images_file = write_images_file(
+                self.settings.workdir / "images-large.yml", proxy.host, [entry]
+            )
+            ranged, skopeo, ceiling = self.relocate_contenders(
+                proxy.host, images_file, entries=[entry], blob_list=blob_list
+            )
+            destination = f"{self.destination.host}/{_DESTINATION_REPOSITORY}"
+
+            def one_stream(runner: Runner, _: Path | None) -> None:
+                runner(
+                    self.relocator(
+                        "relocate", "-f", str(images_file), "-r", destination,
+                        "--range-streams", "1",
+                        insecure=[proxy.host, self.destination.host],
+                    )
+                )
+
+            single = replace(
+                ranged, tool="relocator --range-streams 1", run=one_stream, profiled=False
+            )
+            self.compare(
+                "large",
+                [ranged, single, skopeo, ceiling],
+                unique_bytes=sum(size for *_, size in blobs),
+                images=1,
                 servers=lambda: self.servers(proxy=proxy.pid),
             )
 

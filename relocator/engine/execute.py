@@ -59,6 +59,10 @@ class CopyOptions:
     #: Finish every image that can be finished when one fails; failures end up in
     #: `Report.failures` instead of stopping the run.
     keep_going: bool = False
+    #: Push no manifest before every blob of the run has landed. For an untrusted
+    #: source (a tarball), whose blobs are verified only as they stream: one tampered
+    #: blob then leaves no image of the run behind, not just its own.
+    blobs_first: bool = False
 
 
 class Executor:
@@ -78,6 +82,9 @@ class Executor:
         self._options = options
         self._sink = sink
         self._blob_slots = anyio.CapacityLimiter(options.max_blobs_in_flight)
+        # Blob tasks still running, and the event set when none is (`blobs_first`).
+        self._blobs_running = 0
+        self._blobs_done = anyio.Event()
         self._landed: dict[Key, anyio.Event] = {}
         self._roots: dict[Key, Job] = {}
         self._failures: dict[Key, RelocatorError] = {}
@@ -105,7 +112,11 @@ class Executor:
         for desc in excluded.values():
             self._sink.emit(BlobDone(str(desc.digest), desc.size, "excluded"))
         async with anyio.create_task_group() as tg:
-            for blob in plan.blobs_to_move():
+            to_move = plan.blobs_to_move()
+            self._blobs_running = len(to_move)
+            if not to_move:
+                self._blobs_done.set()
+            for blob in to_move:
                 tg.start_soon(self._blob, blob, name=f"blob {blob.desc.digest.short}")
             for node in plan.manifests.values():
                 tg.start_soon(self._manifest, node, name=f"manifest {node.destination}")
@@ -144,6 +155,14 @@ class Executor:
         return event
 
     async def _blob(self, blob: BlobNode) -> None:
+        try:
+            await self._blob_landings(blob)
+        finally:
+            self._blobs_running -= 1
+            if not self._blobs_running:
+                self._blobs_done.set()
+
+    async def _blob_landings(self, blob: BlobNode) -> None:
         async with self._blob_slots:
             have = [repo for repo in blob.destinations if repo in blob.present]
             missing = blob.missing
@@ -236,6 +255,8 @@ class Executor:
         needs = [(repo, digest) for digest in node.blobs] + node.manifests
         for key in needs:
             await self._event(key).wait()
+        if self._options.blobs_first:
+            await self._blobs_done.wait()
         failed = self._failed_dependency(needs)
         if failed is not None:
             # Never push a manifest whose blobs or children did not land.

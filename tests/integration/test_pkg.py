@@ -168,3 +168,48 @@ def test_unpkg_of_an_image_missing_from_the_tarball_pushes_nothing(
     assert [f"Expected to find image for '{app[1].reference}'" in line
             for line in result.error_lines] == [True]
     assert () == fresh_registry.log.requests(since=mark)
+
+
+def test_unpkg_of_a_tampered_blob_leaves_no_image_of_the_tarball_behind(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    registry: Registry,
+    fresh_registry: Registry,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    One blob whose bytes no longer match its name stops the import, and no manifest of
+    the tarball is pushed, not even those of images whose own blobs were intact (their
+    small blobs land long before the large tampered one is found out).
+    """
+    intact = push(registry, f"{repository}/a", image_factory.image(layer_sizes=(1024,)))
+    tampered = push(registry, f"{repository}/b", image_factory.image(layer_sizes=(24 << 20,)))
+    images = tmp_path / "images.yml"
+    images.write_text(yaml.safe_dump({"images": [{"image": i.reference}
+                                                 for i in (intact, tampered)]}))
+    tarball = tmp_path / "images.tar"
+    pkg = relocator(capsys, "pkg", "-f", str(images), "-o", str(tarball), *insecure(registry))
+    assert 0 == pkg.code, pkg.err
+    layer = tampered.image.layers[0]
+    member = f"blobs/sha256/{layer.digest.hex}"
+    with tarfile.open(tarball) as tar:
+        offset = tar.getmember(member).offset_data
+    with tarball.open("r+b") as f:  # flip one byte in the middle of the layer
+        f.seek(offset + layer.size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    mark = fresh_registry.log.mark()
+
+    result = relocator(capsys, "unpkg", "-f", str(images), "-i", str(tarball), "-r",
+                       f"{fresh_registry.host}/x", *insecure(fresh_registry))
+
+    assert 6 == result.code, result.err
+    [line] = result.error_lines
+    assert member in line
+    assert [] == [
+        entry.path for entry in fresh_registry.log.requests(since=mark)
+        if entry.method == "PUT" and "/manifests/" in entry.path
+    ]
