@@ -154,9 +154,6 @@ class RangedDownload:
         self._first: object | None = None
         #: Whether the server answered a ranged request with the whole blob.
         self.whole = False
-        #: Requests made, and the most streams that ran at once (reported and tested).
-        self.requests = 0
-        self.peak_streams = 0
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncIterator[bytes]]:
@@ -235,7 +232,6 @@ class RangedDownload:
 
     async def _helper(self, token: object | None) -> None:
         """A stream on a spare slot (counted in `_helpers` by whoever started it)."""
-        self.peak_streams = max(self.peak_streams, self._helpers + 1)
         try:
             while token is not None:
                 segment = self._claim_reserved()
@@ -324,7 +320,6 @@ class RangedDownload:
     async def _fill(self, segment: _Segment) -> None:
         span = segment.span
         cap = self._policy.unreserved
-        self.requests += 1
         try:
             received = 0
             async for chunk in self._fetch(span):
