@@ -11,6 +11,7 @@ tool's own processes are inside the timing.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -621,6 +622,7 @@ class Bench:
         entry = large_image(self.settings.scale, self.settings.cache)
         self.say(f"large: pushing one {entry.image.layers[0].size / 1e6:.0f} MB layer")
         push_all(self.source, [entry])
+        os.sync()
         blobs = [(entry.repository, str(b.digest), b.size) for b in entry.image.all_blobs()]
         blob_list = write_blob_list(self.settings.workdir / "blobs-large.json", blobs)
         with running_proxy(self.source.host) as proxy:
@@ -852,6 +854,9 @@ def bench(settings: Settings) -> Iterator[Bench]:
             f"({corpus.unique_bytes / 1e6:.0f} MB unique) to the source registry"
         )
         push_all(source, corpus.entries)
+        # Write the pushed gigabyte out now: left to the kernel's writeback, it would
+        # compete with the first measured run.
+        os.sync()
         blobs: dict[Digest, tuple[str, str, int]] = {}
         for entry in corpus.entries:
             for blob in entry.image.all_blobs():
