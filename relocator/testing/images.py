@@ -58,6 +58,8 @@ class Blob:
     #: The bytes, for blobs up to 4 MiB; `None` when they are regenerated from `seed`.
     data: bytes | None = field(default=None, repr=False)
     seed: Seed | None = None
+    #: Regenerated block by block (`seekable`), so any range can be produced alone.
+    blocks: bool = False
 
     @classmethod
     def from_bytes(cls, data: bytes, media_type: str) -> Blob:
@@ -86,8 +88,47 @@ class Blob:
             seed=seed,
         )
 
+    @classmethod
+    def seekable(
+        cls, seed: Seed, size: int, media_type: str = mediatypes.OCI_LAYER_GZIP
+    ) -> Blob:
+        """
+        `size` seeded random bytes, each 1 MiB block from its own seed, so that `span`
+        produces any range without generating what comes before it: the body of a
+        synthetic source that honours `Range`. Hashed once here.
+        """
+        hasher = hashlib.sha256()
+        for chunk in _seeded_blocks(seed, size, 0, size):
+            hasher.update(chunk)
+        return cls(
+            media_type=media_type,
+            digest=Digest("sha256", hasher.hexdigest()),
+            size=size,
+            seed=seed,
+            blocks=True,
+        )
+
+    def span(self, start: int, end: int) -> Iterator[bytes]:
+        """
+        The bytes from `start` up to `end` (exclusive), in pieces of at most 1 MiB.
+
+        Raises:
+            ValueError: The blob is generated as one stream (`random`), so only
+                `chunks()` can produce it.
+        """
+        if self.data is not None:
+            for at in range(start, end, _CHUNK):
+                yield self.data[at : min(end, at + _CHUNK)]
+            return
+        if not self.blocks or self.seed is None:
+            raise ValueError(f"blob {self.digest} can only be read from its start")
+        yield from _seeded_blocks(self.seed, self.size, start, end)
+
     def chunks(self) -> Iterator[bytes]:
         """The bytes, in chunks of at most 1 MiB; a fresh iterator on every call."""
+        if self.blocks:
+            yield from self.span(0, self.size)
+            return
         if self.data is not None:
             for start in range(0, len(self.data), _CHUNK):
                 yield self.data[start : start + _CHUNK]
@@ -118,6 +159,15 @@ def _random_chunks(seed: Seed, size: int) -> Iterator[bytes]:
         step = min(_CHUNK, remaining)
         yield rng.randbytes(step)
         remaining -= step
+
+
+def _seeded_blocks(seed: Seed, size: int, start: int, end: int) -> Iterator[bytes]:
+    # Block i is `_CHUNK` bytes of a stream seeded with "<seed>/<i>": independent of
+    # every other block, so a range starts generating at its own first block.
+    for index in range(start // _CHUNK, -(-end // _CHUNK)):
+        base = index * _CHUNK
+        block = random.Random(f"{seed}/{index}").randbytes(min(_CHUNK, size - base))
+        yield block[max(0, start - base) : end - base]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

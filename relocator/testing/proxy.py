@@ -86,6 +86,9 @@ class Respond:
     #: Length of a body given as a function (its Content-Length).
     size: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Answer `Range: bytes=A-B` (or `A-`) requests with a 206 of the bytes this
+    #: function gives for `(A, B + 1)`: a synthetic blob that can be read from anywhere.
+    ranges: Callable[[int, int], Iterator[bytes]] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -605,7 +608,15 @@ class FaultProxy:
             size: int | None = len(action.body)
         else:
             body, size = _iterate(action.body()), action.size
-        response = web.StreamResponse(status=action.status, headers=dict(action.headers))
+        headers = dict(action.headers)
+        status = action.status
+        asked = re.fullmatch(r"bytes=(\d+)-(\d*)", request.headers.get("Range", ""))
+        if action.ranges is not None and size is not None and asked is not None:
+            start = int(asked.group(1))
+            end = min(size, int(asked.group(2)) + 1 if asked.group(2) else size)
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+            body, size, status = _iterate(action.ranges(start, end)), end - start, 206
+        response = web.StreamResponse(status=status, headers=headers)
         return await self._send(request, response, body, size, Forward(), exchange)
 
     async def _redirect(

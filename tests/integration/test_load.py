@@ -137,8 +137,11 @@ def test_500_images_stay_within_the_per_host_and_descriptor_limits(
 
 
 def _synthetic_image(seed: str, size: int) -> tuple[Image, Blob]:
-    """An image whose one layer is `size` seeded bytes, never stored anywhere in full."""
-    layer = Blob.random(f"{seed}/layer", size, mediatypes.OCI_LAYER_GZIP)
+    """
+    An image whose one layer is `size` seeded bytes, never stored anywhere in full, and
+    readable from any offset (`Blob.span`).
+    """
+    layer = Blob.seekable(f"{seed}/layer", size, mediatypes.OCI_LAYER_GZIP)
     config = Blob.from_bytes(b'{"architecture":"amd64","os":"linux"}', mediatypes.OCI_CONFIG)
     doc = {
         "schemaVersion": 2,
@@ -162,14 +165,18 @@ def scratch_registry(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ranges", [False, True], ids=["one-stream", "parallel-ranges"])
 def test_a_2_gib_layer_moves_in_flat_memory(
     tmp_path: Path,
     scratch_registry: Registry,
     request: pytest.FixtureRequest,
+    ranges: bool,
 ) -> None:
     """
     A 2 GiB layer (generated from a seed by the source, stored only by the destination)
-    is relocated with a peak resident memory of the relocator process under 200 MiB.
+    is relocated with a peak resident memory of the relocator process under 200 MiB:
+    from a source that ignores `Range` (one stream), and from one that honours it, so
+    that the layer comes as parallel ranges reassembled in order.
     """
     image, layer = _synthetic_image(request.node.nodeid, BIG_LAYER)
     config = image.blobs[0]
@@ -177,7 +184,8 @@ def test_a_2_gib_layer_moves_in_flat_memory(
         manifest = Respond(body=image.raw, headers={"Content-Type": image.media_type})
         source.add(manifest, path=f"/v2/big/app/manifests/{image.digest}")
         source.add(Respond(body=config.read()), path=f"/v2/big/app/blobs/{config.digest}")
-        source.add(Respond(body=layer.chunks, size=layer.size),
+        source.add(Respond(body=layer.chunks, size=layer.size,
+                           ranges=layer.span if ranges else None),
                    path=f"/v2/big/app/blobs/{layer.digest}")
         sources = images_file(tmp_path / "images.yml", [f"{source.host}/big/app@{image.digest}"])
         process = subprocess.Popen(
@@ -198,4 +206,10 @@ def test_a_2_gib_layer_moves_in_flat_memory(
     assert usage.ru_maxrss * 1024 < MAX_RSS, f"peak RSS {usage.ru_maxrss // 1024} MiB"
     with scratch_registry.client() as client:
         assert layer.size == client.blob_size("big/app", layer.digest)
+    gets = source.requests(method="GET", path=f"/blobs/{layer.digest}")
+    if ranges:
+        assert len(gets) > 1
+        assert all(r.status == 206 for r in gets)
+    else:
+        assert [200] == [r.status for r in gets]
     verify_image_tree(scratch_registry, "big/app", image.digest)
