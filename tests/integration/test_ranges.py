@@ -14,11 +14,12 @@ import pytest
 
 from relocator.cli.parser import DEFAULT_RANGE_STREAMS
 from relocator.store.ranges import RangePolicy
-from relocator.testing import ImageFactory, Pusher, Registry, verify_image_tree
+from relocator.testing import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
 from relocator.testing.proxy import FaultProxy, Forward, ProxyRequest
 from tests.integration.cli import insecure, relocator
 from tests.integration.faults_support import (
     MiB,
+    Moved,
     blob_requests,
     images_file,
     insecure_flags,
@@ -31,6 +32,17 @@ KiB = 1024
 POLICY = RangePolicy(segment=MiB, head=4 * MiB, minimum=4 * MiB, streams=4, poll=0.01)
 # Slow each blob body down a little so that ranges visibly overlap.
 PACED = Forward(pace=(256 * KiB, 0.01))
+
+
+async def ranged_move(
+    proxy: FaultProxy, image: PushedImage, destination: Registry, repository: str,
+    *, concurrency: int,
+) -> Moved:
+    """Relocate `image` from behind `proxy` into `destination` with `POLICY`."""
+    return await move(
+        [through(proxy, image)], f"{destination.host}/{repository}",
+        insecure=[proxy.host, destination.host], ranges=POLICY, concurrency=concurrency,
+    )
 
 
 def overlap(requests: list[ProxyRequest]) -> int:
@@ -65,10 +77,7 @@ async def test_a_large_blob_comes_as_parallel_ranges_within_the_host_limit(
     layer = image.image.layers[0]
     proxy.add(PACED, method="GET", path=f"/blobs/{layer.digest}")
 
-    moved = await move(
-        [through(proxy, image)], f"{registry2.host}/{repository}",
-        insecure=[proxy.host, registry2.host], ranges=POLICY, concurrency=3,
-    )
+    moved = await ranged_move(proxy, image, registry2, repository, concurrency=3)
 
     assert 2 == moved.report.blobs_copied  # the config and the layer
     gets = blob_requests(proxy, layer.digest)
@@ -97,10 +106,7 @@ async def test_small_blobs_and_a_busy_host_keep_one_plain_stream(
     image = push(registry, repository, image_factory.image(layer_sizes=(3 * MiB, 9 * MiB)))
     small, large = image.image.layers
 
-    moved = await move(
-        [through(proxy, image)], f"{registry2.host}/{repository}",
-        insecure=[proxy.host, registry2.host], ranges=POLICY, concurrency=1,
-    )
+    moved = await ranged_move(proxy, image, registry2, repository, concurrency=1)
 
     assert [] == moved.report.failures
     assert [None] == ranges_asked(blob_requests(proxy, small.digest))
@@ -122,10 +128,7 @@ async def test_a_server_ignoring_range_sends_the_blob_once_in_full(
     proxy.add(Forward(drop_request_headers=("Range",)), method="GET",
               path=f"/blobs/{layer.digest}")
 
-    moved = await move(
-        [through(proxy, image)], f"{registry2.host}/{repository}",
-        insecure=[proxy.host, registry2.host], ranges=POLICY, concurrency=4,
-    )
+    moved = await ranged_move(proxy, image, registry2, repository, concurrency=4)
 
     assert [] == moved.retries
     gets = blob_requests(proxy, layer.digest)
@@ -147,10 +150,7 @@ async def test_a_range_cut_mid_body_resumes_within_its_range(
     proxy.add(Forward(cut_after=300 * KiB), method="GET", path=f"/blobs/{layer.digest}",
               header="Range", skip=1, times=1)
 
-    moved = await move(
-        [through(proxy, image)], f"{registry2.host}/{repository}",
-        insecure=[proxy.host, registry2.host], ranges=POLICY, concurrency=4,
-    )
+    moved = await ranged_move(proxy, image, registry2, repository, concurrency=4)
 
     assert [] == moved.retries, "a break within a range is resumed, not a blob retry"
     gets = blob_requests(proxy, layer.digest)
@@ -175,10 +175,7 @@ async def test_a_range_answered_at_another_byte_falls_back_to_one_stream(
     proxy.add(Forward(shift_range=-1000), method="GET", path=f"/blobs/{layer.digest}",
               header="Range", skip=1, times=1)
 
-    moved = await move(
-        [through(proxy, image)], f"{registry2.host}/{repository}",
-        insecure=[proxy.host, registry2.host], ranges=POLICY, concurrency=4,
-    )
+    moved = await ranged_move(proxy, image, registry2, repository, concurrency=4)
 
     [retry] = moved.retries
     assert "was not honoured" in retry
