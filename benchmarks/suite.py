@@ -854,8 +854,9 @@ def bench(settings: Settings) -> Iterator[Bench]:
             f"({corpus.unique_bytes / 1e6:.0f} MB unique) to the source registry"
         )
         push_all(source, corpus.entries)
-        # Write the pushed gigabyte out now: left to the kernel's writeback, it would
-        # compete with the first measured run.
+        # Write the pushed gigabyte out now, so that the kernel's writeback does not
+        # overlap the first measured run. (The first relocate run is still 1.5-2.5 s
+        # slower than the next two for a reason not found yet; medians hide it.)
         os.sync()
         blobs: dict[Digest, tuple[str, str, int]] = {}
         for entry in corpus.entries:
