@@ -26,6 +26,7 @@ from relocator.store import RangePolicy, RegistryStore
 from relocator.testing import PushedImage, Registry
 from relocator.testing.proxy import FaultProxy, ProxyRequest
 from relocator.transport import HostState, HttpClient, Keychain, RetryPolicy, TransportSettings
+from tests.integration.cli import Result, relocator
 
 MiB = 1024 * 1024
 # Retries in these tests wait milliseconds: the logic is under test, not the pacing.
@@ -43,6 +44,26 @@ def images_file(path: Path, references: Sequence[str]) -> Path:
     """A kbld-style YAML file naming `references` under `images:`."""
     path.write_text(yaml.safe_dump({"images": [{"image": r} for r in references]}))
     return path
+
+
+def relocate_through(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    proxy: FaultProxy,
+    image: PushedImage,
+    destination: str,
+    *flags: str,
+) -> Result:
+    """
+    `relocator relocate` (in-process) of `image` reached through `proxy` into
+    `destination` (`host/repository`, plain http like the proxy), with `flags`.
+    """
+    sources = images_file(tmp_path / "i.yml", [through(proxy, image)])
+    host = destination.split("/", 1)[0]
+    return relocator(
+        capsys, "relocate", "-f", str(sources), "-r", destination,
+        *insecure_flags(proxy.host, host), *flags,
+    )
 
 
 def blob_requests(proxy: FaultProxy, digest: Digest, method: str = "GET") -> list[ProxyRequest]:

@@ -16,16 +16,14 @@ from relocator.errors import RegistryError, TransportError
 from relocator.testing import ImageFactory, Pusher, Registry, verify_image_tree
 from relocator.testing.proxy import FaultProxy, Forward, Reset, Respond
 from relocator.transport import RetryPolicy
-from tests.integration.cli import insecure, relocator
 from tests.integration.faults_support import (
     FAST,
     MiB,
     blob_requests,
     committed_uploads,
     fast_cli,
-    images_file,
-    insecure_flags,
     move,
+    relocate_through,
     through,
 )
 
@@ -54,11 +52,7 @@ def test_a_download_cut_mid_body_resumes_at_the_byte_it_reached(
     proxy.add(Forward(cut_after=MiB), method="GET", path=f"/blobs/{layer.digest}", times=1)
     mark = registry2.log.mark()
 
-    result = relocator(
-        capsys, "relocate", "-f", str(images_file(tmp_path / "i.yml", [through(proxy, image)])),
-        "-r", f"{registry2.host}/{repository}", *insecure(registry2),
-        *insecure_flags(proxy.host),
-    )
+    result = relocate_through(capsys, tmp_path, proxy, image, f"{registry2.host}/{repository}")
 
     assert 0 == result.code, result.err
     assert [(None, 200, MiB), (f"bytes={MiB}-", 206, 2 * MiB)] == [
@@ -274,9 +268,8 @@ def test_a_body_of_the_wrong_length_or_content_is_never_committed(
     proxy.add(answer, method="GET", path=f"/blobs/{layer.digest}")
     mark = registry2.log.mark()
 
-    result = relocator(
-        capsys, "relocate", "-f", str(images_file(tmp_path / "i.yml", [through(proxy, image)])),
-        "-r", f"{proxy2.host}/{repository}", *insecure_flags(proxy.host, proxy2.host),
+    result = relocate_through(
+        capsys, tmp_path, proxy, image, f"{proxy2.host}/{repository}",
         *(["--verify-blobs"] if verify else []),
     )
 
@@ -316,10 +309,7 @@ def test_an_upload_cut_mid_body_restarts_from_a_fresh_source_stream(
                query=layer.digest.hex, times=1)
     mark = registry2.log.mark()
 
-    result = relocator(
-        capsys, "relocate", "-f", str(images_file(tmp_path / "i.yml", [through(proxy, image)])),
-        "-r", f"{proxy2.host}/{repository}", *insecure_flags(proxy.host, proxy2.host),
-    )
+    result = relocate_through(capsys, tmp_path, proxy, image, f"{proxy2.host}/{repository}")
 
     assert 0 == result.code, result.err
     puts = [p for p in proxy2.requests(method="PUT", path="/blobs/uploads/")

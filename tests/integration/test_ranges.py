@@ -16,14 +16,12 @@ from relocator.cli.parser import DEFAULT_RANGE_STREAMS
 from relocator.store.ranges import RangePolicy
 from relocator.testing import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
 from relocator.testing.proxy import FaultProxy, Forward, ProxyRequest
-from tests.integration.cli import insecure, relocator
 from tests.integration.faults_support import (
     MiB,
     Moved,
     blob_requests,
-    images_file,
-    insecure_flags,
     move,
+    relocate_through,
     through,
 )
 
@@ -202,10 +200,8 @@ def test_relocate_splits_a_large_layer_unless_told_one_stream(
     image = push(registry, repository, image_factory.image(layer_sizes=(33 * MiB,)))
     layer = image.image.layers[0]
 
-    result = relocator(
-        capsys, "relocate", "-f", str(images_file(tmp_path / "i.yml", [through(proxy, image)])),
-        "-r", f"{registry2.host}/{repository}", *insecure(registry2),
-        *insecure_flags(proxy.host), *flags,
+    result = relocate_through(
+        capsys, tmp_path, proxy, image, f"{registry2.host}/{repository}", *flags
     )
 
     assert 0 == result.code, result.err
