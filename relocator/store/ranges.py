@@ -103,7 +103,9 @@ Release = Callable[[object], None]
 class _Segment:
     """A claimed span: what its stream has delivered and the reader not yet taken."""
 
-    __slots__ = ("buffered", "chunks", "done", "error", "reserved", "signal", "span")
+    __slots__ = (
+        "buffered", "chunks", "done", "error", "reserved", "signal", "span", "waiting"
+    )
 
     def __init__(self, span: Span, reserved: int) -> None:
         self.span = span
@@ -113,10 +115,20 @@ class _Segment:
         self.done = False
         self.error: RelocatorError | None = None
         self.signal = anyio.Event()
+        # Whether the reader or the stream waits on `signal`: at most one of them can
+        # (the reader waits for an empty buffer, the stream for a full one), and a
+        # wake-up nobody waits for is skipped, so chunks cost no event each.
+        self.waiting = False
 
     def wake(self) -> None:
-        self.signal.set()
-        self.signal = anyio.Event()
+        if self.waiting:
+            self.waiting = False
+            self.signal.set()
+            self.signal = anyio.Event()
+
+    async def wait(self) -> None:
+        self.waiting = True
+        await self.signal.wait()
 
 
 class RangedDownload:
@@ -200,7 +212,7 @@ class RangedDownload:
                 if not segment.chunks:
                     if segment.error is not None:
                         raise segment.error
-                    await segment.signal.wait()
+                    await segment.wait()
                     continue
                 chunk = segment.chunks.popleft()
                 segment.buffered -= len(chunk)
@@ -338,7 +350,7 @@ class RangedDownload:
                 segment.buffered += len(chunk)
                 segment.wake()
                 while not segment.reserved and segment.buffered >= cap:
-                    await segment.signal.wait()
+                    await segment.wait()
             if received != span.end - span.start:
                 raise IntegrityError(
                     f"range {span.start}-{span.end - 1} of the blob ended after {received} bytes"

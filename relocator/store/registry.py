@@ -259,7 +259,7 @@ class RegistryStore:
                     "GET", url, what=what, scopes=(pull(repo.path),), headers=headers,
                     ok=(200, 206),
                 ) as resp:
-                    if _check_body_start(resp, offset, span, desc, what):
+                    if _check_span_answer(resp, offset, span, desc, what):
                         span.end = desc.size
                     async for chunk in resp.chunks():
                         offset += len(chunk)
@@ -638,11 +638,11 @@ def _next_link(header: str | None) -> str | None:
     return None
 
 
-def _check_body_start(
+def _check_span_answer(
     resp: Response, offset: int, span: Span, desc: Descriptor, what: str
 ) -> bool:
     """
-    Accept a body only if it is exactly the bytes asked for: from `offset` (where the
+    Accept an answer only if it brings exactly the bytes asked for: from `offset` (where the
     last one broke) to the end of `span`. True if a request for a range starting at
     byte 0 was answered with the whole blob (the server ignores `Range`).
     """
