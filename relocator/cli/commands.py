@@ -350,9 +350,6 @@ async def _transfer(
             hold=client.hosts.hold,
             max_blobs_in_flight=2 * args.concurrency,
             keep_going=args.keep_going,
-            # A tarball's blobs are verified as they stream; until all are, no image
-            # of it is pushed, so a tampered tarball leaves nothing behind.
-            blobs_first=not isinstance(source, RegistryStore),
         )
         report = await execute_plan(
             plan, source=source, destination=destination, options=options, sink=out.sink,

@@ -20,7 +20,7 @@ import anyio
 
 from relocator.errors import RegistryError, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
-from relocator.store import BlobMounter, HostBound, Store
+from relocator.store import BlobMounter, HostBound, Store, Untrusted
 from relocator.transport import RetryPolicy
 
 from .events import (
@@ -59,9 +59,10 @@ class CopyOptions:
     #: Finish every image that can be finished when one fails; failures end up in
     #: `Report.failures` instead of stopping the run.
     keep_going: bool = False
-    #: Push no manifest before every blob of the run has landed. For an untrusted
-    #: source (a tarball), whose blobs are verified only as they stream: one tampered
-    #: blob then leaves no image of the run behind, not just its own.
+    #: Push no manifest before every blob of the run has landed. Always on for a source
+    #: that declares itself `Untrusted` (a tarball), whose blobs are verified only as
+    #: they stream: one tampered blob then leaves no image of the run behind, not just
+    #: its own.
     blobs_first: bool = False
 
 
@@ -81,6 +82,11 @@ class Executor:
         self._dst = destination
         self._options = options
         self._sink = sink
+        # The source decides, not the caller: an untrusted source gets blobs-first
+        # whoever drives the engine.
+        self._blobs_first = options.blobs_first or (
+            isinstance(source, Untrusted) and source.untrusted
+        )
         self._blob_slots = anyio.CapacityLimiter(options.max_blobs_in_flight)
         # Blob tasks still running, and the event set when none is (`blobs_first`).
         self._blobs_running = 0
@@ -155,12 +161,13 @@ class Executor:
         return event
 
     async def _blob(self, blob: BlobNode) -> None:
-        try:
-            await self._blob_landings(blob)
-        finally:
-            self._blobs_running -= 1
-            if not self._blobs_running:
-                self._blobs_done.set()
+        # Not in a `finally`: a blob that failed the run (without keep-going) must not
+        # count as done, or a blobs-first manifest could be released by the failure
+        # itself and pushed before the cancellation reaches it.
+        await self._blob_landings(blob)
+        self._blobs_running -= 1
+        if not self._blobs_running:
+            self._blobs_done.set()
 
     async def _blob_landings(self, blob: BlobNode) -> None:
         async with self._blob_slots:
@@ -255,7 +262,7 @@ class Executor:
         needs = [(repo, digest) for digest in node.blobs] + node.manifests
         for key in needs:
             await self._event(key).wait()
-        if self._options.blobs_first:
+        if self._blobs_first:
             await self._blobs_done.wait()
         failed = self._failed_dependency(needs)
         if failed is not None:

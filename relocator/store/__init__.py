@@ -12,6 +12,7 @@ from relocator.store.base import (
     ImageEntry,
     Preparing,
     Store,
+    Untrusted,
     VerifiedBody,
 )
 from relocator.store.ranges import RangePolicy
@@ -27,5 +28,6 @@ __all__ = (
     "RangePolicy",
     "RegistryStore",
     "Store",
+    "Untrusted",
     "VerifiedBody",
 )

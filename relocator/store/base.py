@@ -153,6 +153,21 @@ def attached_to(tag: str) -> tuple[Digest, str | None] | None:
 
 
 @runtime_checkable
+class Untrusted(Protocol):
+    """
+    Optional: a source whose content nobody vouched for (a tarball from elsewhere).
+
+    Its blobs are verified only as they stream, so one tampered blob is found only when
+    it is read. The engine pushes no manifest from such a source until every blob of the
+    run has landed verified: a tampered tarball then leaves no image of it behind, not
+    just its own, whoever drives the engine.
+    """
+
+    #: Whether the store's content is untrusted (True for a tarball).
+    untrusted: bool
+
+
+@runtime_checkable
 class HostBound(Protocol):
     """Optional: a store whose transfers count against a network host's limit."""
 

@@ -8,11 +8,14 @@ Test helpers shipped with relocator: real registries, a token server, test image
   `push` seeds a registry with them through `RegistryClient`, a small independent client.
 - `verify_image_tree` / `verify_pushed` check a registry's content without relocator's
   own code.
+- `MemoryStore` is a registry in memory (the `Store` protocol with mounts and
+  referrers), with an operation log and fault options, for engine tests.
 - `FaultProxy` sits in front of a registry and injects faults per request (resets,
   stalls, 429/5xx, wrong bodies and headers, redirects to a "CDN" host), logging what
   both hosts received.
 
-These helpers never import the engine, stores, transport, config or CLI: tests use
+These helpers never import the engine, stores, transport, config or CLI (only the pure
+data model in `relocator.oci` and the error hierarchy): tests use
 them to judge that code, so they must not depend on it. Production code never imports
 this package.
 """
@@ -38,6 +41,7 @@ from relocator.testing.images import (
     random_layer,
     with_empty_layer,
 )
+from relocator.testing.memory import Faults, MemoryStore, Operation
 from relocator.testing.proxy import (
     PRESIGNED_QUERY,
     FaultProxy,
@@ -75,9 +79,12 @@ __all__ = (
     "Blob",
     "DockerConfigDir",
     "FaultProxy",
+    "Faults",
     "Forward",
     "Image",
     "ImageFactory",
+    "MemoryStore",
+    "Operation",
     "ProxyRequest",
     "PushedImage",
     "Pusher",

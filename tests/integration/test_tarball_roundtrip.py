@@ -5,12 +5,14 @@ both formats, with the tags the images had.
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from relocator.errors import IntegrityError
 from relocator.testing import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
 from relocator.testing.client import RegistryClient
 from relocator.transport import HttpClient
@@ -105,3 +107,43 @@ async def test_importing_twice_moves_nothing_the_second_time(
 
     assert (0, 0) == (again.blobs_copied, again.bytes_copied)
     assert ["present"] == [i.how for i in again.images]
+
+
+async def test_a_tampered_tarball_imported_through_the_library_leaves_no_image_behind(
+    tmp_path: Path,
+    http: HttpClient,
+    registry: Registry,
+    registry2: Registry,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+    repository_factory: Callable[[str], str],
+) -> None:
+    """
+    A Python caller importing a tarball through the engine's entry point gets the same
+    guarantee as `unpkg`: the tarball declares itself an untrusted source, so one blob
+    whose bytes no longer match its name leaves no manifest of the tarball at the
+    destination, not even those of images whose own blobs were intact.
+    """
+    source = repository_factory("src")
+    intact = push(registry, source, image_factory.image(layer_sizes=(1024,)))
+    tampered = push(registry, source, image_factory.image(layer_sizes=(24 * MiB,)))
+    out = tmp_path / "images.tar"
+    await package_pushed(out, [intact, tampered], http)
+    layer = tampered.image.layers[0]
+    with tarfile.open(out) as tar:
+        offset = tar.getmember(f"blobs/sha256/{layer.digest.hex}").offset_data
+    with out.open("r+b") as f:  # flip one byte in the middle of the layer
+        f.seek(offset + layer.size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    mark = registry2.log.mark()
+
+    with pytest.raises(IntegrityError):
+        await import_tarball(out, http, f"{registry2.host}/{repository}")
+
+    assert [] == [
+        entry.path for entry in registry2.log.requests(since=mark)
+        if entry.method == "PUT" and "/manifests/" in entry.path
+    ]

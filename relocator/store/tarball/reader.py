@@ -88,6 +88,10 @@ class TarballReader:
         path: The tarball (an uncompressed tar in a seekable file).
     """
 
+    #: A tarball is an untrusted source (`relocator.store.Untrusted`): the engine pushes
+    #: no manifest from it until every blob it reads has been verified.
+    untrusted = True
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.name = self.path.name
