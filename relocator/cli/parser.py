@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     pkg.add_argument("-o", "--output", required=True, metavar="TAR", help="tarball to write")
     pkg.add_argument(
         "--format", choices=("oci", "kbld"), default="oci",
-        help="oci: OCI image layout in a tar (default); kbld: the kbld/imgpkg format",
+        help="oci: an OCI image layout in a tar that kbld unpkg and imgpkg copy --tar also "
+        "read (default); kbld: the kbld/imgpkg format alone",
     )
     pkg.add_argument(
         "--resume", action="store_true",

@@ -132,7 +132,7 @@ async def test_a_tampered_tarball_imported_through_the_library_leaves_no_image_b
     await package_pushed(out, [intact, tampered], http)
     layer = tampered.image.layers[0]
     with tarfile.open(out) as tar:
-        offset = tar.getmember(f"blobs/sha256/{layer.digest.hex}").offset_data
+        offset = tar.getmember(f"sha256-{layer.digest.hex}.tar.gz").offset_data
     with out.open("r+b") as f:  # flip one byte in the middle of the layer
         f.seek(offset + layer.size // 2)
         byte = f.read(1)

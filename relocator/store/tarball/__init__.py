@@ -2,9 +2,10 @@
 Tarballs as stores: `TarballWriter` packages images into one file, `TarballReader`
 imports them from one, without changing a digest.
 
-The default format is an OCI image layout inside a plain tar (with Docker's
-`manifest.json` for `docker load`); kbld's and imgpkg's format is read, and written on
-request. See `writer.py` and `reader.py` for how each works, `ociformat.py` and
+The default format is an OCI image layout inside a plain tar that is kbld's and
+imgpkg's format at the same time (their `manifest.json`, with Docker's keys for `docker
+load`, and their layer names, hard-linked from the layout's); kbld's format alone is
+read, and written on request. See `writer.py` and `reader.py` for how each works, `ociformat.py` and
 `kbldformat.py` for the formats.
 """
 

@@ -31,6 +31,24 @@ def directory_header(name: str) -> bytes:
     return _header(name, 0, tarfile.DIRTYPE, _DIRECTORY_MODE)
 
 
+def link_header(name: str, target: str) -> bytes:
+    """
+    The header of a hard link `name` to the earlier member `target`: no data of its own.
+
+    Readers that extract the archive (skopeo's `oci-archive:`, `tar`, `docker load`)
+    make `name` a second name for `target`'s file; readers that look members up by name
+    without extracting never open it.
+    """
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.LNKTYPE
+    info.linkname = target
+    info.mode = _FILE_MODE
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
+
+
 def padding(size: int) -> int:
     """Zero bytes that follow `size` bytes of data to complete the last block."""
     return -size % BLOCK

@@ -77,41 +77,63 @@ def members(package: Package, *, where: str) -> list[Planned]:
     return planned
 
 
-def reservation(package: Package) -> int:
+def reservation(
+    package: Package, extra: Mapping[Digest, Mapping[str, Any]] | None = None, *, embed: bool = True
+) -> int:
     """
     The most bytes `manifest.json` can take: its exact size without configs and DiffIDs
-    (unknown until the configs arrive), plus their worst case.
+    (unknown until the configs arrive), plus their worst case. `extra` keys go on the
+    entries of the digests they are for (Docker's, in the default format); without
+    `embed`, only those keys are written (see `ociformat.manifest_json`), and the
+    reservation is never smaller than that.
 
     The unused tail is filled with spaces at commit, which JSON readers skip.
     """
-    renderer = _Renderer(package, None)
+    alone = len(jsondoc.dump(list((extra or {}).values())))
+    if not embed:
+        return alone
+    renderer = _Renderer(package, None, extra=extra)
     skeleton = renderer.render()
-    return (
+    return max(
+        alone,
         len(skeleton)
         + _ESCAPED_WORST * renderer.config_bytes
-        + _DIFF_ID_LONGEST * renderer.diff_ids
+        + _DIFF_ID_LONGEST * renderer.diff_ids,
     )
 
 
-def render(package: Package, configs: Mapping[Digest, bytes], *, where: str) -> bytes:
+def render(
+    package: Package,
+    configs: Mapping[Digest, bytes],
+    *,
+    where: str,
+    extra: Mapping[Digest, Mapping[str, Any]] | None = None,
+) -> bytes:
     """
-    kbld's `manifest.json` for `package`, as Go's encoder writes it.
+    kbld's `manifest.json` for `package`, as Go's encoder writes it; `extra` keys go on
+    the top-level entries of the digests they are for.
 
     Raises:
         TarError: A config or manifest is not UTF-8 (Go strings would mangle it).
     """
-    return _Renderer(package, configs, where=where).render()
+    return _Renderer(package, configs, where=where, extra=extra).render()
 
 
 class _Renderer:
     """Builds the descriptor list; without configs, counts what it left out."""
 
     def __init__(
-        self, package: Package, configs: Mapping[Digest, bytes] | None, *, where: str = ""
+        self,
+        package: Package,
+        configs: Mapping[Digest, bytes] | None,
+        *,
+        where: str = "",
+        extra: Mapping[Digest, Mapping[str, Any]] | None = None,
     ) -> None:
         self._package = package
         self._configs = configs
         self._where = where
+        self._extra = extra or {}
         self.config_bytes = 0
         self.diff_ids = 0
 
@@ -135,7 +157,10 @@ class _Renderer:
                 if manifest.digest not in nested and manifest.digest not in refs:
                     refs[manifest.digest] = [f"{repos[entry.manifest.digest]}@{manifest.digest}"]
                     self._nest(manifest, nested, 0)
-        items = [self._item(package.manifests[d], r) for d, r in refs.items()]
+        items = [
+            {**self._item(package.manifests[d], r), **self._extra.get(d, {})}
+            for d, r in refs.items()
+        ]
         items.sort(key=_sort_key)
         return jsondoc.dump_like_go(items)
 
@@ -270,7 +295,10 @@ def read_manifest(raw: bytes, *, where: str) -> KbldContents:
     doc = jsondoc.load(raw, what=where)
     if not isinstance(doc, list):
         raise TarError(f"{where} is not a list of image descriptors")
-    if doc and isinstance(doc[0], dict) and "RepoTags" in doc[0]:
+    if (
+        doc and isinstance(doc[0], dict) and "RepoTags" in doc[0]
+        and not {"Image", "ImageIndex"} & set(doc[0])
+    ):
         raise TarError(
             f"{where} is a 'docker save' manifest without an OCI layout; relocator reads "
             "OCI layout and kbld tarballs",

@@ -14,7 +14,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from relocator.oci import Digest
-from relocator.store.tarball.headers import END_OF_ARCHIVE, directory_header, file_header, padding
+from relocator.store.tarball.headers import (
+    END_OF_ARCHIVE,
+    directory_header,
+    file_header,
+    link_header,
+    padding,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +34,8 @@ class Planned:
     #: The blob that fills the region later (None for metadata filled at commit).
     digest: Digest | None = None
     directory: bool = False
+    #: A hard link to this earlier member's name: a header only, no data.
+    link: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +79,12 @@ def lay_out(members: Sequence[Planned]) -> Layout:
     fingerprint = hashlib.sha256()
     position = 0
     for member in members:
+        if member.link is not None:
+            header = link_header(member.name, member.link)
+            skeleton.append((position, header))
+            fingerprint.update(header)
+            position += len(header)
+            continue
         header = directory_header(member.name) if member.directory else file_header(
             member.name, member.size
         )

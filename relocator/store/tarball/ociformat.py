@@ -1,27 +1,37 @@
 """
-The default format: an OCI image layout inside a plain tar, plus Docker's manifest.json.
+The default format: an OCI image layout inside a plain tar that kbld, imgpkg and
+`docker load` read too.
 
     oci-layout             {"imageLayoutVersion":"1.0.0"}
     index.json             one entry per packaged image, annotated with its reference
-    manifest.json          `docker load`'s list, for single-platform images
+    manifest.json          kbld's and imgpkg's descriptor list (`kbldformat.py`); the
+                           entries of single-platform images also carry Docker's
+                           `Config`, `RepoTags` and `Layers`, for `docker load`
+    sha256-<hex>.tar.gz    each layer's bytes, under the name kbld and imgpkg look for
     blobs/, blobs/sha256/  directories
-    blobs/sha256/<hex>     manifests and indexes, then configs, then layers, by digest
+    blobs/sha256/<hex>     manifests and indexes, then configs, by digest; then each
+                           layer as a hard link to its `sha256-<hex>.tar.gz`
 
-Metadata comes first so that a reader streaming the file meets it before the blobs.
-skopeo (`oci-archive:FILE:REF`, REF being the `org.opencontainers.image.ref.name`
-annotation), regctl and `docker load` read the same file.
+Every layer is stored once. Readers that extract the archive (skopeo's
+`oci-archive:FILE:REF`, REF being the `org.opencontainers.image.ref.name` annotation;
+`docker load`; `tar`) see the OCI layout whole; kbld's and imgpkg's readers look members
+up by name and find their own. One `manifest.json` serves kbld and Docker because Go's
+JSON decoder ignores keys it does not know, and the two formats share none.
+Metadata comes first so that a reader streaming the file meets it before the blobs;
+`manifest.json` is reserved at its largest size and written last, once the configs it
+embeds are in the file.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relocator.errors import ManifestError, TarError
 from relocator.oci import Digest, Manifest, Reference, mediatypes
 from relocator.store.base import ImageEntry
-from relocator.store.tarball import jsondoc
+from relocator.store.tarball import jsondoc, kbldformat
 from relocator.store.tarball.contents import Package
 from relocator.store.tarball.images import TarballImage, reference_for, unique
 from relocator.store.tarball.layout import Planned
@@ -30,6 +40,7 @@ from relocator.store.tarball.names import (
     MANIFEST_JSON,
     OCI_LAYOUT,
     blob_directories,
+    kbld_layer_name,
     oci_blob_name,
 )
 
@@ -58,29 +69,59 @@ _DOCKER_LOADABLE_CONFIGS = frozenset({mediatypes.DOCKER_CONFIG, mediatypes.OCI_C
 
 def members(package: Package) -> list[Planned]:
     """
-    Every member of the tarball in order: metadata, directories, manifests (bytes known
-    now), then configs and layers (filled as they arrive), each group by digest.
+    Every member of the tarball in order: metadata (`manifest.json` reserved, filled at
+    commit), the layers under kbld's names (filled as they arrive), directories,
+    manifests (bytes known now), configs (filled as they arrive), then the layers' OCI
+    names as hard links, each group by digest.
     """
+    layers = [d.digest for d in kbldformat.layers(package)]
+    index = index_json(package.images)
+    reserved = kbldformat.reservation(package, docker_entries(package), embed=embeds(package))
     planned = [
         Planned(name=OCI_LAYOUT, size=len(LAYOUT_BYTES), data=LAYOUT_BYTES),
+        Planned(name=INDEX_JSON, size=len(index), data=index),
+        Planned(name=MANIFEST_JSON, size=reserved),
     ]
-    index = index_json(package.images)
-    planned.append(Planned(name=INDEX_JSON, size=len(index), data=index))
-    docker = docker_manifest(package)
-    if docker is not None:
-        planned.append(Planned(name=MANIFEST_JSON, size=len(docker), data=docker))
+    planned += [
+        Planned(name=kbld_layer_name(d), size=package.blobs[d].size, digest=d) for d in layers
+    ]
     everything = frozenset(package.manifests) | frozenset(package.blobs)
     planned += [Planned(name=name, directory=True) for name in blob_directories(everything)]
     for digest in _by_digest(package.manifests):
         raw = package.manifests[digest].raw
         planned.append(Planned(name=oci_blob_name(digest), size=len(raw), data=raw))
-    blobs = [d for d in package.blobs if d not in package.manifests]
-    configs = [d for d in blobs if d in package.configs]
-    layers = [d for d in blobs if d not in package.configs]
-    for digest in [*_by_digest(configs), *_by_digest(layers)]:
+    stored = set(layers) | set(package.manifests)
+    for digest in _by_digest([d for d in package.blobs if d not in stored]):
         desc = package.blobs[digest]
         planned.append(Planned(name=oci_blob_name(digest), size=desc.size, digest=digest))
+    planned += [
+        Planned(name=oci_blob_name(d), link=kbld_layer_name(d))
+        for d in layers if d not in package.manifests
+    ]
     return planned
+
+
+def manifest_json(package: Package, configs: Mapping[Digest, bytes], *, where: str) -> bytes:
+    """
+    The `manifest.json` of `package`: kbld's descriptors with Docker's keys on the
+    images `docker load` can take. A package kbld's format cannot describe (a config
+    too large to embed, or not UTF-8) gets Docker's entries alone.
+    """
+    docker = docker_entries(package)
+    if embeds(package):
+        try:
+            return kbldformat.render(package, configs, where=where, extra=docker)
+        except TarError as exc:
+            log.debug("%s: manifest.json without kbld's descriptors: %s", where, exc)
+    return jsondoc.dump(list(docker.values()))
+
+
+def embeds(package: Package) -> bool:
+    """Whether kbld's descriptors can embed every config of `package` (they almost always can)."""
+    return all(
+        package.blobs[d].size <= kbldformat.MAX_CONFIG_BYTES
+        for d in package.configs if d in package.blobs
+    )
 
 
 def _by_digest(digests: Sequence[Digest] | dict[Digest, Any]) -> list[Digest]:
@@ -119,10 +160,11 @@ def index_json(images: Sequence[ImageEntry]) -> bytes:
     )
 
 
-def docker_manifest(package: Package) -> bytes | None:
+def docker_entries(package: Package) -> dict[Digest, dict[str, Any]]:
     """
-    Docker's `manifest.json` (`[{"Config", "RepoTags", "Layers"}]`) for the top-level
-    single-platform images `docker load` can take; None if there is none.
+    Docker's `manifest.json` keys (`Config`, `RepoTags`, `Layers`) for each top-level
+    single-platform image `docker load` can take, by digest. Layers are named by their
+    kbld member, which holds their bytes (the OCI name is a hard link to it).
     """
     entries: dict[Digest, dict[str, Any]] = {}
     for entry in package.images:
@@ -135,13 +177,13 @@ def docker_manifest(package: Package) -> bytes | None:
             item = entries[manifest.digest] = {
                 "Config": oci_blob_name(config.digest),
                 "RepoTags": [],
-                "Layers": [oci_blob_name(layer.digest) for layer in manifest.layers],
+                "Layers": [kbld_layer_name(layer.digest) for layer in manifest.layers],
             }
         for tag in _tags(entry):
             repo_tag = f"{entry.reference.name}:{tag}"
             if repo_tag not in item["RepoTags"]:
                 item["RepoTags"].append(repo_tag)
-    return jsondoc.dump(list(entries.values())) if entries else None
+    return entries
 
 
 def _docker_loadable(manifest: Manifest, package: Package) -> bool:

@@ -136,6 +136,13 @@ class PartialTarball:
         except OSError as exc:
             raise io_error(exc, f"writing {self.path.name}") from None
 
+    def read(self, offset: int, size: int) -> bytes:
+        """`size` bytes of the file from `offset` (what a finished blob region holds)."""
+        try:
+            return read_at(self._fd, offset, size)
+        except OSError as exc:
+            raise io_error(exc, f"reading {self.path.name}") from None
+
     def persist(self, done: list[tuple[Digest, Region]]) -> None:
         """Flush the file, then journal `done` (so the journal never names unflushed bytes)."""
         try:

@@ -3,8 +3,11 @@ One pass over a tarball's headers: where each member's data lives, nothing extra
 
 The scanner reads every header (and only headers) with positional reads and refuses,
 with one line naming the member, anything an image tarball has no business holding:
-links, devices, FIFOs, sparse files, unsafe or duplicate names, members running past
-the end of the file, more members than any image tarball has. It is written here
+symbolic links, devices, FIFOs, sparse files, unsafe or duplicate names, members running
+past the end of the file, more members than any image tarball has. A hard link is
+accepted only as a second name for an earlier regular member (relocator's default
+format names each layer twice that way, for kbld and for the OCI layout): it resolves to
+that member's bytes inside the archive, so nothing outside the archive is ever reached. It is written here
 rather than borrowed from `tarfile`, which keeps the last of two duplicate members,
 stops silently at a corrupt header after the first, and reads an extended header of
 whatever size it claims into memory (reliability §4).
@@ -37,8 +40,8 @@ _DIRECTORY = b"5"
 _PAX_LOCAL = b"x"
 _PAX_GLOBAL = b"g"
 _GNU_LONG_NAME = b"L"
+_HARD_LINK = b"1"
 _REFUSED = {
-    b"1": "a hard link",
     b"2": "a symbolic link",
     b"3": "a character device",
     b"4": "a block device",
@@ -47,8 +50,6 @@ _REFUSED = {
     b"K": "a link (GNU long link name)",
     b"S": "a sparse file",
 }
-# PAX keys that would change which bytes belong to a member, or where a link points.
-_PAX_LINK_KEYS = ("linkpath",)
 
 #: Reads `count` bytes at `offset` (fewer only at the end of the file).
 ReadAt = Callable[[int, int], bytes]
@@ -78,10 +79,12 @@ class _Extended:
     path: str | None = None
     size: int | None = None
     gnu_name: str | None = None
+    linkpath: str | None = None
 
     @property
     def pending(self) -> bool:
-        return self.path is not None or self.size is not None or self.gnu_name is not None
+        return (self.path is not None or self.size is not None or self.gnu_name is not None
+                or self.linkpath is not None)
 
 
 def scan(read_at: ReadAt, file_size: int, *, where: str) -> Listing:
@@ -144,7 +147,18 @@ def scan(read_at: ReadAt, file_size: int, *, where: str) -> Listing:
         name = extended.path or extended.gnu_name or raw_name
         if extended.size is not None:
             size = extended.size
+        linkpath = extended.linkpath
         extended = _Extended()
+        if kind == _HARD_LINK:
+            target = linkpath or _decode(block[157:257].split(b"\x00", 1)[0])
+            canonical, original = _hard_link(name, target, size, files, where)
+            _register(canonical, seen, where)
+            files[canonical] = Member(canonical, original.offset, original.size)
+            last = f"member '{shown(canonical)}'"
+            position = data
+            continue
+        if linkpath:
+            raise TarError(f"{where}: extended header before '{shown(name)}' describes a link")
         refused = _REFUSED.get(kind)
         if refused is not None:
             raise TarError(
@@ -173,6 +187,30 @@ def scan(read_at: ReadAt, file_size: int, *, where: str) -> Listing:
         last = f"member '{shown(canonical or name)}'"
         position = data + _blocks(size)
     return Listing(files=files, directories=frozenset(directories))
+
+
+def _hard_link(
+    name: str, target: str, size: int, files: dict[str, Member], where: str
+) -> tuple[str, Member]:
+    """
+    Check a hard link: a canonical name of its own, no data, and an earlier regular
+    member as its target. Returns the link's canonical name and the member it names.
+    """
+    canonical = clean_name(name, where=where)
+    if not canonical:
+        raise TarError(f"{where}: a hard link has an empty name")
+    if size:
+        raise TarError(f"{where}: hard link '{shown(name)}' claims {size} bytes of data")
+    try:
+        original = files.get(clean_name(target, where=where))
+    except TarError:
+        original = None
+    if original is None:
+        raise TarError(
+            f"{where}: hard link '{shown(name)}' points at '{shown(target)}', which is not "
+            "an earlier regular member"
+        )
+    return canonical, original
 
 
 def _register(name: str, seen: dict[str, str], where: str) -> None:
@@ -258,15 +296,16 @@ def _apply_pax(payload: bytes, extended: _Extended, is_global: bool, at: int, wh
     for key, value in _pax_records(payload, at, where):
         if key.startswith("GNU.sparse"):
             raise TarError(f"{where}: member after byte {at} is a sparse file (PAX {key})")
-        if key in _PAX_LINK_KEYS and value:
-            raise TarError(f"{where}: extended header at byte {at} describes a link")
-        if key not in ("path", "size"):
+        if key not in ("path", "size", "linkpath"):
             continue
         if is_global:
-            # A global path or size would rename or resize every later member.
+            # A global path, size or link would rename, resize or re-point every later
+            # member.
             raise TarError(f"{where}: global extended header at byte {at} sets '{key}'")
         if key == "path":
             extended.path = value
+        elif key == "linkpath":
+            extended.linkpath = value
         elif not value.isdigit():
             raise TarError(f"{where}: extended header at byte {at} has an unreadable size")
         else:

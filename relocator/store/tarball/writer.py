@@ -4,8 +4,9 @@ Writing a tarball: every header laid out first, blob data filled in concurrently
 Sizes are known from descriptors, so `prepare` writes the whole skeleton of the file at
 once (headers, metadata, manifests, padding, end-of-archive marker) and each `blob_put`
 then streams its blob straight to its own region with positional writes, hashing it on
-the way: no spool file, no second copy, no blob in memory (kbld's format excepted: it
-embeds configs in its manifest.json), any number of blobs at once.
+the way: no spool file, no second copy, no blob in memory (kbld's format alone excepted:
+it embeds configs in its manifest.json and keeps them until the end; the default format
+reads them back from the file), any number of blobs at once.
 
 The file is built under a temporary name beside the target (`.<name>.relocator-tmp`,
 see `partial.py`) and renamed over it only by `commit`, after a final fsync: a run
@@ -63,8 +64,8 @@ class TarballWriter:
 
     Args:
         path: The tarball to write; replaced only by `commit`.
-        format: `"oci"` (an OCI image layout in a tar, plus Docker's manifest.json) or
-            `"kbld"` (kbld's and imgpkg's format).
+        format: `"oci"` (an OCI image layout in a tar that is also kbld's and imgpkg's
+            format, see `ociformat.py`) or `"kbld"` (kbld's and imgpkg's format alone).
         resume: Reuse the blobs an interrupted run for the same `path` left or, if
             there is no such run, those of the tarball already at `path` (each is
             re-hashed before it counts); `blob_exists` answers True for them.
@@ -297,13 +298,16 @@ class TarballWriter:
             raise TarError(
                 f"{self.name}: {len(missing)} blobs were never written (first: {missing[0]})"
             )
-        tail: Slot | None = None
-        data = b""
-        if self.format == "kbld" and self._layout is not None:
+        layout = self._prepared_layout()
+        if self.format == "kbld":
             configs = {d: raw for d, raw in self._embedded.items() if raw is not None}
             data = kbldformat.render(package, configs, where=self.name)
-            tail = self._layout.slot(MANIFEST_JSON)
-        await anyio.to_thread.run_sync(self._file.finish, tail, data)
+        else:
+            # The configs are in the file already: read back rather than held in memory
+            # for the whole run.
+            configs = await anyio.to_thread.run_sync(self._written_configs, package)
+            data = ociformat.manifest_json(package, configs, where=self.name)
+        await anyio.to_thread.run_sync(self._file.finish, layout.slot(MANIFEST_JSON), data)
         self._committed = True
 
     # -- internals ---------------------------------------------------------------------
@@ -312,6 +316,20 @@ class TarballWriter:
         if self._package is None or self._layout is None:
             raise RelocatorError(f"{self.name}: prepare must be called before anything is put")
         return self._package
+
+    def _prepared_layout(self) -> Layout:
+        if self._layout is None:
+            raise RelocatorError(f"{self.name}: prepare must be called before anything is put")
+        return self._layout
+
+    def _written_configs(self, package: Package) -> dict[Digest, bytes]:
+        """The configs `manifest.json` embeds, read from their regions (none if it cannot)."""
+        if not ociformat.embeds(package):
+            return {}
+        return {
+            digest: self._file.read(self._slots[digest].offset, self._slots[digest].size)
+            for digest in package.configs if digest in self._slots
+        }
 
     async def _find_leftover(self) -> Leftover | None:
         async with self._leftover_lock:

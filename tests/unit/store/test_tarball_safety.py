@@ -84,17 +84,33 @@ def _raw_tar(path: Path, members: Members, extra: bytes, *, before: bool = False
     return path
 
 
-def _link(kind: bytes) -> Callable[[Path], Path]:
+def _link(kind: bytes, target: str | None = None, *, size: int = 0) -> Callable[[Path], Path]:
     def build(path: Path) -> Path:
         members = [m for m in _layout() if m[0] != LAYER_NAME]
         write_tar(path, members)
         with tarfile.open(path, "a") as archive:
             info = tarfile.TarInfo(LAYER_NAME)
             info.type = kind
-            info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else "index.json"
-            archive.addfile(info)
+            info.linkname = target or ("/etc/passwd" if kind == tarfile.SYMTYPE else "index.json")
+            info.size = size
+            archive.addfile(info, io.BytesIO(bytes(size)) if size else None)
         return path
     return build
+
+
+def _link_before_target(path: Path) -> Path:
+    """The layer's name is a hard link to a member that only comes after it."""
+    members = [m for m in _layout() if m[0] != LAYER_NAME]
+    with tarfile.open(path, "w") as archive:
+        info = tarfile.TarInfo(LAYER_NAME)
+        info.type = tarfile.LNKTYPE
+        info.linkname = "later"
+        archive.addfile(info)
+        for name, data in [*members, ("later", LAYER.read())]:
+            entry = tarfile.TarInfo(name)
+            entry.size = len(data or b"")
+            archive.addfile(entry, io.BytesIO(data or b""))
+    return path
 
 
 def _add(*extra: tuple[str, bytes | None]) -> Callable[[Path], Path]:
@@ -170,7 +186,26 @@ OPEN_CASES: dict[str, tuple[Callable[[Path], Path], type[RelocatorError], str]] 
     ),
     "absolute name": (_add(("/abs/x", b"x")), TarError, r"'/abs/x' has an absolute name"),
     "symlink": (_link(tarfile.SYMTYPE), TarError, rf"'{LAYER_NAME}' is a symbolic link"),
-    "hardlink": (_link(tarfile.LNKTYPE), TarError, rf"'{LAYER_NAME}' is a hard link"),
+    "hardlink to another member": (
+        _link(tarfile.LNKTYPE), TarError, "has 300 bytes, the tarball holds"
+    ),
+    "hardlink outside the archive": (
+        _link(tarfile.LNKTYPE, "/etc/passwd"), TarError,
+        "points at '/etc/passwd', which is not an earlier regular member",
+    ),
+    "hardlink climbing out": (
+        _link(tarfile.LNKTYPE, "../../etc/passwd"), TarError,
+        "which is not an earlier regular member",
+    ),
+    "hardlink to a directory": (
+        _link(tarfile.LNKTYPE, "blobs/sha256"), TarError, "which is not an earlier regular member",
+    ),
+    "hardlink before its target": (
+        _link_before_target, TarError, "points at 'later', which is not an earlier regular member",
+    ),
+    "hardlink with data": (
+        _link(tarfile.LNKTYPE, "index.json", size=512), TarError, "claims 512 bytes of data",
+    ),
     "fifo": (_link(tarfile.FIFOTYPE), TarError, rf"'{LAYER_NAME}' is a FIFO"),
     "device": (_link(tarfile.CHRTYPE), TarError, rf"'{LAYER_NAME}' is a character device"),
     "duplicate index.json": (

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,13 @@ from relocator.engine import CopyOptions, Job
 from relocator.errors import DigestMismatch, NotFound, TarError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
 from relocator.store import Contents, ImageEntry
-from relocator.store.tarball import TarballReader, TarballWriter, journal_path, temporary_path
+from relocator.store.tarball import (
+    TarballReader,
+    TarballWriter,
+    journal_path,
+    kbldformat,
+    temporary_path,
+)
 from relocator.testing import (
     Blob,
     Image,
@@ -70,39 +75,67 @@ async def test_oci_tarball_holds_every_manifest_and_blob_exactly_once(
     tmp_path: Path, shapes: list[Image]
 ) -> None:
     """
-    The OCI tarball has no duplicate member; it holds every manifest, index child,
-    subject, config and layer of every image exactly once, each under the name of its
-    digest; metadata comes first, then manifests, configs and layers.
+    The default tarball has no duplicate name and stores the bytes of every manifest,
+    index child, subject, config and layer exactly once: metadata first, then each
+    layer under kbld's name, the OCI directories, manifests, configs, and finally each
+    layer's OCI name as a hard link to its kbld member. Every OCI name, read through
+    the link, hashes to its digest.
     """
     out = tmp_path / "out.tar"
 
     await package(out, shapes)
 
-    names = [m.name for m in tar_members(out)]
+    members = tar_members(out)
+    names = [m.name for m in members]
     assert len(names) == len(set(names))
-    assert ["oci-layout", "index.json", "manifest.json", "blobs", "blobs/sha256"] == names[:5]
-    assert _expected_blob_members(shapes) == set(names[5:])
-    for name in names[5:]:
-        assert name.rsplit("/", 1)[1] == hashlib.sha256(tar_member(out, name)).hexdigest()
+    assert ["oci-layout", "index.json", "manifest.json"] == names[:3]
+    layers = {b.digest for i in shapes for n in i.walk() for b in n.layers}
+    kbld_names = [f"sha256-{d.hex}.tar.gz" for d in sorted(layers, key=str)]
+    assert kbld_names == names[3:3 + len(layers)]
+    rest = members[3 + len(layers):]
+    assert ["blobs", "blobs/sha256"] == [m.name for m in rest[:2]]
+    assert _expected_blob_members(shapes) == {m.name for m in rest[2:]}
+    for member in rest[2:]:
+        data = tar_member(out, member.name)
+        assert member.name.rsplit("/", 1)[1] == hashlib.sha256(data).hexdigest()
+    links = {m.name: m.linkname for m in rest[2:] if m.islnk()}
+    assert {f"blobs/sha256/{d.hex}": f"sha256-{d.hex}.tar.gz" for d in layers} == links
     manifests = {f"blobs/sha256/{d.hex}" for i in shapes for d in i.manifest_digests()}
-    configs = {f"blobs/sha256/{n.config.digest.hex}" for i in shapes for n in i.walk() if n.config}
-    kinds = [0 if n in manifests else 1 if n in configs else 2 for n in names[5:]]
+    kinds = [0 if m.name in manifests else 1 if m.isfile() else 2 for m in rest[2:]]
     assert sorted(kinds) == kinds
+    stored = sum(m.size for m in members if m.isfile())
+    unique = {b.digest: b.size for i in shapes for b in i.all_blobs()}
+    raw = {d: len(n.raw) for i in shapes for n in i.walk() for d in [n.digest]}
+    metadata = sum(m.size for m in members[:3])
+    assert metadata + sum(unique.values()) + sum(raw.values()) == stored
     assert {"imageLayoutVersion": "1.0.0"} == json.loads(tar_member(out, "oci-layout"))
 
 
-async def test_headers_are_deterministic(tmp_path: Path, shapes: list[Image]) -> None:
-    """Every header says mode 0644 (directories 0755), owner 0:0, no names, mtime 0."""
+async def test_kbld_and_imgpkg_find_their_own_format_in_the_default_tarball(
+    tmp_path: Path, shapes: list[Image]
+) -> None:
+    """
+    kbld's and imgpkg's readers take `manifest.json` as their descriptor list and open
+    `sha256-<hex>.tar.gz` by exact name as a regular member: both hold in the default
+    tarball, for every image, index child and layer, and what the descriptors embed is
+    what the OCI layout holds.
+    """
     out = tmp_path / "out.tar"
 
     await package(out, shapes)
 
-    for member in tar_members(out):
-        assert member.type in (tarfile.REGTYPE, tarfile.DIRTYPE), member.name
-        expected_mode = 0o755 if member.isdir() else 0o644
-        assert (expected_mode, 0, 0, "", "", 0) == (
-            member.mode, member.uid, member.gid, member.uname, member.gname, member.mtime
-        ), member.name
+    contents = kbldformat.read_manifest(tar_member(out, "manifest.json"), where="manifest.json")
+    regular = {m.name: m for m in tar_members(out) if m.isfile()}
+    assert {i.digest for i in shapes} <= {i.digest for i in contents.images}
+    for digest, desc in contents.layers.items():
+        name = f"sha256-{digest.hex}.tar.gz"
+        assert name in regular, name
+        assert digest.hex == hashlib.sha256(tar_member(out, name)).hexdigest()
+        assert desc.size == regular[name].size
+    for digest, (raw, _) in contents.manifests.items():
+        assert raw == tar_member(out, f"blobs/sha256/{digest.hex}")
+    for digest, raw in contents.configs.items():
+        assert raw == tar_member(out, f"blobs/sha256/{digest.hex}")
 
 
 @pytest.mark.parametrize("fmt", ["oci", "kbld"])
@@ -155,9 +188,10 @@ async def test_index_json_names_each_image_by_its_reference(tmp_path: Path) -> N
 
 async def test_docker_manifest_json_lists_the_single_platform_images(tmp_path: Path) -> None:
     """
-    `docker load`'s manifest.json lists the top-level single-platform images (OCI and
-    Docker) with their config, layers in order and tags; indexes and artifacts, which
-    docker cannot load, are left out.
+    `docker load`'s keys in manifest.json are on the entries of the top-level
+    single-platform images (OCI and Docker): their config, layers in order (by the
+    member holding their bytes) and tags; indexes and artifacts, which docker cannot
+    load, carry kbld's keys only.
     """
     oci, docker = image("w/oci"), image("w/docker", kind="docker")
     images = [oci, docker, multi_platform("w/index"), artifact("w/artifact", image("w/s"))]
@@ -169,15 +203,21 @@ async def test_docker_manifest_json_lists_the_single_platform_images(tmp_path: P
         for i, img in enumerate(images)
     ])
 
-    expected = [
-        {
+    expected = {
+        str(img.digest): {
             "Config": f"blobs/sha256/{img.blobs[0].digest.hex}",
             "RepoTags": [f"registry.test/team/app{i}:v1"],
-            "Layers": [f"blobs/sha256/{layer.digest.hex}" for layer in img.layers],
+            "Layers": [f"sha256-{layer.digest.hex}.tar.gz" for layer in img.layers],
         }
         for i, img in enumerate((oci, docker))
-    ]
-    assert expected == json.loads(tar_member(out, "manifest.json"))
+    }
+    entries = json.loads(tar_member(out, "manifest.json"))
+    docker_keys = {
+        e["Image"]["Manifest"]["Digest"]: {k: e[k] for k in ("Config", "RepoTags", "Layers")}
+        for e in entries if "Config" in e
+    }
+    assert expected == docker_keys
+    assert all(("Image" in e) and ("ImageIndex" in e) for e in entries)
 
 
 async def test_kbld_format_is_kbld_layout(tmp_path: Path) -> None:
