@@ -6,9 +6,10 @@ read the *events* of `yaml.SafeLoader`'s parser (libyaml's when PyYAML has it) a
 our own small frozen tree, which lets us:
 
 - refuse every tag outside YAML's core schema (`!!python/...`, `!Ref`, `!!set`, ...);
-- refuse aliases (`*name`). Refusing is simpler than capping their expansion and kills
-  alias bombs outright (nine aliases nine levels deep are 387 million leaves to a walker);
-  anchors alone (`&name`) are harmless and accepted;
+- expand aliases (`*name`) as kbld does, by sharing the anchored node, with the number
+  of nodes aliases add to a stream capped (`MAX_ALIASED_NODES`): an alias bomb (nine
+  aliases nine levels deep are 387 million leaves to a walker) is refused as soon as
+  its expansion passes the cap, long before anything walks it;
 - refuse duplicate mapping keys, complex keys and merge keys (`<<`), which mean different
   things to different parsers;
 - remember the line of every node, so a scalar that YAML 1.1 turned into something
@@ -58,6 +59,11 @@ _VALUE = _CORE + "value"
 _MERGE = _CORE + "merge"
 _SCALAR_TAGS = frozenset({STR, NULL, BOOL, INT, FLOAT, TIMESTAMP, BINARY, _VALUE, _MERGE})
 
+#: How many nodes aliases may add to one stream, counting every node of an aliased
+#: subtree each time it is aliased. Real manifests reuse a few blocks (resources,
+#: labels) a handful of times; 100 000 is far beyond that and keeps a walk of the
+#: expanded stream, and the YAML written back, within a few tens of MB.
+MAX_ALIASED_NODES = 100_000
 # How deep mappings and lists may nest. Kubernetes documents rarely pass 20 levels; the
 # cap keeps the recursive parts (emitters, json, our walkers) far from the stack limit.
 MAX_DEPTH = 200
@@ -153,6 +159,10 @@ class _Frame:
     key: Scalar | None = None
     #: Key text -> line, to refuse duplicate keys (maps only).
     seen: dict[str, int] = field(default_factory=dict)
+    #: The anchor this collection is named by (`&name`), if any.
+    anchor: str | None = None
+    #: Nodes in this collection, expanded (itself included).
+    weight: int = 1
 
 
 def parse_yaml_stream(data: str | bytes) -> list[Node | None]:
@@ -179,13 +189,19 @@ def _compose(loader: _SafeLoader) -> list[Node | None]:
     docs: list[Node | None] = []
     stack: list[_Frame] = []
     root: Node | None = None
+    # Anchored nodes and their expanded weights; an alias shares the node it names.
+    anchors: dict[str, tuple[Node, int]] = {}
+    aliased = 0
 
-    def attach(node: Node) -> None:
+    def attach(node: Node, weight: int = 1, anchor: str | None = None) -> None:
         nonlocal root
+        if anchor is not None:
+            anchors[anchor] = (node, weight)
         if not stack:
             root = node
             return
         frame = stack[-1]
+        frame.weight += weight
         if not frame.is_map:
             frame.items.append(node)
         elif frame.key is None:
@@ -211,11 +227,26 @@ def _compose(loader: _SafeLoader) -> list[Node | None]:
         elif isinstance(event, yaml.DocumentEndEvent):
             docs.append(root)
         elif isinstance(event, yaml.AliasEvent):
-            raise ParseProblem(
-                line, f"YAML aliases (*{event.anchor}) are not supported; write the value out"
-            )
+            # An anchor still open (an alias inside what it names) is not in `anchors`
+            # yet: recursive aliases are refused here too.
+            found = anchors.get(event.anchor or "")
+            if found is None:
+                raise ParseProblem(line, f"alias *{event.anchor} names no anchor before it")
+            node, weight = found
+            aliased += weight
+            if aliased > MAX_ALIASED_NODES:
+                raise ParseProblem(
+                    line,
+                    f"aliases expand to more than {MAX_ALIASED_NODES} values "
+                    f"(at *{event.anchor}); write the values out",
+                )
+            if stack and stack[-1].is_map and stack[-1].key is None and not isinstance(
+                node, Scalar
+            ):
+                raise ParseProblem(line, "mapping keys must be plain values, not collections")
+            attach(node, weight)
         elif isinstance(event, yaml.ScalarEvent):
-            attach(_scalar(event, line))
+            attach(_scalar(event, line), anchor=event.anchor)
         elif isinstance(event, yaml.CollectionStartEvent):
             is_map = isinstance(event, yaml.MappingStartEvent)
             if stack and stack[-1].is_map and stack[-1].key is None:
@@ -226,13 +257,14 @@ def _compose(loader: _SafeLoader) -> list[Node | None]:
             tag = event.tag if event.tag not in (None, "!") else (MAP if is_map else SEQ)
             if tag != (MAP if is_map else SEQ):
                 raise ParseProblem(line, f"unsupported YAML tag '{tag}'")
-            stack.append(_Frame(is_map, line))
+            stack.append(_Frame(is_map, line, anchor=event.anchor))
         elif isinstance(event, yaml.CollectionEndEvent):
             frame = stack.pop()
             if frame.is_map:
-                attach(Map(tuple(frame.items), frame.line))  # type: ignore[arg-type]
+                built: Node = Map(tuple(frame.items), frame.line)  # type: ignore[arg-type]
             else:
-                attach(Seq(tuple(frame.items), frame.line))  # type: ignore[arg-type]
+                built = Seq(tuple(frame.items), frame.line)  # type: ignore[arg-type]
+            attach(built, frame.weight, frame.anchor)
     return docs
 
 

@@ -48,13 +48,21 @@ def load_error(text: str) -> str:
         ),
         pytest.param(
             ALIAS_BOMB,
-            "stdin:2: YAML aliases (*a) are not supported; write the value out",
+            "stdin:6: aliases expand to more than 100000 values (at *e); write the values out",
             id="alias-bomb",
         ),
         pytest.param(
-            "base: &b {image: nginx}\ncopy: *b\n",
-            "stdin:2: YAML aliases (*b) are not supported; write the value out",
-            id="alias",
+            "a: *nothing\n", "stdin:1: alias *nothing names no anchor before it",
+            id="unknown-alias",
+        ),
+        pytest.param(
+            "a: &a\n  b: *a\n", "stdin:2: alias *a names no anchor before it",
+            id="recursive-alias",
+        ),
+        pytest.param(
+            "x: &k [1]\n? *k\n: v\n",
+            "stdin:2: mapping keys must be plain values, not collections",
+            id="aliased-collection-key",
         ),
         pytest.param(
             "kind: Pod\nimage: a\nimage: b\n",
@@ -112,8 +120,9 @@ def load_error(text: str) -> str:
 def test_refused_yaml_is_one_located_line(text: str, expected: str) -> None:
     """
     Unsafe or ambiguous YAML is refused with "FILE:LINE: what" on one line: nothing is
-    constructed from tags, aliases are never expanded (an alias bomb fails at once),
-    duplicate keys and merge keys are refused rather than resolved one way or another.
+    constructed from tags, aliases expand only up to a cap (an alias bomb fails as soon
+    as it passes it), duplicate keys and merge keys are refused rather than resolved one
+    way or another.
     """
     message = load_error(text)
 
@@ -130,6 +139,37 @@ def test_undecodable_bytes_name_the_file(tmp_path: pytest.TempPathFactory) -> No
         load_inputs([str(path)])
 
     assert str(caught.value).startswith(f"{path}: unacceptable character #xff at position 7")
+
+
+def test_aliases_expand_as_kbld_expands_them() -> None:
+    """
+    An alias stands for the anchored value wherever it is used: image references inside
+    it are found and rewritten at each place, and the YAML written back spells every
+    value out (no anchors or aliases in the output, as kbld writes it).
+    """
+    text = (
+        "base: &b\n  image: nginx:1.25\n  pull: Always\n"
+        "copy: *b\n"
+        "list: [*b, {image: redis}]\n"
+    )
+    inputs = load_inputs(["-"], stdin_text=text)
+
+    assert ["nginx:1.25", "redis"] == [
+        f.value for f in inputs.found_images()
+    ]
+    rendered = inputs.render({"nginx:1.25": "nginx@sha256:" + "a" * 64})
+    assert ("&", "*") == tuple(c for c in "&*" if c not in rendered)
+    assert 3 == rendered.count("nginx@sha256:" + "a" * 64)
+
+
+def test_an_alias_expansion_just_under_the_cap_is_read() -> None:
+    """The cap counts expanded nodes: reuse up to it is read, one node more is refused."""
+    block = "b: &b [" + ", ".join(["x"] * 999) + "]\n"  # 1000 nodes with the list itself
+    fits = block + "c: [" + ", ".join(["*b"] * 100) + "]\n"
+    over = block + "c: [" + ", ".join(["*b"] * 100) + ", *b]\n"
+
+    assert [] == list(load_inputs(["-"], stdin_text=fits).found_images())
+    assert "aliases expand to more than 100000 values" in load_error(over)
 
 
 def test_anchors_without_aliases_are_accepted() -> None:
