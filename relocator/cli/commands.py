@@ -35,7 +35,7 @@ from relocator.engine.referrers import (
     with_attachments,
 )
 from relocator.engine.report import ImageFailure
-from relocator.engine.resolve import Resolution, resolve_all
+from relocator.engine.resolve import Resolution, resolve_each
 from relocator.errors import InputError, PartialFailure
 from relocator.oci import Digest, Manifest, Platform, Reference, Repository, mediatypes
 from relocator.store import RangePolicy, RegistryStore, Store
@@ -64,18 +64,23 @@ async def resolve(args: argparse.Namespace) -> int:
     inputs = load(args, out)
     platform = Platform.parse(args.platform) if args.platform else None
     final: dict[str, str] = {}
+    # What kbld records of each image: the lock, tag or index it came from.
+    origins: dict[str, tuple[config.Origin, ...]] = {}
     pending: dict[str, Resolution] = {}
     selections: dict[str, tuple[Reference, config.TagSelection]] = {}
     for found in inputs.found_images():
         override = found.override
         if override is not None and override.preresolved:
             final[found.value] = override.new_image
+            origins[found.value] = (*override.origins, config.preresolved(override.new_image))
             continue
         target = override.new_image if override is not None else found.value
         wanted = override.platform if override is not None and override.platform else platform
         reference = parse_reference(target, found.where)
         if override is not None and override.tag_selection is not None:
             selections[found.value] = (reference, override.tag_selection)
+        if reference.digest is None:
+            origins[found.value] = (config.resolved(target, reference.tag),)
         pending[found.value] = Resolution(reference=reference, platform=wanted)
     if pending:
         async with _client(args) as client:
@@ -84,13 +89,19 @@ async def resolve(args: argparse.Namespace) -> int:
                 chosen = await _select_tag(store, reference, selection)
                 out.line(f"selected: {value} -> {chosen}")
                 pending[value] = Resolution(reference=chosen, platform=pending[value].platform)
-            results = await resolve_all(list(pending.values()), store)
+                origins[value] = (config.resolved(str(chosen), chosen.tag),)
+            results = await resolve_each(list(pending.values()), store)
         for value, request in pending.items():
-            final[value] = str(results[request])
+            result = results[request]
+            final[value] = str(result.reference)
+            if result.index is not None and request.platform is not None:
+                picked = config.platform_selected(str(result.index), request.platform)
+                origins[value] = (*origins.get(value, ()), picked)
     for value in sorted(final):
         out.line(f"final: {value} -> {final[value]}")
-    write_locks(args, [(value, final[value]) for value in final], inputs)
-    sys.stdout.write(inputs.render(final))
+    kept = origins if args.origins_annotation else {}
+    write_locks(args, [(value, final[value]) for value in final], inputs, origins=kept)
+    sys.stdout.write(inputs.render(final, origins=origins if args.images_annotation else None))
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from relocator import config
@@ -108,15 +109,22 @@ def parse_reference(text: str, where: str) -> Reference:
 
 
 def write_locks(
-    args: argparse.Namespace, entries: list[tuple[str, str]], inputs: config.Inputs
+    args: argparse.Namespace,
+    entries: list[tuple[str, str]],
+    inputs: config.Inputs,
+    *,
+    origins: Mapping[str, Sequence[config.Origin]] | None = None,
 ) -> None:
-    """Write the lock files the flags ask for (kbld, imgpkg), atomically, mode 0600."""
+    """
+    Write the lock files the flags ask for (kbld, imgpkg), atomically, mode 0600; the
+    imgpkg lock records each image's `origins` (by found value) as kbld does.
+    """
     try:
         if getattr(args, "lock_output", None):
             config.write_kbld_lock(
                 args.lock_output, entries, search_rules=inputs.config.user_search_rules
             )
         if getattr(args, "imgpkg_lock_output", None):
-            config.write_imgpkg_lock(args.imgpkg_lock_output, entries)
+            config.write_imgpkg_lock(args.imgpkg_lock_output, entries, origins=origins)
     except OSError as exc:
         raise InputError(f"cannot write lock file: {exc}") from None

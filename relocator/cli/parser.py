@@ -195,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="resolve image indexes to the image for this platform",
     )
     resolve.add_argument(
+        "--images-annotation", type=_bool, nargs="?", const=True, default=True,
+        metavar="BOOL", help="annotate each resolved document with the origins of its images "
+        "(kbld.k14s.io/images), as kbld does (default true; =false turns it off)",
+    )
+    resolve.add_argument(
+        "--origins-annotation", type=_bool, nargs="?", const=True, default=True,
+        metavar="BOOL", help="record each image's origins (kbld.carvel.dev/origins) in "
+        "--imgpkg-lock-output, as kbld does (default true)",
+    )
+    resolve.add_argument(
         "--concurrency", type=_positive, default=DEFAULT_CONCURRENCY, metavar="N",
         help=f"concurrent requests per registry (default {DEFAULT_CONCURRENCY})",
     )

@@ -43,6 +43,14 @@ from relocator.config.mirror import (
     TagFilter,
     load_mirror_config,
 )
+from relocator.config.origins import (
+    IMAGES_ANNOTATION,
+    ORIGINS_ANNOTATION,
+    Origin,
+    platform_selected,
+    preresolved,
+    resolved,
+)
 from relocator.config.search import (
     ALL_INDEXES,
     DEFAULT_SEARCH_RULE,
@@ -57,9 +65,11 @@ from relocator.config.search import (
 __all__ = (
     "ALL_INDEXES",
     "DEFAULT_SEARCH_RULE",
+    "IMAGES_ANNOTATION",
     "KBLD_COMPATIBLE_VERSION",
     "KBLD_ID_ANNOTATION",
     "LOCK_MINIMUM_REQUIRED_VERSION",
+    "ORIGINS_ANNOTATION",
     "Document",
     "FoundImage",
     "Inputs",
@@ -67,6 +77,7 @@ __all__ = (
     "KeyMatcher",
     "MirrorConfig",
     "MirrorSource",
+    "Origin",
     "Override",
     "RegistryLimits",
     "SearchRule",
@@ -81,6 +92,9 @@ __all__ = (
     "kbld_lock_text",
     "load_inputs",
     "load_mirror_config",
+    "platform_selected",
+    "preresolved",
+    "resolved",
     "write_imgpkg_lock",
     "write_kbld_lock",
 )

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from relocator.config.kbld import KbldConfig, Override, config_kind, merge_config_documents
+from relocator.config.origins import Origin, annotate, images_annotation
 from relocator.config.search import Walker
 from relocator.config.yamltree import (
     Map,
@@ -77,19 +78,35 @@ class Inputs:
         """
         return self.config.preresolved()
 
-    def render(self, resolved: Mapping[str, str]) -> str:
+    def render(
+        self,
+        resolved: Mapping[str, str],
+        *,
+        origins: Mapping[str, Sequence[Origin]] | None = None,
+    ) -> str:
         """
         The documents as YAML, each found value replaced by `resolved[value]`.
 
         Values missing from `resolved` are left as they are. Documents are separated by
         `---` lines (none before the first); keys keep their order and scalars their
-        text, style and quoting.
+        text, style and quoting. With `origins` (each found value's), every document
+        naming an image gets kbld's `kbld.k14s.io/images` annotation.
         """
         rules = self.config.search_rules
         parts = []
         for doc in self.documents:
-            walker = Walker(doc.source, lambda value, _line: resolved.get(value))
-            parts.append(emit_yaml(walker.walk(doc.root, rules)))
+            named: list[str] = []
+
+            def replace(value: str, _line: int, named: list[str] = named) -> str | None:
+                named.append(value)
+                return resolved.get(value)
+
+            root = Walker(doc.source, replace).walk(doc.root, rules)
+            if origins is not None and named and isinstance(root, Map):
+                root = annotate(root, images_annotation(
+                    (resolved.get(value, value), origins.get(value, ())) for value in named
+                ))
+            parts.append(emit_yaml(root))
         return "---\n".join(parts)
 
 

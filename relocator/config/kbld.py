@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from relocator.config.origins import ORIGINS_ANNOTATION, Origin, parse_origins, parse_origins_text
 from relocator.config.search import (
     Fields,
     KeyMatcher,
@@ -135,6 +136,8 @@ class Override:
     #: `platformSelection.features`, which `Platform` has no field for.
     platform_features: tuple[str, ...] = ()
     tag_selection: TagSelection | None = None
+    #: Where a preresolved image came from, as the lock recorded it (kbld's `origins`).
+    origins: tuple[Origin, ...] = field(default=(), compare=False)
     #: "FILE:LINE" of the override, for messages.
     where: str = field(default="", compare=False)
 
@@ -304,6 +307,7 @@ def _override(fields: Fields, warnings: list[str]) -> Override:
         raise fields.error("override needs a non-empty newImage")
     platform, features = _platform(fields.get_map("platformSelection"), fields.source)
     tags = fields.get_map("tagSelection")
+    origins = fields.get("origins")
     return Override(
         image=image or None,
         image_repo=repo or None,
@@ -312,6 +316,7 @@ def _override(fields: Fields, warnings: list[str]) -> Override:
         platform=platform,
         platform_features=features,
         tag_selection=_tag_selection(tags, fields.source) if tags is not None else None,
+        origins=parse_origins(origins, where=fields.source) if origins is not None else (),
         where=f"{fields.source}:{fields.node.line}",
     )
 
@@ -368,11 +373,15 @@ def _images_lock_overrides(root: Map, source: str) -> list[Override]:
         image = entry.get_str("image") or ""
         annotations = entry.get_map("annotations")
         ident = None
+        origins: tuple[Origin, ...] = ()
         if annotations is not None:
             notes = Fields(annotations, source, "annotations")
             for key, _ in annotations.items:
                 notes.get_str(key.text)  # imgpkg's annotations are map[string]string
             ident = notes.get_str(KBLD_ID_ANNOTATION)
+            recorded = notes.get_str(ORIGINS_ANNOTATION)
+            if recorded:
+                origins = parse_origins_text(recorded, where=f"{source}:{item.line}")
         ref = digest_reference(image)
         if ref is None:
             raise entry.error(f"Expected ref to be in digest form, got '{image}'")
@@ -385,6 +394,7 @@ def _images_lock_overrides(root: Map, source: str) -> list[Override]:
                 # index.docker.io/library/ubuntu@sha256:.. (any tag is dropped).
                 new_image=f"{ref.name}@{ref.digest}",
                 preresolved=True,
+                origins=origins,
                 where=f"{source}:{item.line}",
             )
         )

@@ -7,7 +7,7 @@ entries sorted), so either tool reads ours and diffs between runs stay small.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from relocator.config.files import atomic_write_text
 from relocator.config.kbld import (
@@ -17,6 +17,7 @@ from relocator.config.kbld import (
     KBLD_ID_ANNOTATION,
     digest_reference,
 )
+from relocator.config.origins import ORIGINS_ANNOTATION, Origin, origins_text
 from relocator.config.search import DEFAULT_SEARCH_RULE, SearchRule
 from relocator.config.yamltree import dump_plain
 from relocator.errors import ConfigError
@@ -60,13 +61,19 @@ def kbld_lock_text(
     return dump_plain(doc)
 
 
-def imgpkg_lock_text(entries: Iterable[tuple[str, str]]) -> str:
+def imgpkg_lock_text(
+    entries: Iterable[tuple[str, str]],
+    *,
+    origins: Mapping[str, Sequence[Origin]] | None = None,
+) -> str:
     """
-    An imgpkg `ImagesLock`, written as imgpkg writes it (leading `---`, keys sorted).
+    An imgpkg `ImagesLock`, written as kbld writes it (leading `---`, keys sorted).
 
     Args:
         entries: `(id, image)` pairs: the value as found in the inputs (kept in the
             `kbld.carvel.dev/id` annotation) and its digest reference.
+        origins: Where each id's image came from, kept in the `kbld.carvel.dev/origins`
+            annotation (ids without origins get none).
 
     Returns:
         The lock's text, images sorted by id.
@@ -79,10 +86,15 @@ def imgpkg_lock_text(entries: Iterable[tuple[str, str]]) -> str:
     for _, image in pairs:
         if digest_reference(image) is None:
             raise ConfigError(f"Expected ref to be in digest form, got '{image}'")
-    if pairs:
-        doc["images"] = [
-            {"annotations": {KBLD_ID_ANNOTATION: ident}, "image": image} for ident, image in pairs
-        ]
+    images = []
+    for ident, image in pairs:
+        notes = {KBLD_ID_ANNOTATION: ident}
+        recorded = (origins or {}).get(ident)
+        if recorded:
+            notes[ORIGINS_ANNOTATION] = origins_text(recorded)
+        images.append({"annotations": notes, "image": image})
+    if images:
+        doc["images"] = images
     return "---\n" + dump_plain(doc)
 
 
@@ -102,15 +114,20 @@ def write_kbld_lock(
     atomic_write_text(path, kbld_lock_text(entries, search_rules=search_rules))
 
 
-def write_imgpkg_lock(path: str | os.PathLike[str], entries: Iterable[tuple[str, str]]) -> None:
+def write_imgpkg_lock(
+    path: str | os.PathLike[str],
+    entries: Iterable[tuple[str, str]],
+    *,
+    origins: Mapping[str, Sequence[Origin]] | None = None,
+) -> None:
     """
-    Write `imgpkg_lock_text(entries)` to `path` atomically, mode 0600.
+    Write `imgpkg_lock_text(entries, origins=...)` to `path` atomically, mode 0600.
 
     Raises:
         ConfigError: As `imgpkg_lock_text`; nothing is written then.
         OSError: The file cannot be written; `path` is left as it was.
     """
-    atomic_write_text(path, imgpkg_lock_text(entries))
+    atomic_write_text(path, imgpkg_lock_text(entries, origins=origins))
 
 
 def _unique_pairs(entries: Iterable[tuple[str, str]], what: str) -> list[tuple[str, str]]:

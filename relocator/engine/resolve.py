@@ -29,6 +29,16 @@ class Resolution:
     platform: Platform | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resolved:
+    """What a reference resolved to."""
+
+    #: `registry/repository@digest`.
+    reference: Reference
+    #: The index the platform's image was picked from, by digest (None: no pick).
+    index: Reference | None = None
+
+
 async def resolve_all(
     requests: Sequence[Resolution], store: Store
 ) -> dict[Resolution, Reference]:
@@ -42,7 +52,14 @@ async def resolve_all(
         NotFound: A tag or image does not exist (the first such error).
         InputError: No image of the asked platform in an index.
     """
-    results: dict[Resolution, Reference] = {}
+    return {r: found.reference for r, found in (await resolve_each(requests, store)).items()}
+
+
+async def resolve_each(
+    requests: Sequence[Resolution], store: Store
+) -> dict[Resolution, Resolved]:
+    """As `resolve_all`, also saying for each request which index a platform was picked from."""
+    results: dict[Resolution, Resolved] = {}
 
     async def one(request: Resolution) -> None:
         results[request] = await resolve_one(request, store)
@@ -56,7 +73,7 @@ async def resolve_all(
     return results
 
 
-async def resolve_one(request: Resolution, store: Store) -> Reference:
+async def resolve_one(request: Resolution, store: Store) -> Resolved:
     """Resolve one reference to a digest reference (see module docstring)."""
     ref = request.reference
     digest = ref.digest
@@ -72,15 +89,19 @@ async def resolve_one(request: Resolution, store: Store) -> Reference:
         if await store.manifest_exists(ref.with_digest(digest)) is None:
             digest = (await store.manifest_get(ref)).digest
     if request.platform is not None:
-        digest = await _select_platform(ref.with_digest(digest), request.platform, store)
-    return ref.with_digest(digest)
+        index = ref.with_digest(digest)
+        picked = await _select_platform(index, request.platform, store)
+        if picked is not None:
+            return Resolved(reference=ref.with_digest(picked), index=index)
+    return Resolved(reference=ref.with_digest(digest))
 
 
-async def _select_platform(ref: Reference, platform: Platform, store: Store) -> Digest:
+async def _select_platform(ref: Reference, platform: Platform, store: Store) -> Digest | None:
+    """The digest of `platform`'s image in the index `ref`; None if `ref` is an image."""
     manifest = await store.manifest_get(ref)
     if not manifest.is_index:
         # A single image has no platforms to choose from; it is its own answer.
-        return manifest.digest
+        return None
     for child in manifest.manifests:
         if child.platform is not None and child.platform.matches(platform):
             return child.digest

@@ -69,15 +69,27 @@ def test_unpkg_imports_what_kbld_and_imgpkg_packaged(
     assert expected == {o["image"]: o["newImage"] for o in written["overrides"]}
 
 
-def test_kbld_lock_file_applies_like_kbld(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("lock", "printed"),
+    [("kbld.lock.yml", "kbld-locked.yml"), ("images.lock.yml", "kbld-imageslock.yml")],
+    ids=["kbld-config", "imgpkg-imageslock"],
+)
+def test_a_lock_file_applies_as_with_kbld(
+    capsys: pytest.CaptureFixture[str], lock: str, printed: str
+) -> None:
     """
-    `relocator -f images.yml -f kbld.lock.yml` rewrites the tagged references to the
-    digests kbld locked, as kbld itself printed them, without asking any registry (the
-    one they name is gone).
+    `relocator -f images.yml -f LOCK` prints what kbld printed for the same inputs: the
+    tagged references rewritten to the locked digests and kbld's `kbld.k14s.io/images`
+    annotation with each image's origins (those the lock recorded, then `preresolved`),
+    without asking any registry (the one they name is gone).
     """
-    result = relocator(capsys, "-f", str(FIXTURES / "images.yml"),
-                       "-f", str(FIXTURES / "kbld.lock.yml"))
+    result = relocator(capsys, "-f", str(FIXTURES / "images.yml"), "-f", str(FIXTURES / lock))
 
     assert 0 == result.code, result.err
-    kbld_printed = yaml.safe_load((FIXTURES / "kbld-resolved.yml").read_text())
-    assert kbld_printed["images"] == yaml.safe_load(result.out)["images"]
+    ours, kbld = yaml.safe_load(result.out), yaml.safe_load((FIXTURES / printed).read_text())
+    annotation = "kbld.k14s.io/images"
+    assert yaml.safe_load(kbld["metadata"]["annotations"].pop(annotation)) == yaml.safe_load(
+        ours["metadata"]["annotations"].pop(annotation)
+    )
+    assert kbld == ours
+

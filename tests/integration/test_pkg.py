@@ -80,8 +80,8 @@ def test_seed_pkg_unpkg_flow_with_lock_file(
                           expected=image.image)
     # A lock file alone has no documents to print, as with kbld.
     assert "" == imported.out
-    expected = {"images": [{"image": f"{destination}@{i.digest}"} for i in app]}
-    assert expected == yaml.safe_load(final.out)
+    expected = [{"image": f"{destination}@{i.digest}"} for i in app]
+    assert expected == yaml.safe_load(final.out)["images"]
     with tarfile.open(tarball) as archive:
         names = Counter(m.name for m in archive.getmembers() if m.isfile() or m.islnk())
     assert [] == [name for name, count in names.items() if count > 1]
@@ -121,9 +121,11 @@ def test_seed_pkg_unpkg_flow_directly_against_configuration(
         "".join(r.err for r in results)
     )
     for fmt, result in zip(("oci", "kbld"), results[1::2], strict=True):
-        expected = {"images": [{"image": f"{fresh_registry.host}/{fmt}@{i.digest}"}
-                               for i in app]}
-        assert expected == yaml.safe_load(result.out)
+        expected = [{"image": f"{fresh_registry.host}/{fmt}@{i.digest}"} for i in app]
+        # The resolved manifest's kbld annotation passes through unchanged, as with kbld.
+        printed = yaml.safe_load(result.out)
+        assert expected == printed["images"]
+        assert "kbld.k14s.io/images" in printed["metadata"]["annotations"]
         for image in app:
             verify_image_tree(fresh_registry, fmt, image.digest, hash_blobs=True)
 

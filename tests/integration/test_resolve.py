@@ -6,6 +6,7 @@ resolve -> lock -> relocate with the lock -> `-f manifest -f lock.copied`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -31,6 +32,12 @@ def seed_images(
         "haproxy": push(registry, f"{prefix}/library/haproxy", image_factory.image(),
                         tag="latest"),
     }
+
+
+def images_annotation(document: str) -> list[dict[str, Any]]:
+    """The parsed `kbld.k14s.io/images` annotation of a printed document."""
+    notes = yaml.safe_load(document)["metadata"]["annotations"]
+    return list(yaml.safe_load(notes["kbld.k14s.io/images"]))
 
 
 def _manifest(tmp_path: Path, images: dict[str, PushedImage]) -> Path:
@@ -72,12 +79,15 @@ def test_seed_workflow_with_lock_file(
         f"resolve | final: {haproxy_value} -> {haproxy_value}@{haproxy.digest}",
         f"resolve | final: {nginx_value} -> {nginx_value}@{nginx.digest}",
     ] == resolved.err.splitlines()
-    assert {
-        "images": [
-            {"image": f"{nginx_value}@{nginx.digest}"},
-            {"image": f"{haproxy_value}@{haproxy.digest}"},
-        ]
-    } == yaml.safe_load(resolved.out)
+    assert [
+        {"image": f"{nginx_value}@{nginx.digest}"}, {"image": f"{haproxy_value}@{haproxy.digest}"}
+    ] == yaml.safe_load(resolved.out)["images"]
+    # kbld's annotation: each final URL with the tag it was resolved from, sorted by URL.
+    assert sorted(
+        ({"origins": [{"resolved": {"tag": "latest", "url": value}}], "url": f"{value}@{i.digest}"}
+         for value, i in ((nginx_value, nginx), (haproxy_value, haproxy))),
+        key=lambda entry: str(entry["url"]),
+    ) == images_annotation(resolved.out)
     expected_lock = (
         "apiVersion: kbld.k14s.io/v1alpha1\n"
         "kind: Config\n"
@@ -102,10 +112,21 @@ def test_seed_workflow_with_lock_file(
         nginx_value: f"{destination}@{nginx.digest}",
         f"{nginx_value}@{nginx.digest}": f"{destination}@{nginx.digest}",
     } == copied_overrides
+    copied_urls = sorted(f"{destination}@{i.digest}" for i in (nginx, haproxy))
     expected_final = (
         "images:\n"
         f"- image: {destination}@{nginx.digest}\n"
         f"- image: {destination}@{haproxy.digest}\n"
+        "metadata:\n"
+        "  annotations:\n"
+        "    kbld.k14s.io/images: |\n"
+        + "".join(
+            "      - origins:\n"
+            "        - preresolved:\n"
+            f"            url: {url}\n"
+            f"        url: {url}\n"
+            for url in copied_urls
+        )
     )
     assert expected_final == final.out
     assert ((), ()) == (registry.log.requests(since=mark1), registry2.log.requests(since=mark2))
@@ -150,9 +171,16 @@ def test_platform_picks_the_child_of_an_index(
                         *insecure(registry))
 
     assert 0 == result.code, result.err
-    assert {"images": [{"image": f"{nginx.host}/{nginx.repository}@{arm.digest}"}]} == (
-        yaml.safe_load(result.out)
-    )
+    value = f"{nginx.host}/{nginx.repository}"
+    assert [{"image": f"{value}@{arm.digest}"}] == yaml.safe_load(result.out)["images"]
+    assert [{
+        "origins": [
+            {"resolved": {"tag": "latest", "url": value}},
+            {"platformSelected": {"architecture": "arm64", "index": f"{value}@{nginx.digest}",
+                                  "os": "linux"}},
+        ],
+        "url": f"{value}@{arm.digest}",
+    }] == images_annotation(result.out)
     assert 3 == missing.code
     assert "has no image for platform windows/amd64" in missing.error_lines[0]
 
@@ -177,7 +205,11 @@ def test_imgpkg_lock_round_trip(
 
     assert (0, 0) == (first.code, second.code), first.err + second.err
     assert lock.read_text().startswith("---\napiVersion: imgpkg.carvel.dev/v1alpha1\n")
-    assert first.out == second.out
+    assert yaml.safe_load(first.out)["images"] == yaml.safe_load(second.out)["images"]
+    # The lock carried each image's origins; read back, they gain kbld's preresolved step.
+    for before, after in zip(images_annotation(first.out), images_annotation(second.out),
+                             strict=True):
+        assert [*before["origins"], {"preresolved": {"url": before["url"]}}] == after["origins"]
     assert () == registry.log.requests(since=mark)
 
 
@@ -228,7 +260,9 @@ def test_override_tag_selection_resolves_the_highest_matching_tag(
 
     assert 0 == result.code, result.err
     chosen = pushed["1.25.3"]
-    assert {"images": [{"image": f"{registry.host}/{repository}@{chosen.digest}"}]} == (
-        yaml.safe_load(result.out)
-    )
+    final = f"{registry.host}/{repository}@{chosen.digest}"
+    assert [{"image": final}] == yaml.safe_load(result.out)["images"]
+    assert [{"origins": [{"resolved": {"tag": "1.25.3",
+                                       "url": f"{registry.host}/{repository}:1.25.3"}}],
+             "url": final}] == images_annotation(result.out)
     assert f"resolve | selected: app -> {registry.host}/{repository}:1.25.3" in result.err
