@@ -242,25 +242,12 @@ def jobs_of(targets: Sequence[Target]) -> list[Job]:
     One job per image and destination repository, with every tag it gets there.
 
     Two tags of one image (`1.25` and `1.25.3`) become one job with both tags: the
-    engine pushes an image once and applies its other tags after.
-
-    Raises:
-        InputError: Two different images would get the same destination tag.
+    engine pushes an image once and applies its other tags after. Two images wanting one
+    destination tag are refused by the engine while it plans (`TagConflict`).
     """
     merged: dict[tuple[Repository, Digest], tuple[Reference, list[str]]] = {}
-    owners: dict[tuple[Repository, str], tuple[Digest, str]] = {}
     for target in targets:
         for job in target.jobs():
-            for tag in job.tags:
-                key = (job.destination, tag)
-                owner = owners.setdefault(key, (job.digest, target.image.names[0]))
-                if owner[0] != job.digest:
-                    raise InputError(
-                        f"{job.destination}:{tag} would be both {owner[1]} ({owner[0]}) "
-                        f"and {target.image.names[0]} ({job.digest})",
-                        hint="give the sources different destinations, or exclude the "
-                        "tag from one of them",
-                    )
             _, tags = merged.setdefault((job.destination, job.digest), (job.source, []))
             tags.extend(tag for tag in job.tags if tag not in tags)
     return [
