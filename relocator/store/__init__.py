@@ -15,7 +15,7 @@ from relocator.store.base import (
     VerifiedBody,
 )
 from relocator.store.ranges import RangePolicy
-from relocator.store.registry import RegistryStore
+from relocator.store.registry import RegistryStore, TagListing
 
 __all__ = (
     "BlobMounter",
@@ -27,5 +27,6 @@ __all__ = (
     "RangePolicy",
     "RegistryStore",
     "Store",
+    "TagListing",
     "VerifiedBody",
 )

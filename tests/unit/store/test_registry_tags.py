@@ -18,14 +18,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from relocator.errors import (
+    InvalidReference,
     LimitExceeded,
     NotFound,
     RegistryError,
     UnsafeRedirect,
 )
-from relocator.oci import Repository
+from relocator.oci import Reference, Repository
 from relocator.store import RegistryStore
 from relocator.store import registry as registry_module
+from relocator.store.registry import TagListing
 from relocator.transport import HttpClient, Keychain, TransportSettings
 
 TAGS = "/v2/team/app/tags/list"
@@ -71,11 +73,16 @@ async def pages() -> AsyncIterator[Pages]:
         await server.server.close()
 
 
-async def list_tags(*servers: Pages) -> list[str]:
+async def listing(*servers: Pages) -> TagListing:
     """`tags()` of team/app on the first server (every server reached over http)."""
     settings = TransportSettings(insecure_hosts=frozenset(s.host for s in servers))
     async with HttpClient(settings, Keychain()) as client:
         return await RegistryStore(client).tags(Repository(servers[0].host, "team/app"))
+
+
+async def list_tags(*servers: Pages) -> list[str]:
+    """The valid tags `tags()` gives for team/app on the first server."""
+    return list((await listing(*servers)).tags)
 
 
 async def test_pages_are_followed_through_link_headers() -> None:
@@ -199,3 +206,66 @@ async def test_malformed_tag_lists_are_an_error(body: object) -> None:
 def test_link_headers(header: str, expected: str | None) -> None:
     """The `rel="next"` target of a Link header (RFC 8288), if there is one."""
     assert expected == registry_module._next_link(header)
+
+
+HOSTILE_TAGS = [
+    "../../../victim/app/manifests/latest",
+    "a?b",
+    "a#b",
+    "a%2Fb",
+    "a/b",
+    "t" * 129,
+    "",
+    ".hidden",
+    "-dash",
+    "caf\u00e9",
+    "line\nbreak",
+]
+
+
+async def test_listed_names_that_are_not_tags_are_set_apart() -> None:
+    """
+    Names a listing gives that are not tags by the distribution grammar (path
+    traversal, `?`, `#`, escapes, 129 characters...) are refused, never mixed with the
+    valid tags; the valid ones keep their order.
+    """
+    async with pages() as server:
+        server.page(f"{TAGS}?n=1000", {"tags": ["1.0", *HOSTILE_TAGS, "t" * 128, "_x"]})
+
+        actual = await listing(server)
+
+    assert TagListing(tags=("1.0", "t" * 128, "_x"), refused=tuple(HOSTILE_TAGS)) == actual
+
+
+def _unchecked(registry: str, path: str, tag: str) -> Reference:
+    """A reference built around its constructor's checks (as a bug elsewhere might)."""
+    ref = object.__new__(Reference)
+    for name, value in (("registry", registry), ("repository", path), ("tag", tag),
+                        ("digest", None)):
+        object.__setattr__(ref, name, value)
+    return ref
+
+
+@pytest.mark.parametrize(
+    ("path", "tag"),
+    [("team/app", "../../../victim/app/manifests/latest"), ("team/app", "a?b"),
+     ("team/../victim", "latest")],
+)
+async def test_the_store_never_builds_a_url_from_an_invalid_tag_or_name(
+    path: str, tag: str
+) -> None:
+    """
+    The registry store checks a tag and repository name again where they become a URL:
+    even a reference that escaped its constructor's checks sends no request.
+    """
+    async with pages() as server:
+        settings = TransportSettings(insecure_hosts=frozenset({server.host}))
+        async with HttpClient(settings, Keychain()) as client:
+            store = RegistryStore(client)
+            ref = _unchecked(server.host, path, tag)
+            with pytest.raises(InvalidReference):
+                await store.manifest_exists(ref)
+            with pytest.raises(InvalidReference):
+                await store.manifest_get(ref)
+
+    assert [] == server.seen
