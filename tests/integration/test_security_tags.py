@@ -257,3 +257,40 @@ def test_a_lock_naming_a_hostile_tag_is_refused_with_preserve_tags(
     assert 1 == len(result.error_lines), result.err
     assert "image 'app:v1?x#y': 'v1?x#y' is not a valid tag" in result.error_lines[0]
     assert [] == list(fresh_registry.log.requests(since=mark))
+
+
+def test_tag_selection_skips_listed_names_that_are_not_tags(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    registry: Registry,
+    proxy: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    `resolve` with kbld's `tagSelection`: a listed `9.9.9+evil` (a version, but not a
+    tag) is skipped with a warning naming it, never asked for; the highest real tag in
+    the range is chosen.
+    """
+    chosen = push(registry, repository, image_factory.image(), tag="1.2.0")
+    push(registry, repository, image_factory.image(), tag="1.1.0")
+    listing = {"name": repository, "tags": ["1.1.0", "9.9.9+evil", "1.2.0"]}
+    proxy.add(Respond(body=json.dumps(listing).encode(),
+                      headers={"Content-Type": "application/json"}),
+              method="GET", path=f"/v2/{repository}/tags/list")
+    manifest = tmp_path / "manifest.yml"
+    manifest.write_text(
+        "images:\n- image: app\n---\n"
+        "apiVersion: kbld.k14s.io/v1alpha1\nkind: Config\noverrides:\n"
+        f"- image: app\n  newImage: {proxy.host}/{repository}\n"
+        "  tagSelection:\n    semver:\n      constraints: '>=1.0.0'\n"
+    )
+
+    result = relocator(capsys, "resolve", "-f", str(manifest), *insecure_flags(proxy.host))
+
+    assert 0 == result.code, result.err
+    assert f"app -> {proxy.host}/{repository}@{chosen.digest}" in result.err
+    assert (f"warning: skipped '9.9.9+evil' listed by {proxy.host}/{repository}: "
+            "not a valid tag") in result.err
+    assert [] == [r.path for r in proxy.requests() if "evil" in r.path]

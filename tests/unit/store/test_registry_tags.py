@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pytest
 from aiohttp import web
@@ -24,13 +25,14 @@ from relocator.errors import (
     RegistryError,
     UnsafeRedirect,
 )
-from relocator.oci import Reference, Repository
+from relocator.oci import Descriptor, Digest, Reference, Repository
 from relocator.store import RegistryStore
 from relocator.store import registry as registry_module
 from relocator.store.registry import TagListing
 from relocator.transport import HttpClient, Keychain, TransportSettings
 
 TAGS = "/v2/team/app/tags/list"
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -237,35 +239,46 @@ async def test_listed_names_that_are_not_tags_are_set_apart() -> None:
     assert TagListing(tags=("1.0", "t" * 128, "_x"), refused=tuple(HOSTILE_TAGS)) == actual
 
 
-def _unchecked(registry: str, path: str, tag: str) -> Reference:
-    """A reference built around its constructor's checks (as a bug elsewhere might)."""
-    ref = object.__new__(Reference)
-    for name, value in (("registry", registry), ("repository", path), ("tag", tag),
-                        ("digest", None)):
-        object.__setattr__(ref, name, value)
-    return ref
+def _unchecked(cls: type[_T], **fields: object) -> _T:
+    """A reference or repository built around its constructor's checks (as a bug might)."""
+    value = object.__new__(cls)
+    for name, field_value in fields.items():
+        object.__setattr__(value, name, field_value)
+    return value
 
 
-@pytest.mark.parametrize(
-    ("path", "tag"),
-    [("team/app", "../../../victim/app/manifests/latest"), ("team/app", "a?b"),
-     ("team/../victim", "latest")],
-)
-async def test_the_store_never_builds_a_url_from_an_invalid_tag_or_name(
-    path: str, tag: str
-) -> None:
+@pytest.mark.parametrize("tag", ["../../../victim/app/manifests/latest", "a?b", "c#d"])
+async def test_the_store_never_builds_a_url_from_an_invalid_tag(tag: str) -> None:
     """
-    The registry store checks a tag and repository name again where they become a URL:
-    even a reference that escaped its constructor's checks sends no request.
+    The registry store checks a tag again where it becomes a URL: even a reference that
+    escaped its constructor's checks sends no request.
     """
     async with pages() as server:
         settings = TransportSettings(insecure_hosts=frozenset({server.host}))
         async with HttpClient(settings, Keychain()) as client:
             store = RegistryStore(client)
-            ref = _unchecked(server.host, path, tag)
+            ref = _unchecked(Reference, registry=server.host, repository="team/app", tag=tag,
+                             digest=None)
             with pytest.raises(InvalidReference):
                 await store.manifest_exists(ref)
             with pytest.raises(InvalidReference):
                 await store.manifest_get(ref)
+
+    assert [] == server.seen
+
+
+@pytest.mark.parametrize("path", ["team/../victim", "team/a?b", "team/%2e%2e"])
+async def test_the_store_never_builds_a_url_from_an_invalid_repository_name(path: str) -> None:
+    """The same for a repository name: no request for an unchecked, invalid one."""
+    async with pages() as server:
+        settings = TransportSettings(insecure_hosts=frozenset({server.host}))
+        async with HttpClient(settings, Keychain()) as client:
+            store = RegistryStore(client)
+            repo = _unchecked(Repository, registry=server.host, path=path)
+            with pytest.raises(InvalidReference):
+                await store.tags(repo)
+            with pytest.raises(InvalidReference):
+                await store.blob_exists(repo, Descriptor(
+                    media_type="application/octet-stream", digest=Digest.of(b"x"), size=1))
 
     assert [] == server.seen
