@@ -469,7 +469,9 @@ class RegistryStore:
         Names that are not tags by the distribution grammar are set apart in
         `refused` (a registry, or someone in front of it, could list
         `../../victim/app/manifests/latest` to steer a request elsewhere): a caller
-        uses only `tags`, and may warn about the rest. Pages are followed through `Link: <...>; rel="next"` while they stay on the
+        uses only `tags`, and may warn about the rest.
+
+        Pages are followed through `Link: <...>; rel="next"` while they stay on the
         registry's own scheme and host; a page seen twice, more than `MAX_TAG_PAGES`
         pages, or a malformed answer is an error rather than a silently short list.
 
