@@ -37,7 +37,7 @@ from relocator.engine.referrers import (
 from relocator.engine.report import ImageFailure
 from relocator.engine.resolve import Resolution, resolve_each
 from relocator.errors import InputError, PartialFailure
-from relocator.oci import Digest, Manifest, Platform, Reference, Repository, mediatypes
+from relocator.oci import Digest, Manifest, Platform, Reference, Repository, mediatypes, shown
 from relocator.store import RangePolicy, RegistryStore, Store
 from relocator.store.base import attached_to
 from relocator.store.tarball.images import TarballImage
@@ -86,7 +86,7 @@ async def resolve(args: argparse.Namespace) -> int:
         async with _client(args) as client:
             store = RegistryStore(client)
             for value, (reference, selection) in selections.items():
-                chosen = await _select_tag(store, reference, selection)
+                chosen = await _select_tag(store, reference, selection, out)
                 out.line(f"selected: {value} -> {chosen}")
                 pending[value] = Resolution(reference=chosen, platform=pending[value].platform)
                 origins[value] = (config.resolved(str(chosen), chosen.tag),)
@@ -106,10 +106,16 @@ async def resolve(args: argparse.Namespace) -> int:
 
 
 async def _select_tag(
-    store: RegistryStore, reference: Reference, selection: config.TagSelection
+    store: RegistryStore, reference: Reference, selection: config.TagSelection, out: Output
 ) -> Reference:
-    """The tag of `reference`'s repository an override's `tagSelection` chooses."""
-    tag = selection.pick(await store.tags(reference.repo))
+    """
+    The tag of `reference`'s repository an override's `tagSelection` chooses; listed
+    names that are not tags are skipped with a warning.
+    """
+    listing = await store.tags(reference.repo)
+    for refused in listing.refused:
+        out.emit(Notice(f"skipped {shown(refused)} listed by {reference.repo}: not a valid tag"))
+    tag = selection.pick(listing.tags)
     if tag is None:
         raise InputError(
             f"no tag of {reference.repo} matches tagSelection semver "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from relocator import config
 from relocator.engine.events import Notice
 from relocator.errors import InputError
-from relocator.oci import Digest, Reference
+from relocator.oci import Digest, Reference, check_tag, shown
 
 from .output import Output
 
@@ -47,12 +47,16 @@ class InputImage:
         """
         Tags the inputs named explicitly for this image (`nginx:1.25` in a lock's
         override, `app:2.0@sha256:...` in YAML); an implied `latest` does not count.
+
+        Raises:
+            InvalidReference: A name's tag is not a valid tag (an override's `image` is
+                matched as written, so it was never parsed as a reference).
         """
         found = []
         for name in (*self.names, str(self.written)):
             last = name.rsplit("/", 1)[-1].split("@", 1)[0]
             if ":" in last:
-                found.append(last.split(":", 1)[1])
+                found.append(check_tag(last.split(":", 1)[1], where=f"image {shown(name)}"))
         return tuple(dict.fromkeys(found))
 
 

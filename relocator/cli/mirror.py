@@ -29,7 +29,7 @@ from relocator.engine import ImageFailure, Job, Report, first_error
 from relocator.engine.events import ImageFailed, Notice
 from relocator.engine.resolve import Resolution, resolve_all
 from relocator.errors import InputError, PartialFailure, RelocatorError
-from relocator.oci import Digest, Reference, Repository
+from relocator.oci import Digest, Reference, Repository, shown
 from relocator.store import RegistryStore
 from relocator.transport import HostState, HttpClient, Keychain, TransportSettings, urls
 
@@ -200,15 +200,21 @@ async def _tags(source: MirrorSource, store: RegistryStore, out: Output) -> list
     rules = source.tags
     if rules is None:  # pragma: no cover - only repository sources are listed
         raise InputError(f"{source.where}: {source.name} has no tag rules")
-    listed = await store.tags(source.repository)
+    listing = await store.tags(source.repository)
+    for refused in listing.refused:
+        out.emit(Notice(
+            f"{source.where}: skipped {shown(refused)} listed by {source.repository}: "
+            "not a valid tag"
+        ))
+    listed = listing.tags
     for missing in rules.absent(listed):
         out.emit(Notice(f"{missing.where}: tag '{missing.tag}' is not in {source.repository}"))
     selected = sorted(rules.select(listed), key=_tag_order)
     if selected:
-        shown = ", ".join(selected[:_TAGS_SHOWN])
+        names = ", ".join(selected[:_TAGS_SHOWN])
         if len(selected) > _TAGS_SHOWN:
-            shown += f" and {len(selected) - _TAGS_SHOWN} more"
-        out.line(f"{source.repository}: {len(selected)} of {_count(len(listed), 'tag')}: {shown}")
+            names += f" and {len(selected) - _TAGS_SHOWN} more"
+        out.line(f"{source.repository}: {len(selected)} of {_count(len(listed), 'tag')}: {names}")
     else:
         out.emit(Notice(
             f"{source.where}: no tag of {source.repository} matches its rules "
@@ -242,25 +248,12 @@ def jobs_of(targets: Sequence[Target]) -> list[Job]:
     One job per image and destination repository, with every tag it gets there.
 
     Two tags of one image (`1.25` and `1.25.3`) become one job with both tags: the
-    engine pushes an image once and applies its other tags after.
-
-    Raises:
-        InputError: Two different images would get the same destination tag.
+    engine pushes an image once and applies its other tags after. Two images wanting one
+    destination tag are refused by the engine while it plans (`TagConflict`).
     """
     merged: dict[tuple[Repository, Digest], tuple[Reference, list[str]]] = {}
-    owners: dict[tuple[Repository, str], tuple[Digest, str]] = {}
     for target in targets:
         for job in target.jobs():
-            for tag in job.tags:
-                key = (job.destination, tag)
-                owner = owners.setdefault(key, (job.digest, target.image.names[0]))
-                if owner[0] != job.digest:
-                    raise InputError(
-                        f"{job.destination}:{tag} would be both {owner[1]} ({owner[0]}) "
-                        f"and {target.image.names[0]} ({job.digest})",
-                        hint="give the sources different destinations, or exclude the "
-                        "tag from one of them",
-                    )
             _, tags = merged.setdefault((job.destination, job.digest), (job.source, []))
             tags.extend(tag for tag in job.tags if tag not in tags)
     return [

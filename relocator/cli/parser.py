@@ -71,7 +71,8 @@ def _add_destination(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preserve-tags", action="store_true",
         help="also apply the tags the inputs named (or the tarball recorded) at the "
-        "destination",
+        "destination; a tag that is not valid, or two images wanting one tag in one "
+        "repository, stop the run before anything is pushed (exit 3)",
     )
 
 

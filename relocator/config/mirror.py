@@ -43,6 +43,8 @@ from relocator.oci import (
     Reference,
     Repository,
     expand_template,
+    is_tag,
+    shown,
 )
 
 API_VERSION = "relocator.dev/v1alpha1"
@@ -54,8 +56,6 @@ _REGISTRY_FIELDS = frozenset({"host", "concurrency", "requestsPerSecond", "insec
 _SOURCE_FIELDS = frozenset(
     {"repository", "image", "tags", "exclude", "destination", "platforms", "includeReferrers"}
 )
-# A tag as distribution's grammar allows it (ASCII word characters, `.` and `-`).
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 # Sample source a template without a real source is tried on, to catch a template that
 # can never give a valid repository (`Registry.internal/{repository}`) at load time.
 _SAMPLE = Repository(registry="registry.example", path="library/nginx")
@@ -495,8 +495,8 @@ def _rule(node: Node, parent: Fields) -> TagRule:
             raise parent.error(
                 f"expected a tag to be a string, got {describe(node)} (quote it)", node
             )
-        if not _TAG.fullmatch(node.value):
-            raise parent.error(f"'{node.value}' is not a valid tag", node)
+        if not is_tag(node.value):
+            raise parent.error(f"{shown(node.value)} is not a valid tag", node)
         return ExactTag(tag=node.value, where=where)
     fields = Fields(node, parent.source, "tag rule")
     fields.refuse_unknown({"regex", "semver", "prereleases"})

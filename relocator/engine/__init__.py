@@ -13,6 +13,7 @@ from relocator.engine.groups import first_error
 from relocator.engine.plan import BlobNode, Job, ManifestNode, Plan
 from relocator.engine.report import ImageFailure, ImageResult, Report
 from relocator.engine.shard import Shard
+from relocator.engine.tags import TagConflict
 
 __all__ = (
     "BlobNode",
@@ -24,6 +25,7 @@ __all__ = (
     "Plan",
     "Report",
     "Shard",
+    "TagConflict",
     "copy_images",
     "events",
     "execute_plan",

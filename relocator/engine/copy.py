@@ -19,6 +19,7 @@ from .plan import Job, Plan, make_plan
 from .referrers import ReferrersIndex, write_referrers_indexes
 from .report import Report
 from .shard import Shard, select
+from .tags import check_tags
 
 
 async def plan_images(
@@ -39,8 +40,14 @@ async def plan_images(
     manifests already in hand (fetched while finding referrers, or built), by digest.
 
     Raises:
+        InvalidReference: A job's tag is not a valid tag.
+        TagConflict: Two images would get one tag in one destination repository
+            (checked before anything else: nothing is read or pushed).
         RelocatorError: The first failure (a missing image, an unsupported manifest...).
     """
+    # A tarball records each image's tags beside its own name (`ImageEntry`), not in
+    # one repository, so images from different sources may share a tag there.
+    check_tags(jobs, shared_repository=not isinstance(destination, Preparing))
     sink = sink or NullSink()
     known = dict(known or {})
     try:

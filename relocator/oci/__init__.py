@@ -13,15 +13,21 @@ from relocator.oci.digest import Digest, Verifier
 from relocator.oci.manifest import MAX_MANIFEST_BYTES, Manifest
 from relocator.oci.reference import (
     DOCKER_HUB,
+    MAX_TAG_LENGTH,
     TEMPLATE_FIELDS,
     Reference,
     Repository,
+    check_tag,
     expand_template,
+    is_repository_path,
+    is_tag,
+    shown,
 )
 
 __all__ = (
     "DOCKER_HUB",
     "MAX_MANIFEST_BYTES",
+    "MAX_TAG_LENGTH",
     "TEMPLATE_FIELDS",
     "Descriptor",
     "Digest",
@@ -30,6 +36,10 @@ __all__ = (
     "Reference",
     "Repository",
     "Verifier",
+    "check_tag",
     "expand_template",
+    "is_repository_path",
+    "is_tag",
     "mediatypes",
+    "shown",
 )

@@ -5,6 +5,11 @@ Image references with Docker's normalisation.
 imgpkg; the first path component is a registry only if it contains `.` or `:` or is
 `localhost`. Docker Hub is written `index.docker.io`, which is how kbld prints it and
 what kbld users find in their lock files.
+
+Tags and repository names become parts of registry URLs, so they are checked against
+the distribution grammar wherever they come from (`is_tag`, `check_tag`,
+`is_repository_path`) and again whenever a `Reference` or `Repository` is built: a
+listing, a tarball or a config cannot slip `../` or `?` into a request path.
 """
 
 from __future__ import annotations
@@ -23,18 +28,70 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _HOST_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = re.compile(rf"(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[a-fA-F0-9:]+\])(?::[0-9]{{1,5}})?")
-# ASCII only, as in distribution's grammar (Go's \w); Python's \w is Unicode.
-_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+#: The longest tag the distribution grammar allows.
+MAX_TAG_LENGTH = 128
+# distribution's grammar, ASCII only (its \w is Go's; Python's \w would take Unicode).
+_TAG = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{MAX_TAG_LENGTH - 1}}}")
+# Characters of a hostile value shown in a message at most: enough to recognise it.
+_SHOWN = 80
 # distribution's limit on "registry/path" (reference.NameTotalLengthMax).
 _NAME_MAX = 255
 
 
+def is_tag(text: object) -> bool:
+    """Whether `text` is a tag by the distribution grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`."""
+    return isinstance(text, str) and _TAG.fullmatch(text) is not None
+
+
+def check_tag(text: object, *, where: str = "") -> str:
+    """
+    `text` if it is a tag (see `is_tag`).
+
+    Args:
+        text: The would-be tag.
+        where: What it came from, to start the message with (a file, a listing).
+
+    Raises:
+        InvalidReference: It is not a tag; the message names it (shortened, escaped).
+    """
+    if isinstance(text, str) and is_tag(text):
+        return text
+    prefix = f"{where}: " if where else ""
+    raise InvalidReference(
+        f"{prefix}{shown(text)} is not a valid tag",
+        hint=f"a tag is 1 to {MAX_TAG_LENGTH} of A-Z a-z 0-9 _ . - and cannot start with . or -",
+    )
+
+
+def is_repository_path(text: object) -> bool:
+    """Whether `text` is a repository path by the distribution grammar (`team/app`)."""
+    return isinstance(text, str) and _PATH.fullmatch(text) is not None
+
+
+def shown(value: object) -> str:
+    """
+    `value` quoted for a message: control characters escaped and anything past 80
+    characters cut, so a hostile tag or name can neither flood nor rewrite a terminal.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    escaped = text.encode("unicode_escape").decode("ascii").replace("'", "\\'")
+    if len(escaped) <= _SHOWN:
+        return f"'{escaped}'"
+    return f"'{escaped[:_SHOWN]}...' ({len(text)} characters)"
+
+
 @dataclass(frozen=True, slots=True)
 class Repository:
-    """A repository on a registry: `index.docker.io/library/nginx`."""
+    """
+    A repository on a registry: `index.docker.io/library/nginx`. Built only from a
+    valid registry and path (the constructor checks them).
+    """
 
     registry: str
     path: str
+
+    def __post_init__(self) -> None:
+        _check_name(self.registry, self.path)
 
     @classmethod
     def parse(cls, text: str) -> Repository:
@@ -74,6 +131,12 @@ class Reference:
     repository: str
     tag: str | None = None
     digest: Digest | None = None
+
+    def __post_init__(self) -> None:
+        # Every tag and name a request is built from passed here, whoever built it.
+        _check_name(self.registry, self.repository)
+        if self.tag is not None:
+            check_tag(self.tag, where=f"{self.registry}/{self.repository}")
 
     @classmethod
     def parse(cls, text: str) -> Reference:
@@ -168,8 +231,10 @@ def _split(text: str, *, what: str) -> Reference:
     colon = rest.rfind(":")
     if colon > last_slash:
         rest, tag = rest[:colon], rest[colon + 1 :]
-        if not _TAG.fullmatch(tag):
-            raise InvalidReference(f"Invalid {what} reference '{text}': bad tag '{tag}'")
+        if not is_tag(tag):
+            raise InvalidReference(
+                f"Invalid {what} reference {shown(text)}: bad tag {shown(tag)}"
+            )
     registry, path = _split_domain(rest)
     if not _DOMAIN.fullmatch(registry):
         raise InvalidReference(f"Invalid {what} reference '{text}': bad registry '{registry}'")
@@ -182,6 +247,14 @@ def _split(text: str, *, what: str) -> Reference:
     if len(registry) + 1 + len(path) > _NAME_MAX:
         raise InvalidReference(f"Invalid {what} reference '{text}': name longer than 255")
     return Reference(registry, path, tag, digest)
+
+
+def _check_name(registry: object, path: object) -> None:
+    """Refuse a registry or repository path outside the grammar (hand-built values)."""
+    if not isinstance(registry, str) or not _DOMAIN.fullmatch(registry):
+        raise InvalidReference(f"Invalid registry {shown(registry)}")
+    if not is_repository_path(path):
+        raise InvalidReference(f"Invalid repository name {shown(path)} on {registry}")
 
 
 def _split_domain(name: str) -> tuple[str, str]:

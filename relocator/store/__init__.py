@@ -16,7 +16,7 @@ from relocator.store.base import (
     VerifiedBody,
 )
 from relocator.store.ranges import RangePolicy
-from relocator.store.registry import RegistryStore
+from relocator.store.registry import RegistryStore, TagListing
 
 __all__ = (
     "BlobMounter",
@@ -28,6 +28,7 @@ __all__ = (
     "RangePolicy",
     "RegistryStore",
     "Store",
+    "TagListing",
     "Untrusted",
     "VerifiedBody",
 )

@@ -12,6 +12,8 @@ import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import quote
 
 import anyio
 
@@ -20,6 +22,7 @@ from relocator.errors import (
     DigestMismatch,
     IntegrityError,
     InvalidDigest,
+    InvalidReference,
     LimitExceeded,
     ManifestError,
     NotFound,
@@ -27,7 +30,18 @@ from relocator.errors import (
     TransportError,
     UnsafeRedirect,
 )
-from relocator.oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest, Reference, Repository
+from relocator.oci import (
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    Digest,
+    Manifest,
+    Reference,
+    Repository,
+    check_tag,
+    is_repository_path,
+    is_tag,
+    shown,
+)
 from relocator.oci import mediatypes as mt
 from relocator.oci.strictjson import loads as strict_json
 from relocator.store.base import VerifiedBody, cosign_tags, referrers_tag
@@ -65,6 +79,17 @@ _NO_REFERRERS_API = frozenset({400, 404, 405, 501})
 
 class RangeNotHonoured(IntegrityError):
     """A resumed download did not continue at the byte we asked for; start over."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagListing:
+    """A repository's tags as its registry listed them."""
+
+    #: The valid tags, each once, in the registry's order.
+    tags: tuple[str, ...]
+    #: Names the listing gave that are not tags by the distribution grammar
+    #: (`../../other/manifests/latest`, `a?b`, 129 characters): never put in a URL.
+    refused: tuple[str, ...] = ()
 
 
 class RegistryStore:
@@ -108,11 +133,24 @@ class RegistryStore:
         return urls.api_host(repo.registry)
 
     def _url(self, repo: Repository, tail: str) -> str:
-        return f"{self.client.base_url(repo.registry)}/v2/{repo.path}/{tail}"
+        # `Repository` checks its path when built; checked again and escaped here, where
+        # it becomes a URL, so that no request path is ever other than the name it says.
+        if not is_repository_path(repo.path):
+            raise InvalidReference(f"invalid repository name {shown(repo.path)}")
+        path = "/".join(quote(part, safe="") for part in repo.path.split("/"))
+        return f"{self.client.base_url(repo.registry)}/v2/{path}/{tail}"
+
+    def _manifest_url(self, ref: Reference) -> str:
+        """`/v2/<name>/manifests/<digest or tag>`, the tag checked and escaped."""
+        if ref.digest is not None:
+            # A Digest is `algorithm:hex` checked when parsed: nothing to escape.
+            return self._url(ref.repo, f"manifests/{ref.digest}")
+        tag = check_tag(ref.identifier, where=ref.name)
+        return self._url(ref.repo, f"manifests/{quote(tag, safe='')}")
 
     async def manifest_get(self, ref: Reference) -> Manifest:
         """Fetch a manifest; by digest, its bytes must hash to the digest."""
-        url = self._url(ref.repo, f"manifests/{ref.identifier}")
+        url = self._manifest_url(ref)
         what = f"fetching manifest {ref}"
         async with self.client.request(
             "GET", url, what=what, scopes=(pull(ref.repository),), headers={"Accept": mt.ACCEPT}
@@ -128,7 +166,7 @@ class RegistryStore:
         HEAD a manifest. For a digest reference presence is the answer; for a tag, the
         `Docker-Content-Digest` header (or a GET when the header is missing).
         """
-        url = self._url(ref.repo, f"manifests/{ref.identifier}")
+        url = self._manifest_url(ref)
         what = f"checking manifest {ref}"
         try:
             async with self.client.request(
@@ -165,7 +203,7 @@ class RegistryStore:
 
     async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
         """PUT the manifest's exact bytes under `ref`'s tag or digest."""
-        url = self._url(ref.repo, f"manifests/{ref.identifier}")
+        url = self._manifest_url(ref)
         what = f"pushing manifest {ref.name}@{manifest.digest}"
         async with self.client.request(
             "PUT",
@@ -424,9 +462,14 @@ class RegistryStore:
             log.debug("%s declined: %s", what, exc)
             return False
 
-    async def tags(self, repo: Repository) -> list[str]:
+    async def tags(self, repo: Repository) -> TagListing:
         """
         Every tag of `repo`, in the registry's order (`GET /v2/<name>/tags/list`).
+
+        Names that are not tags by the distribution grammar are set apart in
+        `refused` (a registry, or someone in front of it, could list
+        `../../victim/app/manifests/latest` to steer a request elsewhere): a caller
+        uses only `tags`, and may warn about the rest.
 
         Pages are followed through `Link: <...>; rel="next"` while they stay on the
         registry's own scheme and host; a page seen twice, more than `MAX_TAG_PAGES`
@@ -469,7 +512,10 @@ class RegistryStore:
                     raise UnsafeRedirect(
                         f"{what}: the next page is on another host ({urls.redact(url)})"
                     )
-        return list(found)
+        return TagListing(
+            tags=tuple(t for t in found if is_tag(t)),
+            refused=tuple(t for t in found if not is_tag(t)),
+        )
 
     async def referrers_api(self, repo: Repository, digest: Digest) -> list[Descriptor] | None:
         """

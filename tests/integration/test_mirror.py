@@ -173,7 +173,10 @@ def test_two_images_for_one_destination_tag_are_refused(
     image_factory: ImageFactory,
     push: Pusher,
 ) -> None:
-    """Two sources whose `1.0` would both land on one destination tag stop the run."""
+    """
+    Two sources whose `1.0` would both land on one destination tag stop the run while
+    it plans (the engine's check, shared with `relocate` and `unpkg`), before any write.
+    """
     first, second = (
         push(registry, repository_factory(name), image_factory.image(), tag="1.0")
         for name in ("a/app", "b/app")
@@ -192,9 +195,8 @@ def test_two_images_for_one_destination_tag_are_refused(
     assert 3 == result.code
     assert (
         f"relocator: error: {fresh_registry.host}/app:1.0 would be both "
-        f"{first.tagged_reference} ({first.digest}) and {second.tagged_reference} "
-        f"({second.digest}) (hint: give the sources different destinations, or exclude the "
-        "tag from one of them)"
+        f"{first.reference} and {second.reference} (hint: give them different destination "
+        "repositories, or leave the tag out for one of them)"
     ) == result.error_lines[0]
     assert [] == [e for e in fresh_registry.log.requests(since=mark) if e.method in WRITES]
 

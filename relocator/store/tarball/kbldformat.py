@@ -28,7 +28,7 @@ from relocator.oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest
 from relocator.store.tarball import jsondoc
 from relocator.store.tarball.contents import Package
 from relocator.store.tarball.errors import MemberDigestMismatch
-from relocator.store.tarball.images import TarballImage, reference_for, unique
+from relocator.store.tarball.images import TarballImage, recorded_tags, reference_for
 from relocator.store.tarball.layout import Planned
 from relocator.store.tarball.names import MANIFEST_JSON, kbld_layer_name
 
@@ -351,7 +351,7 @@ class _Reader:
             size=len(manifest.raw),
             reference=reference,
             name=orig or first,
-            tags=unique([tag, (reference.tag or "") if reference else ""]),
+            tags=recorded_tags([tag, (reference.tag or "") if reference else ""], where=at),
             annotations=dict(labels),
         )
 

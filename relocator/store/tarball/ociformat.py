@@ -33,7 +33,7 @@ from relocator.oci import Digest, Manifest, Reference, mediatypes
 from relocator.store.base import ImageEntry
 from relocator.store.tarball import jsondoc, kbldformat
 from relocator.store.tarball.contents import Package
-from relocator.store.tarball.images import TarballImage, reference_for, unique
+from relocator.store.tarball.images import TarballImage, recorded_tags, reference_for, unique
 from relocator.store.tarball.layout import Planned
 from relocator.store.tarball.names import (
     INDEX_JSON,
@@ -240,7 +240,10 @@ def read_index(raw: bytes, *, where: str) -> list[TarballImage]:
         if reference is None:
             reference = reference_for(name, desc.digest, where=where)
         recorded = notes.get(TAGS, "").split(",")
-        tags = unique([*recorded, (reference.tag or "") if reference else ""])
+        tags = recorded_tags(
+            [*recorded, (reference.tag or "") if reference else ""],
+            where=f"{where} entry {desc.digest}",
+        )
         images.append(
             TarballImage(
                 digest=desc.digest,

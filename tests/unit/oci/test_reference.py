@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from relocator.errors import InvalidReference
-from relocator.oci import DOCKER_HUB, Digest, Reference, Repository
+from relocator.oci import (
+    DOCKER_HUB,
+    Digest,
+    Reference,
+    Repository,
+    check_tag,
+    is_repository_path,
+    is_tag,
+    shown,
+)
 
 DIGEST = Digest.of(b"reference tests")
 OTHER_DIGEST = Digest.of(b"another manifest")
@@ -177,3 +186,102 @@ def test_from_repo_and_repo_are_inverse() -> None:
     assert Reference("registry.example", "team/app", "v1", DIGEST) == ref
     assert repo == ref.repo
     assert "registry.example/team/app" == ref.name == repo.name == str(repo)
+
+
+# (tag, valid): the distribution grammar `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+TAGS = [
+    ("latest", True),
+    ("1.25.3-alpine", True),
+    ("_x", True),
+    ("V1_2.3-rc.1", True),
+    ("t" * 128, True),
+    ("sha256-" + "a" * 64 + ".sig", True),
+    ("t" * 129, False),
+    ("", False),
+    (".x", False),
+    ("-x", False),
+    ("../../../victim/app/manifests/latest", False),
+    ("..", False),
+    ("a/b", False),
+    ("a?b", False),
+    ("a#b", False),
+    ("a%2Fb", False),
+    ("a:b", False),
+    ("a@b", False),
+    ("a b", False),
+    ("a+b", False),
+    ("line\nbreak", False),
+    ("x\r", False),
+    ("t\u00e4g", False),
+    ("\u0661\u0662", False),
+]
+
+
+@pytest.mark.parametrize(("tag", "valid"), TAGS, ids=[repr(t[:20]) for t, _ in TAGS])
+def test_tags_follow_the_distribution_grammar(tag: str, valid: bool) -> None:
+    """
+    `is_tag` accepts exactly the distribution grammar; `check_tag` returns a valid tag
+    and refuses any other with one line naming it; a reference or repository with such
+    a tag or name cannot even be built.
+    """
+    assert valid == is_tag(tag)
+    if valid:
+        assert tag == check_tag(tag)
+        assert tag == Reference("reg.example", "app", tag).tag
+        return
+    with pytest.raises(InvalidReference) as caught:
+        check_tag(tag, where="listing of reg.example/app")
+    message = str(caught.value)
+    assert message.startswith(f"listing of reg.example/app: {shown(tag)} is not a valid tag")
+    assert [] == [c for c in message if not c.isprintable()]
+    with pytest.raises(InvalidReference):
+        Reference("reg.example", "app", tag)
+    with pytest.raises(InvalidReference):
+        Reference.from_repo(Repository("reg.example", "app"), tag=tag)
+
+
+@pytest.mark.parametrize(
+    ("path", "valid"),
+    [
+        ("app", True),
+        ("team/app", True),
+        ("a-b/c__d/e--f.g_h", True),
+        ("mirror/../victim", False),
+        ("a/./b", False),
+        ("App", False),
+        ("a//b", False),
+        ("/a", False),
+        ("a/", False),
+        ("a?b", False),
+        ("a%2fb", False),
+        ("a#b", False),
+        ("a___b", False),
+        ("", False),
+    ],
+)
+def test_repository_paths_follow_the_distribution_grammar(path: str, valid: bool) -> None:
+    """
+    `is_repository_path` accepts exactly the distribution's path grammar; a repository
+    or reference with any other path cannot be built.
+    """
+    assert valid == is_repository_path(path)
+    if valid:
+        assert path == Repository("reg.example", path).path
+        return
+    with pytest.raises(InvalidReference):
+        Repository("reg.example", path)
+    with pytest.raises(InvalidReference):
+        Reference("reg.example", path, "v1")
+
+
+@pytest.mark.parametrize("registry", ["reg.example/x", "reg.example?x", "", "reg example"])
+def test_a_registry_outside_the_grammar_cannot_be_built(registry: str) -> None:
+    """The registry part becomes a URL's host: a hand-built one is checked too."""
+    with pytest.raises(InvalidReference):
+        Repository(registry, "app")
+
+
+def test_hostile_values_are_shown_short_and_escaped() -> None:
+    """A 20 MB tag or one with control characters is named, cut and escaped."""
+    assert "'a\\nb'" == shown("a\nb")
+    assert f"'{'t' * 80}...' (20000000 characters)" == shown("t" * 20_000_000)

@@ -12,23 +12,27 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from relocator.errors import (
+    InvalidReference,
     LimitExceeded,
     NotFound,
     RegistryError,
     UnsafeRedirect,
 )
-from relocator.oci import Repository
+from relocator.oci import Descriptor, Digest, Reference, Repository
 from relocator.store import RegistryStore
 from relocator.store import registry as registry_module
+from relocator.store.registry import TagListing
 from relocator.transport import HttpClient, Keychain, TransportSettings
 
 TAGS = "/v2/team/app/tags/list"
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -71,11 +75,16 @@ async def pages() -> AsyncIterator[Pages]:
         await server.server.close()
 
 
-async def list_tags(*servers: Pages) -> list[str]:
+async def listing(*servers: Pages) -> TagListing:
     """`tags()` of team/app on the first server (every server reached over http)."""
     settings = TransportSettings(insecure_hosts=frozenset(s.host for s in servers))
     async with HttpClient(settings, Keychain()) as client:
         return await RegistryStore(client).tags(Repository(servers[0].host, "team/app"))
+
+
+async def list_tags(*servers: Pages) -> list[str]:
+    """The valid tags `tags()` gives for team/app on the first server."""
+    return list((await listing(*servers)).tags)
 
 
 async def test_pages_are_followed_through_link_headers() -> None:
@@ -199,3 +208,77 @@ async def test_malformed_tag_lists_are_an_error(body: object) -> None:
 def test_link_headers(header: str, expected: str | None) -> None:
     """The `rel="next"` target of a Link header (RFC 8288), if there is one."""
     assert expected == registry_module._next_link(header)
+
+
+HOSTILE_TAGS = [
+    "../../../victim/app/manifests/latest",
+    "a?b",
+    "a#b",
+    "a%2Fb",
+    "a/b",
+    "t" * 129,
+    "",
+    ".hidden",
+    "-dash",
+    "caf\u00e9",
+    "line\nbreak",
+]
+
+
+async def test_listed_names_that_are_not_tags_are_set_apart() -> None:
+    """
+    Names a listing gives that are not tags by the distribution grammar (path
+    traversal, `?`, `#`, escapes, 129 characters...) are refused, never mixed with the
+    valid tags; the valid ones keep their order.
+    """
+    async with pages() as server:
+        server.page(f"{TAGS}?n=1000", {"tags": ["1.0", *HOSTILE_TAGS, "t" * 128, "_x"]})
+
+        actual = await listing(server)
+
+    assert TagListing(tags=("1.0", "t" * 128, "_x"), refused=tuple(HOSTILE_TAGS)) == actual
+
+
+def _unchecked(cls: type[_T], **fields: object) -> _T:
+    """A reference or repository built around its constructor's checks (as a bug might)."""
+    value = object.__new__(cls)
+    for name, field_value in fields.items():
+        object.__setattr__(value, name, field_value)
+    return value
+
+
+@pytest.mark.parametrize("tag", ["../../../victim/app/manifests/latest", "a?b", "c#d"])
+async def test_the_store_never_builds_a_url_from_an_invalid_tag(tag: str) -> None:
+    """
+    The registry store checks a tag again where it becomes a URL: even a reference that
+    escaped its constructor's checks sends no request.
+    """
+    async with pages() as server:
+        settings = TransportSettings(insecure_hosts=frozenset({server.host}))
+        async with HttpClient(settings, Keychain()) as client:
+            store = RegistryStore(client)
+            ref = _unchecked(Reference, registry=server.host, repository="team/app", tag=tag,
+                             digest=None)
+            with pytest.raises(InvalidReference):
+                await store.manifest_exists(ref)
+            with pytest.raises(InvalidReference):
+                await store.manifest_get(ref)
+
+    assert [] == server.seen
+
+
+@pytest.mark.parametrize("path", ["team/../victim", "team/a?b", "team/%2e%2e"])
+async def test_the_store_never_builds_a_url_from_an_invalid_repository_name(path: str) -> None:
+    """The same for a repository name: no request for an unchecked, invalid one."""
+    async with pages() as server:
+        settings = TransportSettings(insecure_hosts=frozenset({server.host}))
+        async with HttpClient(settings, Keychain()) as client:
+            store = RegistryStore(client)
+            repo = _unchecked(Repository, registry=server.host, path=path)
+            with pytest.raises(InvalidReference):
+                await store.tags(repo)
+            with pytest.raises(InvalidReference):
+                await store.blob_exists(repo, Descriptor(
+                    media_type="application/octet-stream", digest=Digest.of(b"x"), size=1))
+
+    assert [] == server.seen

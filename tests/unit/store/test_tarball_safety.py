@@ -179,7 +179,43 @@ def _tampered_config(doc: list[dict[str, object]]) -> None:
 nfc = unicodedata.normalize("NFC", "caf\u00e9")
 nfd = unicodedata.normalize("NFD", "caf\u00e9")
 
+def _annotated(**annotations: str) -> Callable[[Path], Path]:
+    """A valid layout whose index.json entry carries `annotations`."""
+    entry = {"mediaType": IMG.media_type, "digest": str(IMG.digest), "size": IMG.size,
+             "annotations": annotations}
+    index = json.dumps({"schemaVersion": 2, "manifests": [entry]}).encode()
+    return lambda path: write_tar(path, _layout(index=index))
+
+
+def _kbld_tag(tag: str) -> Callable[[list[dict[str, object]]], None]:
+    def change(doc: list[dict[str, object]]) -> None:
+        image_desc = doc[0]["Image"]
+        assert isinstance(image_desc, dict)
+        image_desc["Tag"] = tag
+    return change
+
+
+TRAVERSAL = "../../../victim/app/manifests/latest"
 OPEN_CASES: dict[str, tuple[Callable[[Path], Path], type[RelocatorError], str]] = {
+    "tag annotation with a path": (
+        _annotated(**{"dev.relocator.tags": f"1.0,{TRAVERSAL}"}), TarError,
+        r"'\.\./\.\./\.\./victim/app/manifests/latest' is recorded as a tag",
+    ),
+    "tag annotation with a query": (
+        _annotated(**{"dev.relocator.tags": "a?b"}), TarError, r"'a\?b' is recorded as a tag",
+    ),
+    "tag annotation of 129 characters": (
+        _annotated(**{"dev.relocator.tags": "t" * 129}), TarError,
+        r"'t{80}\.\.\.' \(129 characters\) is recorded as a tag",
+    ),
+    "reference with a bad tag": (
+        _annotated(**{"io.containerd.image.name": "reg.example/app:a#b"}), TarError,
+        r"'reg.example/app:a#b' records the tag 'a#b', which is not a valid tag",
+    ),
+    "kbld Tag with a path": (
+        _kbld_with(_kbld_tag(TRAVERSAL)), TarError,
+        r"entry 0: '\.\./\.\./\.\./victim/app/manifests/latest' is recorded as a tag",
+    ),
     "parent segment": (_add(("../evil", b"x")), TarError, r"'\.\./evil' climbs out"),
     "parent inside blobs": (
         _add(("blobs/sha256/../../x", b"x")), TarError, r"'blobs/sha256/\.\./\.\./x' climbs out"
