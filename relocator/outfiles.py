@@ -183,8 +183,8 @@ def open_own(path: Path, flags: int, mode: int = 0o666) -> int:
     try:
         fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InputError(f"{path}: is a symbolic link; relocator does not follow it, "
+        if exc.errno == errno.ELOOP:  # a link put there since the look above
+            raise InputError(f"{path}: is a symbolic link, not a file relocator left; "
                              "remove it") from None
         raise
     try:

@@ -232,3 +232,44 @@ def test_open_own_refuses_what_another_could_have_planted(
 
     assert f"{path}: {expected}" == str(caught.value)
     assert PRECIOUS == victim.read_text()
+
+
+@pytest.mark.parametrize(
+    ("plant", "expected"),
+    [
+        (_plant_symlink, "is a symbolic link, not a file relocator left; remove it"),
+        (_plant_hard_link, "has 2 hard links, not a file relocator left; remove it"),
+        (_plant_fifo, "is a FIFO, not a file relocator left; remove it"),
+        (_plant_foreign, "belongs to another user, not a file relocator left; remove it"),
+    ],
+    ids=["symlink", "hard link", "FIFO", "another user's file"],
+)
+def test_open_own_refuses_what_appears_after_its_look(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    plant: Callable[[Path, Path], None],
+    expected: str,
+) -> None:
+    """
+    A file planted between the look before the open and the open itself (the look is
+    made to see nothing) is still refused: the open does not follow a link nor block
+    on a FIFO, and what it opened is checked again.
+    """
+    victim = tmp_path / "victim"
+    victim.write_text(PRECIOUS)
+    path = tmp_path / ".out.tar.relocator-journal"
+    plant(path, victim)
+    real_lstat = os.lstat
+
+    def blind_lstat(target: str | os.PathLike[str]) -> os.stat_result:
+        if os.fspath(target) == os.fspath(path):
+            raise FileNotFoundError(target)
+        return real_lstat(target)
+
+    monkeypatch.setattr(outfiles.os, "lstat", blind_lstat)
+
+    with pytest.raises(InputError) as caught:
+        outfiles.open_own(path, os.O_RDONLY)
+
+    assert f"{path}: {expected}" == str(caught.value)
+    assert PRECIOUS == victim.read_text()
