@@ -266,7 +266,7 @@ def test_open_own_refuses_what_appears_after_its_look(
             raise FileNotFoundError(target)
         return real_lstat(target)
 
-    monkeypatch.setattr(outfiles.os, "lstat", blind_lstat)
+    monkeypatch.setattr(os, "lstat", blind_lstat)
 
     with pytest.raises(InputError) as caught:
         outfiles.open_own(path, os.O_RDONLY)
