@@ -21,8 +21,8 @@ from typing import Any, TypeGuard
 
 from relocator.errors import InvalidDigest
 from relocator.oci import Digest
-from relocator.outfiles import open_own
-from relocator.store.tarball.fileio import fsync_directory, io_error, unlink
+from relocator.outfiles import fsync_directory, open_own
+from relocator.store.tarball.fileio import io_error, unlink
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,10 @@ from pathlib import Path
 
 from relocator.errors import TarError
 from relocator.oci import Descriptor, Digest, Verifier
-from relocator.outfiles import check_replaceable, open_own
+from relocator.outfiles import check_replaceable, fsync_directory, open_own
 from relocator.store.tarball.errors import TarballIOError
 from relocator.store.tarball.fileio import (
     copy_region,
-    fsync_directory,
     io_error,
     lock,
     read_at,
