@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from relocator.engine import ImageFailure, ImageResult, Report
 from relocator.engine import events as ev
 from relocator.errors import InputError, RelocatorError
 from relocator.oci import Reference
+from relocator.outfiles import write_atomically
 from relocator.transport import HostState
 
 from .plain import Clock, ProgressState
@@ -250,25 +250,19 @@ def error_text(exc: BaseException) -> str:
 
 def write_report(path: str | os.PathLike[str], document: Mapping[str, Any]) -> None:
     """
-    Write the report to `path` (indented JSON), atomically: a temporary file beside it,
-    then a rename, so a CI job never reads half a report.
+    Write the report to `path` (indented JSON), atomically: a new file of a random name
+    beside it, then a rename, so a CI job never reads half a report and nothing planted
+    at a guessable name is written through.
 
     Raises:
-        InputError: The file cannot be written.
+        InputError: The file cannot be written, or something other than a regular file
+            is at `path` (left as it is).
     """
     target = Path(path)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     try:
-        fd, temporary = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or None
-        )
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(document, handle, indent=2, ensure_ascii=False)
-                handle.write("\n")
-            os.chmod(temporary, 0o644)  # the default of a new file, not mkstemp's 0600
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        # 0644, the default of a new file: a report names images and hosts, never a
+        # credential, and CI jobs of other users may read it.
+        write_atomically(target, text.encode("utf-8"), mode=0o644)
     except OSError as exc:
         raise InputError(f"cannot write report {target}: {exc.strerror or exc}") from None

@@ -33,6 +33,7 @@ from relocator.errors import (
     TransportError,
     UnsafeRedirect,
 )
+from relocator.outfiles import check_output
 
 from .parser import build_parser, with_default_command
 
@@ -81,6 +82,7 @@ def run(argv: list[str]) -> int:
     _configure_logging(debug)
     command = _command(args.command)
     try:
+        check_outputs(args)
         return anyio.run(
             _with_signals, command, args, backend="asyncio", backend_options=_loop_options()
         )
@@ -99,6 +101,29 @@ def run(argv: list[str]) -> int:
 
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+#: The flags that name a file relocator writes, by their argparse destination.
+OUTPUT_FLAGS = {
+    "output": "--output",
+    "lock_output": "--lock-output",
+    "imgpkg_lock_output": "--imgpkg-lock-output",
+    "report": "--report",
+}
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """
+    Refuse every output path the command line names that relocator must not replace
+    (see `relocator.outfiles.check_output`), before anything is read or fetched: a run
+    must not spend an hour moving images only to fail at the last write.
+
+    Raises:
+        InputError: The first unusable path, named as the user gave it.
+    """
+    for dest, flag in OUTPUT_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value:
+            check_output(value, flag=flag)
 
 
 def _loop_options() -> dict[str, Any]:

@@ -124,16 +124,6 @@ def lock(fd: int, path: Path) -> None:
         log.debug("cannot lock %s: %s", path.name, exc)
 
 
-def fsync_directory(path: Path) -> None:
-    """Make a rename or unlink in `path` durable (best effort where unsupported)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def unlink(path: Path) -> None:
     """Remove a file if it is there."""
     with contextlib.suppress(FileNotFoundError):

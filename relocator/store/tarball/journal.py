@@ -10,16 +10,19 @@ trusted: a resumed run re-hashes every region it reuses.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from relocator.errors import InvalidDigest
 from relocator.oci import Digest
-from relocator.store.tarball.fileio import fsync_directory, io_error, unlink
+from relocator.outfiles import fsync_directory, open_own
+from relocator.store.tarball.fileio import io_error, unlink
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +69,25 @@ class Journal:
     def start(self, head: JournalHead, entries: dict[Digest, Region]) -> None:
         """Replace the journal with a fresh one holding `head` and `entries` (atomically)."""
         self.close()
-        staging = self.path.with_name(f"{self.path.name}.new")
         lines = [head.line(), *(_entry(d, r) for d, r in entries.items())]
         try:
-            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            # Staged under a random name, created exclusively without following a link
+            # (mkstemp), and kept open after the rename: the journal's own name is
+            # predictable, so it is never opened again by name for writing.
+            fd, staging = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f"{self.path.name}.", suffix=".new"
+            )
             try:
                 os.write(fd, b"".join(lines))
                 os.fsync(fd)
-            finally:
+                os.replace(staging, self.path)
+            except BaseException:
                 os.close(fd)
-            os.replace(staging, self.path)
+                with contextlib.suppress(OSError):
+                    os.unlink(staging)
+                raise
+            self._fd = fd
             fsync_directory(self.path.parent)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         except OSError as exc:
             raise io_error(exc, f"writing {self.path.name}") from None
         self.entries = len(entries)
@@ -86,7 +96,7 @@ class Journal:
         """Append to the existing journal, which already records `entries` blobs."""
         self.close()
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self._fd = open_own(self.path, os.O_WRONLY | os.O_APPEND)
         except OSError as exc:
             raise io_error(exc, f"opening {self.path.name}") from None
         self.entries = entries
@@ -124,9 +134,13 @@ def load(path: Path, *, format: str) -> tuple[JournalHead, dict[Digest, Region]]
     Read a journal left by an earlier run; None if there is none or it is unusable
     (another format, another version, unreadable head). Unreadable entry lines are
     skipped: the last one may have been cut by a crash.
+
+    Raises:
+        InputError: Something other than a regular file of ours is at `path`.
     """
     try:
-        with path.open("rb") as file:
+        # Only a regular file of ours is read: a FIFO at the name would block the run.
+        with os.fdopen(open_own(path, os.O_RDONLY), "rb") as file:
             data = file.read(_MAX_JOURNAL_BYTES + 1)
     except FileNotFoundError:
         return None

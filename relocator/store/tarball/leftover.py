@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from relocator.errors import TarError
 from relocator.oci import Descriptor, Digest, Verifier
+from relocator.outfiles import open_own
 from relocator.store.tarball import journal
 from relocator.store.tarball.fileio import read_at, region_matches
 from relocator.store.tarball.journal import JournalHead, Region
@@ -48,8 +50,12 @@ class Leftover:
         there is none, or it cannot be read safely.
         """
         try:
-            fd = os.open(tarball, os.O_RDONLY)
+            # Never through a link, and never a FIFO (which would block the open).
+            fd = os.open(tarball, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
+            return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
             return None
         try:
             regions = _blob_members(fd, tarball.name)
@@ -64,13 +70,16 @@ class Leftover:
         """
         The leftover of an interrupted run writing `format`, if there is a usable one:
         a journal of this format and a temporary file of the length it records.
+
+        Raises:
+            InputError: Something other than a regular file of ours is at either name.
         """
         loaded = journal.load(journal_path, format=format)
         if loaded is None:
             return None
         head, regions = loaded
         try:
-            fd = os.open(temp, os.O_RDONLY)
+            fd = open_own(temp, os.O_RDONLY)
         except OSError:
             log.info("journal %s has no temporary file; starting afresh", journal_path.name)
             return None

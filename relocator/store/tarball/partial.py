@@ -25,10 +25,10 @@ from pathlib import Path
 
 from relocator.errors import TarError
 from relocator.oci import Descriptor, Digest, Verifier
+from relocator.outfiles import check_replaceable, fsync_directory, open_own
 from relocator.store.tarball.errors import TarballIOError
 from relocator.store.tarball.fileio import (
     copy_region,
-    fsync_directory,
     io_error,
     lock,
     read_at,
@@ -162,6 +162,7 @@ class PartialTarball:
                     raise TarError(f"{self.target.name}: {tail.name} outgrew its reservation")
                 write_at(self._fd, tail.offset, data + b" " * (tail.size - len(data)))
             os.fsync(self._fd)
+            check_replaceable(self.target)
             os.replace(self.path, self.target)
             fsync_directory(self.target.parent)
         except OSError as exc:
@@ -185,8 +186,12 @@ class PartialTarball:
     # -- internals ---------------------------------------------------------------------
 
     def _open(self, flags: int) -> None:
+        # The name is predictable, so that a resumed run finds the file again; what is
+        # at it is therefore never trusted: no link is followed, and only a regular file
+        # of ours with one link is opened (`open_own`). A new file is created
+        # exclusively, so nothing can be slipped in between the check and the create.
         try:
-            self._fd = os.open(self.path, os.O_RDWR | flags, 0o666)
+            self._fd = open_own(self.path, os.O_RDWR | flags)
         except OSError as exc:
             raise io_error(exc, f"creating {self.path.name}") from None
         lock(self._fd, self.target)

@@ -10,7 +10,11 @@ reads them back from the file), any number of blobs at once.
 
 The file is built under a temporary name beside the target (`.<name>.relocator-tmp`,
 see `partial.py`) and renamed over it only by `commit`, after a final fsync: a run
-that fails leaves whatever was at the target as it was.
+that fails leaves whatever was at the target as it was. That name is predictable (a
+resumed run must find it), so nothing at it is trusted: no link is followed and only a
+regular file of ours is reused (`relocator.outfiles.open_own`); the target itself must
+be a regular file or a new name, checked before anything is fetched and again before
+the rename.
 
 Leftovers, decided: after a failure the temporary file and its journal
 (`.<name>.relocator-journal`, see `journal.py`) are kept if they hold at least one
@@ -36,6 +40,7 @@ import anyio.to_thread
 
 from relocator.errors import InputError, NotFound, RelocatorError, SizeMismatch, TarError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, Verifier
+from relocator.outfiles import check_output, check_own
 from relocator.store.base import Contents
 from relocator.store.tarball import kbldformat, ociformat
 from relocator.store.tarball.contents import Package
@@ -71,7 +76,9 @@ class TarballWriter:
             re-hashed before it counts); `blob_exists` answers True for them.
 
     Raises:
-        InputError: Unknown format.
+        InputError: Unknown format; `path` is something other than a regular file or a
+            new name in a writable directory; something other than a regular file of
+            ours is at the temporary file's or the journal's name.
     """
 
     def __init__(
@@ -87,6 +94,12 @@ class TarballWriter:
         #: Where the tarball is built, and its journal.
         self.temp_path = self._file.path
         self.journal_path = self._file.journal.path
+        # Refused here, before the engine contacts anything: only a regular file or a
+        # new name is replaced, and the names a resumed run looks for hold nothing but
+        # what a run of ours left.
+        check_output(self.path)
+        check_own(self.temp_path)
+        check_own(self.journal_path)
         #: Bytes of blobs taken from an earlier run instead of being fetched.
         self.reused_bytes = 0
         #: After an `aclose` without `commit`: the temporary file kept for a resumed run
