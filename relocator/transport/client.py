@@ -41,6 +41,7 @@ from relocator.errors import (
     UnsafeRedirect,
 )
 from relocator.transport import urls
+from relocator.transport.addresses import is_internal
 from relocator.transport.auth import (
     MAX_TOKEN_BODY,
     Challenge,
@@ -51,6 +52,13 @@ from relocator.transport.auth import (
     pick_challenge,
 )
 from relocator.transport.credentials import Credential, Keychain
+from relocator.transport.guard import (
+    Classifier,
+    Guard,
+    GuardedConnector,
+    StaticResolver,
+    token_realm,
+)
 from relocator.transport.hosts import Hosts
 from relocator.transport.retry import RetryPolicy, parse_retry_after
 
@@ -92,6 +100,12 @@ class TransportSettings:
     user_agent: str = f"relocator/{__version__}"
     #: Honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment.
     use_env_proxy: bool = True
+    #: Names answered with a fixed IP address instead of asking DNS, like /etc/hosts.
+    static_hosts: Mapping[str, str] = field(default_factory=dict)
+    #: Which connected addresses (and ports) count as internal: loopback, private,
+    #: link-local, ... (`addresses.is_internal`). Tests replace it to stand a local
+    #: server in for a public one; see `guard.Guard`.
+    internal_address: Classifier = is_internal
 
 
 class Response:
@@ -158,6 +172,7 @@ class HttpClient:
             _ssl_context(settings) if settings.ca_cert_paths else None
         )
         self._proxies: dict[tuple[str, str], str | None] = {}
+        self._guard = Guard(settings.internal_address)
 
     async def __aenter__(self) -> Self:
         return self
@@ -325,6 +340,7 @@ class HttpClient:
         """Send one request, following redirects of GET/HEAD by our rules."""
         session = self._session_now()
         start_origin = urls.origin(url)
+        registry_url = url
         hdrs = CIMultiDict(headers)
         if authorization is not None:
             hdrs["Authorization"] = authorization
@@ -335,16 +351,18 @@ class HttpClient:
             # body over 1 MiB may block the loop, and a manifest may be 4 MiB; a fresh
             # BytesIO per exchange sends the same bytes and keeps the request replayable.
             data = io.BytesIO(body) if isinstance(body, bytes) and len(body) > _BIG_BYTES else body
+            self._guard.check_url(registry_url, url)
             try:
-                resp = await session.request(
-                    method,
-                    url,
-                    headers=hdrs,
-                    data=data,
-                    allow_redirects=False,
-                    proxy=self._proxy_for(url),
-                    ssl=self._ssl_for(url),
-                )
+                with self._guard.acting_for(registry_url):
+                    resp = await session.request(
+                        method,
+                        url,
+                        headers=hdrs,
+                        data=data,
+                        allow_redirects=False,
+                        proxy=self._proxy_for(url),
+                        ssl=self._ssl_for(url),
+                    )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 log.debug("%s %s failed: %s", method, urls.redact(url), type(exc).__name__)
                 raise _network_error(exc, urls.host_of(url), method) from None
@@ -399,7 +417,9 @@ class HttpClient:
         if not realm:
             raise AuthError(f"{host} sent a Bearer challenge without realm", host=host, status=401)
         registry_url = f"{'http' if host in self.settings.insecure_hosts else 'https'}://{host}/"
-        realm = self._check_realm(host, registry_url, realm)
+        realm = token_realm(
+            registry_url, realm, insecure_hosts=self.settings.insecure_hosts, guard=self._guard
+        )
         service = challenge.params.get("service", "")
         scope_values = [str(s) for s in scopes]
         # A scope the registry named in its challenge (e.g. insufficient_scope) is asked too.
@@ -407,32 +427,34 @@ class HttpClient:
             scope_values.append(challenge.params["scope"])
         headers = CIMultiDict({"User-Agent": self.settings.user_agent})
         session = self._session_now()
-        try:
-            if credential.identity_token:
-                form = {
-                    "grant_type": "refresh_token",
-                    "refresh_token": credential.identity_token,
-                    "service": service,
-                    "client_id": "relocator",
-                    "scope": " ".join(scope_values),
-                }
-                resp = await session.post(
-                    realm, data=form, headers=headers, allow_redirects=False,
-                    proxy=self._proxy_for(realm),
-                    ssl=self._ssl_for(realm),
-                )
-            else:
-                query = [("service", service)] + [("scope", s) for s in scope_values]
-                if credential.username is not None:
-                    pair = f"{credential.username}:{credential.password or ''}".encode()
-                    headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-                resp = await session.get(
-                    realm, params=query, headers=headers, allow_redirects=False,
-                    proxy=self._proxy_for(realm),
-                    ssl=self._ssl_for(realm),
-                )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _network_error(exc, urls.host_of(realm), "token request") from None
+        # The realm is connected to on behalf of the registry that named it.
+        with self._guard.acting_for(registry_url):
+            try:
+                if credential.identity_token:
+                    form = {
+                        "grant_type": "refresh_token",
+                        "refresh_token": credential.identity_token,
+                        "service": service,
+                        "client_id": "relocator",
+                        "scope": " ".join(scope_values),
+                    }
+                    resp = await session.post(
+                        realm, data=form, headers=headers, allow_redirects=False,
+                        proxy=self._proxy_for(realm),
+                        ssl=self._ssl_for(realm),
+                    )
+                else:
+                    query = [("service", service)] + [("scope", s) for s in scope_values]
+                    if credential.username is not None:
+                        pair = f"{credential.username}:{credential.password or ''}".encode()
+                        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+                    resp = await session.get(
+                        realm, params=query, headers=headers, allow_redirects=False,
+                        proxy=self._proxy_for(realm),
+                        ssl=self._ssl_for(realm),
+                    )
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise _network_error(exc, urls.host_of(realm), "token request") from None
         try:
             if resp.status in TEMPORARY_STATUS:
                 # A token service hiccup is not a login problem: retried like any 5xx.
@@ -455,16 +477,13 @@ class HttpClient:
             resp.release()
         return parse_token_response(body, host=host)
 
-    def _check_realm(self, host: str, registry_url: str, realm: str) -> str:
-        """A token realm must be http(s), and https unless the registry itself is plain."""
-        target = urls.follow(registry_url, realm, insecure_hosts=self.settings.insecure_hosts)
-        if target.startswith("http://") and not registry_url.startswith("http://"):
-            raise UnsafeRedirect(f"{host} asks for tokens over plain http: {urls.redact(target)}")
-        return target
-
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
+            connector = GuardedConnector(
+                self._guard,
+                resolver=StaticResolver(self.settings.static_hosts)
+                if self.settings.static_hosts
+                else None,
                 # Backstop only: the per-host limiter decides; a transfer within one
                 # registry holds two connections, hence the factor.
                 limit_per_host=2 * max(self.settings.concurrency,
