@@ -41,8 +41,13 @@ _registry: contextvars.ContextVar[str] = contextvars.ContextVar("relocator_regis
 
 def key(url: str) -> str:
     """`host:port` of `url` as the connection pool sees it (lowercase, port filled in)."""
-    parsed = URL(url)
-    return f"{(parsed.raw_host or '').lower()}:{parsed.port}"
+    try:
+        parsed = URL(url)
+        return f"{(parsed.raw_host or '').lower()}:{parsed.port}"
+    except ValueError:
+        # A port out of range or not a number: aiohttp refuses the URL with its own
+        # error; the key only has to be the same for the same text.
+        return urls.host_of(url)
 
 
 class Guard:
@@ -74,7 +79,7 @@ class Guard:
         if registry in self._internal:
             return True
         host, _, port = registry.rpartition(":")
-        return self._named_internal(host, int(port))
+        return self._named_internal(host, int(port) if port.isdigit() else 0)
 
     def check_url(self, registry_url: str, url: str) -> None:
         """
@@ -109,6 +114,11 @@ class Guard:
         registry = _registry.get(target)
         address = _peer_address(peer)
         if address is None:
+            if target != registry and not self.registry_is_internal(registry):
+                raise UnsafeRedirect(
+                    f"refusing to follow {_show(registry)} to {_show(target)}: "
+                    "cannot tell which address the connection reached"
+                )
             return
         internal = self._classify(address, _peer_port(peer))
         if target == registry:

@@ -344,3 +344,4 @@ async def test_a_token_realm_is_never_redirected(serve: Serve, connect: Connect)
             await get(client, registry.url(MANIFEST), scopes=(pull("team/app"),))
 
     assert [] == elsewhere.seen
+
