@@ -229,7 +229,10 @@ class HttpClient:
         """
         host = urls.host_of(url)
         async with self.hosts.hold([host]):
-            resp = await self._obtain(method, url, what, scopes, headers, body, ok, retry)
+            # Every connection made for this request (hops, token realm) is on behalf of
+            # the registry `url` is on; the guard judges each by that registry.
+            with self._guard.acting_for(url):
+                resp = await self._obtain(method, url, what, scopes, headers, body, ok, retry)
             try:
                 yield Response(resp, self.settings.chunk_size)
             finally:
@@ -340,7 +343,6 @@ class HttpClient:
         """Send one request, following redirects of GET/HEAD by our rules."""
         session = self._session_now()
         start_origin = urls.origin(url)
-        registry_url = url
         hdrs = CIMultiDict(headers)
         if authorization is not None:
             hdrs["Authorization"] = authorization
@@ -351,18 +353,17 @@ class HttpClient:
             # body over 1 MiB may block the loop, and a manifest may be 4 MiB; a fresh
             # BytesIO per exchange sends the same bytes and keeps the request replayable.
             data = io.BytesIO(body) if isinstance(body, bytes) and len(body) > _BIG_BYTES else body
-            self._guard.check_url(registry_url, url)
+            self._guard.check_url(url)
             try:
-                with self._guard.acting_for(registry_url):
-                    resp = await session.request(
-                        method,
-                        url,
-                        headers=hdrs,
-                        data=data,
-                        allow_redirects=False,
-                        proxy=self._proxy_for(url),
-                        ssl=self._ssl_for(url),
-                    )
+                resp = await session.request(
+                    method,
+                    url,
+                    headers=hdrs,
+                    data=data,
+                    allow_redirects=False,
+                    proxy=self._proxy_for(url),
+                    ssl=self._ssl_for(url),
+                )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 log.debug("%s %s failed: %s", method, urls.redact(url), type(exc).__name__)
                 raise _network_error(exc, urls.host_of(url), method) from None
@@ -427,34 +428,32 @@ class HttpClient:
             scope_values.append(challenge.params["scope"])
         headers = CIMultiDict({"User-Agent": self.settings.user_agent})
         session = self._session_now()
-        # The realm is connected to on behalf of the registry that named it.
-        with self._guard.acting_for(registry_url):
-            try:
-                if credential.identity_token:
-                    form = {
-                        "grant_type": "refresh_token",
-                        "refresh_token": credential.identity_token,
-                        "service": service,
-                        "client_id": "relocator",
-                        "scope": " ".join(scope_values),
-                    }
-                    resp = await session.post(
-                        realm, data=form, headers=headers, allow_redirects=False,
-                        proxy=self._proxy_for(realm),
-                        ssl=self._ssl_for(realm),
-                    )
-                else:
-                    query = [("service", service)] + [("scope", s) for s in scope_values]
-                    if credential.username is not None:
-                        pair = f"{credential.username}:{credential.password or ''}".encode()
-                        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-                    resp = await session.get(
-                        realm, params=query, headers=headers, allow_redirects=False,
-                        proxy=self._proxy_for(realm),
-                        ssl=self._ssl_for(realm),
-                    )
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                raise _network_error(exc, urls.host_of(realm), "token request") from None
+        try:
+            if credential.identity_token:
+                form = {
+                    "grant_type": "refresh_token",
+                    "refresh_token": credential.identity_token,
+                    "service": service,
+                    "client_id": "relocator",
+                    "scope": " ".join(scope_values),
+                }
+                resp = await session.post(
+                    realm, data=form, headers=headers, allow_redirects=False,
+                    proxy=self._proxy_for(realm),
+                    ssl=self._ssl_for(realm),
+                )
+            else:
+                query = [("service", service)] + [("scope", s) for s in scope_values]
+                if credential.username is not None:
+                    pair = f"{credential.username}:{credential.password or ''}".encode()
+                    headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+                resp = await session.get(
+                    realm, params=query, headers=headers, allow_redirects=False,
+                    proxy=self._proxy_for(realm),
+                    ssl=self._ssl_for(realm),
+                )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _network_error(exc, urls.host_of(realm), "token request") from None
         try:
             if resp.status in TEMPORARY_STATUS:
                 # A token service hiccup is not a login problem: retried like any 5xx.

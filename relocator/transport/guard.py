@@ -81,16 +81,17 @@ class Guard:
         host, _, port = registry.rpartition(":")
         return self._named_internal(host, int(port) if port.isdigit() else 0)
 
-    def check_url(self, registry_url: str, url: str) -> None:
+    def check_url(self, url: str) -> None:
         """
-        Refuse `url`, handed to us by `registry_url`'s registry, if its host is an
-        internal literal or `localhost` and that registry is not internal. Names are
-        decided when connected (`check_peer`).
+        Refuse `url`, handed to us by the registry the current request is made for, if
+        its host is an internal literal or `localhost` and that registry is not
+        internal. Names are decided when connected (`check_peer`).
 
         Raises:
             UnsafeRedirect: The URL names an internal address.
         """
-        registry, target = key(registry_url), key(url)
+        target = key(url)
+        registry = _registry.get(target)
         if target == registry or self.registry_is_internal(registry):
             return
         host = URL(url).raw_host or ""
@@ -156,7 +157,8 @@ def token_realm(
     """
     host = urls.host_of(registry_url)
     target = urls.follow(registry_url, realm, insecure_hosts=insecure_hosts)
-    guard.check_url(registry_url, target)
+    with guard.acting_for(registry_url):
+        guard.check_url(target)
     if not target.startswith("http://"):
         return target
     if not registry_url.startswith("http://"):

@@ -111,8 +111,10 @@ def test_a_public_registry_cannot_name_an_internal_literal(target: str) -> None:
     """
     guard = Guard(is_internal)
 
-    with pytest.raises(UnsafeRedirect, match="internal address"):
-        guard.check_url("https://registry.example/v2/", target)
+    with guard.acting_for("https://registry.example/v2/"), pytest.raises(
+        UnsafeRedirect, match="internal address"
+    ):
+        guard.check_url(target)
 
 
 @pytest.mark.parametrize(
@@ -124,16 +126,18 @@ def test_a_registry_named_on_an_internal_address_may_name_internal_ones(registry
     """A registry the user named on an internal address may use internal token servers."""
     guard = Guard(is_internal)
 
-    guard.check_url(registry, "http://0x7f000001:5001/token")
-    guard.check_url(registry, "http://169.254.169.254/x")
+    with guard.acting_for(registry):
+        guard.check_url("http://0x7f000001:5001/token")
+        guard.check_url("http://169.254.169.254/x")
 
 
 def test_a_public_registry_may_name_public_hosts_and_itself() -> None:
     """Names (decided when connected), public literals and the registry's own host pass."""
     guard = Guard(is_internal)
 
-    for target in ["https://cdn.example/x", "https://8.8.8.8/x", "https://registry.example:443/y"]:
-        guard.check_url("https://registry.example/v2/", target)
+    with guard.acting_for("https://registry.example/v2/"):
+        for target in ["https://cdn.example/x", "https://8.8.8.8/x", "https://registry.example:443/y"]:
+            guard.check_url(target)
 
 
 async def test_a_public_registry_cannot_redirect_to_an_internal_literal(
