@@ -240,5 +240,7 @@ def _peer_port(peer: object) -> int:
 def _show(registry: str) -> str:
     """`host:port` as the user wrote it for default ports: `reg.example`, not `:443`."""
     host, _, port = registry.rpartition(":")
+    if not port.isdigit():
+        return registry
     host = f"[{host}]" if ":" in host else host
     return host if port in ("80", "443") else f"{host}:{port}"
