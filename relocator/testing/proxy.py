@@ -157,6 +157,9 @@ class Redirect:
     challenge: bool = False
     #: Headers the CDN adds to the body it serves (e.g. `Content-Encoding: gzip`).
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: The CDN's host as the `Location` writes it (another spelling of 127.0.0.1 such
+    #: as `0x7f000001` or `[::ffff:127.0.0.1]`, or a name the client resolves there).
+    cdn_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -627,7 +630,8 @@ class FaultProxy:
             self._presigned[key] = (
                 request.method, request.path_qs, _request_headers(request, ()), action
             )
-        location = f"{self.cdn_url}/cdn/{key}/1?{PRESIGNED_QUERY}"
+        scheme = "https" if self._cdn_tls else "http"
+        location = f"{scheme}://{action.cdn_host}:{self.cdn_port}/cdn/{key}/1?{PRESIGNED_QUERY}"
         answer = Respond(status=action.status, headers={"Location": location})
         return await self._respond(request, answer, exchange)
 

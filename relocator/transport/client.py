@@ -41,6 +41,7 @@ from relocator.errors import (
     UnsafeRedirect,
 )
 from relocator.transport import urls
+from relocator.transport.addresses import is_internal
 from relocator.transport.auth import (
     MAX_TOKEN_BODY,
     Challenge,
@@ -51,6 +52,13 @@ from relocator.transport.auth import (
     pick_challenge,
 )
 from relocator.transport.credentials import Credential, Keychain
+from relocator.transport.guard import (
+    Classifier,
+    Guard,
+    GuardedConnector,
+    StaticResolver,
+    token_realm,
+)
 from relocator.transport.hosts import Hosts
 from relocator.transport.retry import RetryPolicy, parse_retry_after
 
@@ -92,6 +100,12 @@ class TransportSettings:
     user_agent: str = f"relocator/{__version__}"
     #: Honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment.
     use_env_proxy: bool = True
+    #: Names answered with a fixed IP address instead of asking DNS, like /etc/hosts.
+    static_hosts: Mapping[str, str] = field(default_factory=dict)
+    #: Which connected addresses (and ports) count as internal: loopback, private,
+    #: link-local, ... (`addresses.is_internal`). Tests replace it to stand a local
+    #: server in for a public one; see `guard.Guard`.
+    internal_address: Classifier = is_internal
 
 
 class Response:
@@ -158,6 +172,7 @@ class HttpClient:
             _ssl_context(settings) if settings.ca_cert_paths else None
         )
         self._proxies: dict[tuple[str, str], str | None] = {}
+        self._guard = Guard(settings.internal_address)
 
     async def __aenter__(self) -> Self:
         return self
@@ -214,7 +229,10 @@ class HttpClient:
         """
         host = urls.host_of(url)
         async with self.hosts.hold([host]):
-            resp = await self._obtain(method, url, what, scopes, headers, body, ok, retry)
+            # Every connection made for this request (hops, token realm) is on behalf of
+            # the registry `url` is on; the guard judges each by that registry.
+            with self._guard.acting_for(url):
+                resp = await self._obtain(method, url, what, scopes, headers, body, ok, retry)
             try:
                 yield Response(resp, self.settings.chunk_size)
             finally:
@@ -335,6 +353,7 @@ class HttpClient:
             # body over 1 MiB may block the loop, and a manifest may be 4 MiB; a fresh
             # BytesIO per exchange sends the same bytes and keeps the request replayable.
             data = io.BytesIO(body) if isinstance(body, bytes) and len(body) > _BIG_BYTES else body
+            self._guard.check_url(url)
             try:
                 resp = await session.request(
                     method,
@@ -399,7 +418,9 @@ class HttpClient:
         if not realm:
             raise AuthError(f"{host} sent a Bearer challenge without realm", host=host, status=401)
         registry_url = f"{'http' if host in self.settings.insecure_hosts else 'https'}://{host}/"
-        realm = self._check_realm(host, registry_url, realm)
+        realm = token_realm(
+            registry_url, realm, insecure_hosts=self.settings.insecure_hosts, guard=self._guard
+        )
         service = challenge.params.get("service", "")
         scope_values = [str(s) for s in scopes]
         # A scope the registry named in its challenge (e.g. insufficient_scope) is asked too.
@@ -455,16 +476,13 @@ class HttpClient:
             resp.release()
         return parse_token_response(body, host=host)
 
-    def _check_realm(self, host: str, registry_url: str, realm: str) -> str:
-        """A token realm must be http(s), and https unless the registry itself is plain."""
-        target = urls.follow(registry_url, realm, insecure_hosts=self.settings.insecure_hosts)
-        if target.startswith("http://") and not registry_url.startswith("http://"):
-            raise UnsafeRedirect(f"{host} asks for tokens over plain http: {urls.redact(target)}")
-        return target
-
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
+            connector = GuardedConnector(
+                self._guard,
+                resolver=StaticResolver(self.settings.static_hosts)
+                if self.settings.static_hosts
+                else None,
                 # Backstop only: the per-host limiter decides; a transfer within one
                 # registry holds two connections, hence the factor.
                 limit_per_host=2 * max(self.settings.concurrency,

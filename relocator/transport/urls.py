@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from relocator.errors import UnsafeRedirect
@@ -73,26 +72,9 @@ def follow(current: str, location: str, *, insecure_hosts: frozenset[str]) -> st
             hint="a registry that downgrades to http can be read only with --registry-insecure "
             "naming the target host",
         )
-    if _internal(parts.hostname) and not _internal(urlsplit(current).hostname):
-        # A public registry must not steer us (with or without credentials) to loopback,
-        # private or link-local addresses such as a cloud metadata service (SSRF).
-        raise UnsafeRedirect(
-            f"refusing to follow {redact(current)} to an internal address {redact(target)}"
-        )
+    # Whether the target's address is internal is decided by `guard.Guard`, which knows
+    # the registry the request is made for and the address actually connected to.
     return target
-
-
-def _internal(hostname: str | None) -> bool:
-    """Whether `hostname` is localhost or an IP literal that is not public."""
-    if not hostname:
-        return False
-    if hostname.lower() == "localhost" or hostname.lower().endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(hostname.strip("[]"))
-    except ValueError:
-        return False
-    return not address.is_global
 
 
 def with_query(url: str, **params: str) -> str:
