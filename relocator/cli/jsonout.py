@@ -31,6 +31,7 @@ from relocator.engine import events as ev
 from relocator.errors import InputError, RelocatorError
 from relocator.oci import Reference
 from relocator.transport import HostState
+from relocator.transport.secrets import scrub
 
 from .plain import Clock, ProgressState
 
@@ -263,8 +264,8 @@ def write_report(path: str | os.PathLike[str], document: Mapping[str, Any]) -> N
         )
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(document, handle, indent=2, ensure_ascii=False)
-                handle.write("\n")
+                # Failure messages may quote what a registry said, secrets included.
+                handle.write(scrub(json.dumps(document, indent=2, ensure_ascii=False)) + "\n")
             os.chmod(temporary, 0o644)  # the default of a new file, not mkstemp's 0600
             os.replace(temporary, target)
         except BaseException:

@@ -9,7 +9,9 @@ reported in one line first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -32,9 +34,11 @@ from relocator.errors import (
     RelocatorError,
     TransportError,
     UnsafeRedirect,
+    tidy,
 )
 
 from .parser import build_parser, with_default_command
+from .scrubbed import scrubbed_output
 
 #: Exit codes, documented in docs/cli.md. Ordered from the most specific class.
 EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
@@ -69,8 +73,20 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def run(argv: list[str]) -> int:
     """Run the command line; return the exit code (tests call this)."""
+    # Everything printed from here on, by us or by a library, passes the secret filter.
+    with scrubbed_output():
+        return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(with_default_command(argv))
+    if "--json" in argv:
+        parsed = _parse_json(parser, with_default_command(argv))
+        if isinstance(parsed, int):
+            return parsed
+        args = parsed
+    else:
+        args = parser.parse_args(with_default_command(argv))
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -91,11 +107,50 @@ def run(argv: list[str]) -> int:
         _report(exc, args)
         return exit_code(exc)
     except Exception as exc:
-        sys.stderr.write(f"relocator: internal error: {type(exc).__name__}: {exc}\n")
+        message = tidy(f"internal error: {type(exc).__name__}: {exc}")
+        hint = "run again with --debug for a traceback"
+        if getattr(args, "json", False):
+            _write_json_error(message, None if debug else hint, 1)
+        else:
+            sys.stderr.write(f"relocator: {message}\n")
         if debug:
             raise
-        sys.stderr.write("relocator: run again with --debug for a traceback\n")
+        if not getattr(args, "json", False):
+            sys.stderr.write(f"relocator: {hint}\n")
         return 1
+
+
+def _parse_json(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+    """
+    Parse a command line that asks for `--json`: an argument error is then one JSON
+    event on stderr like every other error, not argparse's usage text.
+
+    Returns:
+        The arguments, or the exit code argparse ended with (2 for an error, 0 after
+        `--help`, whose text goes to stdout as usual).
+    """
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return parser.parse_args(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code == 0:
+            sys.stderr.write(captured.getvalue())
+        else:
+            _write_json_error(_usage_message(captured.getvalue()), "see relocator --help", code)
+        return code
+
+
+def _usage_message(text: str) -> str:
+    """The message of argparse's `usage: ...\\nPROG: error: MESSAGE` output, one line."""
+    _, marker, message = text.partition(": error: ")
+    return tidy(message if marker else text).strip() or "invalid arguments"
+
+
+def _write_json_error(message: str, hint: str | None, code: int) -> None:
+    document = {"type": "Error", "message": message, "hint": hint, "exit_code": code}
+    sys.stderr.write(json.dumps(document) + "\n")
 
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -156,13 +211,7 @@ async def _with_signals(command: Command, args: argparse.Namespace) -> int:
 def _report(exc: RelocatorError, args: argparse.Namespace) -> None:
     if getattr(args, "json", False):
         # With --json, stderr carries JSON objects only, errors included.
-        document = {
-            "type": "Error",
-            "message": str(exc),
-            "hint": exc.hint,
-            "exit_code": exit_code(exc),
-        }
-        sys.stderr.write(json.dumps(document) + "\n")
+        _write_json_error(str(exc), exc.hint, exit_code(exc))
     else:
         line = f"relocator: error: {exc}"
         if exc.hint:

@@ -23,6 +23,8 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _HOST_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = re.compile(rf"(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[a-fA-F0-9:]+\])(?::[0-9]{{1,5}})?")
+# The port at the end of a registry that `_DOMAIN` accepted (`[::1]` has none).
+_PORT = re.compile(r":([0-9]+)$")
 # ASCII only, as in distribution's grammar (Go's \w); Python's \w is Unicode.
 _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 # distribution's limit on "registry/path" (reference.NameTotalLengthMax).
@@ -173,6 +175,13 @@ def _split(text: str, *, what: str) -> Reference:
     registry, path = _split_domain(rest)
     if not _DOMAIN.fullmatch(registry):
         raise InvalidReference(f"Invalid {what} reference '{text}': bad registry '{registry}'")
+    port = _PORT.search(registry)
+    if port is not None and not 1 <= int(port.group(1)) <= 65535:
+        # urllib and aiohttp would raise ValueError on it far from here.
+        raise InvalidReference(
+            f"Invalid {what} reference '{text}': port {port.group(1)} of registry "
+            f"'{registry}' is not between 1 and 65535"
+        )
     if path != path.lower():
         raise InvalidReference(
             f"Invalid {what} reference '{text}': repository name must be lowercase"
