@@ -400,7 +400,12 @@ class HttpClient:
 
     async def _credential(self, host: str, scopes: tuple[Scope, ...]) -> Credential:
         repository = scopes[0].repository if scopes else ""
-        return await self.keychain.get(host, repository)
+        credential = await self.keychain.get(host, repository)
+        # Every secret of a credential in use is hidden from output from now on, sent or
+        # not: a registry may echo the password although only a token was sent.
+        secrets.remember(credential.password, credential.identity_token,
+                         credential.registry_token)
+        return credential
 
     async def _fetch_token(
         self, host: str, challenge: Challenge, scopes: tuple[Scope, ...], credential: Credential
