@@ -1,9 +1,10 @@
 """
 `relocator`: the entry point. Parses arguments, runs a command, maps errors to exit codes.
 
-Every error relocator raises on purpose ends here as one line on stderr and a documented
-exit code; a traceback appears only with `--debug` (or for a bug, which is also
-reported in one line first).
+Every error relocator raises on purpose ends here as one line on stderr (one JSON
+`Error` event with `--json`, argument errors and bugs included) and a documented exit
+code; a traceback appears only with `--debug`. Whatever is printed passes through
+`scrubbed_output`, which hides every credential the run used.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
@@ -106,7 +108,7 @@ def _run(argv: list[str]) -> int:
     except RelocatorError as exc:
         _report(exc, args)
         return exit_code(exc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a bug: reported in one line, not raised
         message = tidy(f"internal error: {type(exc).__name__}: {exc}")
         hint = "run again with --debug for a traceback"
         if getattr(args, "json", False):
@@ -114,8 +116,10 @@ def _run(argv: list[str]) -> int:
         else:
             sys.stderr.write(f"relocator: {message}\n")
         if debug:
-            raise
-        if not getattr(args, "json", False):
+            # Printed here rather than re-raised, so the traceback too passes the
+            # secret filter of `scrubbed_output`.
+            traceback.print_exception(exc, file=sys.stderr)
+        elif not getattr(args, "json", False):
             sys.stderr.write(f"relocator: {hint}\n")
         return 1
 
@@ -218,8 +222,6 @@ def _report(exc: RelocatorError, args: argparse.Namespace) -> None:
             line += f" (hint: {exc.hint})"
         sys.stderr.write(line.replace("\n", " ") + "\n")
     if getattr(args, "debug", False):
-        import traceback
-
         traceback.print_exception(exc, file=sys.stderr)
 
 

@@ -26,6 +26,7 @@ from relocator.testing import DockerConfigDir, Registry
 from relocator.testing.proxy import FaultProxy, Respond
 from relocator.transport import secrets
 from tests.integration.cli import relocator
+from tests.integration.faults_support import fast_cli
 
 DIGEST = Digest.of(b"a manifest that is never fetched")
 AIOHTTP_NAMES = sorted(
@@ -34,8 +35,12 @@ AIOHTTP_NAMES = sorted(
 
 
 @pytest.fixture(autouse=True)
-def no_secrets_left() -> Iterator[None]:
-    """Secrets recorded by one in-process run are forgotten before the next test."""
+def no_secrets_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """
+    Retries wait milliseconds (a refused connection is retried: a registry may be
+    restarting); secrets recorded by one in-process run are forgotten before the next.
+    """
+    fast_cli(monkeypatch)
     yield
     secrets.forget_all()
 
@@ -233,6 +238,25 @@ def test_with_json_an_internal_error_is_a_json_event(
     assert "Error" == document["type"]
     assert document["message"].startswith("internal error: ValueError: xxx")
     assert document["message"].endswith("(40000 characters)")
+
+
+def test_a_bug_with_debug_prints_its_traceback_without_secrets(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `--debug`, a bug's traceback is shown, and a credential in it is hidden."""
+
+    async def broken(_: object) -> int:
+        secrets.remember("s3cr3t-in-a-bug")
+        raise ValueError("leaked s3cr3t-in-a-bug")
+
+    monkeypatch.setattr(commands, "resolve", broken)
+
+    result = relocator(capsys, "resolve", "--debug", "-f", str(tmp_path / "images.yml"))
+
+    assert 1 == result.code
+    assert "Traceback" in result.err
+    assert "internal error: ValueError: leaked REDACTED" in result.err
+    assert "s3cr3t-in-a-bug" not in result.err
 
 
 TOKEN = "registry-token-3f9a8b7c6d5e"
