@@ -28,7 +28,7 @@ import anyio
 from relocator import __version__
 from relocator.engine import ImageFailure, ImageResult, Report
 from relocator.engine import events as ev
-from relocator.errors import InputError, RelocatorError
+from relocator.errors import InputError, RelocatorError, tidy
 from relocator.oci import Reference
 from relocator.transport import HostState
 from relocator.transport.secrets import scrub
@@ -245,8 +245,8 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt | anyio.get_cancelled_exc_class()):
         # A cancellation is the consequence of Ctrl-C or SIGTERM; its text is noise.
         return "interrupted"
-    text = str(exc).replace("\n", " ")
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = str(exc)
+    return tidy(f"{type(exc).__name__}: {text}") if text else type(exc).__name__
 
 
 def write_report(path: str | os.PathLike[str], document: Mapping[str, Any]) -> None:
