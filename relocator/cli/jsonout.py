@@ -30,8 +30,8 @@ from relocator.engine import ImageFailure, ImageResult, Report
 from relocator.engine import events as ev
 from relocator.errors import InputError, RelocatorError, tidy
 from relocator.oci import Reference
+from relocator.redaction import scrub
 from relocator.transport import HostState
-from relocator.transport.secrets import scrub
 
 from .plain import Clock, ProgressState
 

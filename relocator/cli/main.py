@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 import anyio
 
-from relocator import __version__
+from relocator import __version__, redaction
 from relocator.errors import (
     AuthError,
     InputError,
@@ -75,9 +75,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def run(argv: list[str]) -> int:
     """Run the command line; return the exit code (tests call this)."""
-    # Everything printed from here on, by us or by a library, passes the secret filter.
-    with scrubbed_output():
-        return _run(argv)
+    # Everything printed from here on, by us or by a library, passes the secret filter;
+    # the secrets this run used are forgotten once its output is written.
+    try:
+        with scrubbed_output():
+            return _run(argv)
+    finally:
+        redaction.forget_all()
 
 
 def _run(argv: list[str]) -> int:

@@ -4,7 +4,7 @@ stdout and stderr with every credential the run sent hidden, whatever wrote to t
 Messages, logs, `--debug` tracebacks, the live display and JSON lines all end on these
 two streams, so hiding secrets here covers output no one thought to check: a registry
 that echoes our bearer token in an error body, a password inside a library's
-exception text. The secrets come from `relocator.transport.secrets`, which the
+exception text. The secrets come from `relocator.redaction`, which the
 transport fills as it sends them.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from relocator.transport.secrets import scrub
+from relocator.redaction import scrub
 
 
 class ScrubbedStream:

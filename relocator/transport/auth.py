@@ -15,8 +15,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from relocator import redaction
 from relocator.errors import AuthError, LimitExceeded
-from relocator.transport import secrets
 
 #: Token responses are a few KiB; more is a misbehaving or hostile server.
 MAX_TOKEN_BODY = 1024 * 1024
@@ -171,7 +171,7 @@ def parse_token_response(body: bytes, *, host: str) -> tuple[str, float]:
     token = doc.get("token") or doc.get("access_token")
     if not isinstance(token, str) or not token:
         raise AuthError(f"token endpoint of {host} answered without a token", host=host, status=0)
-    secrets.remember(token)
+    redaction.remember(token)
     if not header_safe(token):
         raise AuthError(
             f"token endpoint of {host} answered a token that is not a valid header value "

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from relocator import __version__
+from relocator import __version__, redaction
 from relocator.errors import (
     TEMPORARY_STATUS,
     AuthError,
@@ -40,7 +40,7 @@ from relocator.errors import (
     TransportError,
     UnsafeRedirect,
 )
-from relocator.transport import secrets, urls
+from relocator.transport import urls
 from relocator.transport.auth import (
     MAX_TOKEN_BODY,
     Challenge,
@@ -377,9 +377,9 @@ class HttpClient:
         if challenge.scheme == "basic":
             if credential.username is None:
                 return None
-            return "Basic " + secrets.remember_basic(credential.username, credential.password)
+            return "Basic " + redaction.remember_basic(credential.username, credential.password)
         if credential.registry_token:
-            secrets.remember(credential.registry_token)
+            redaction.remember(credential.registry_token)
             if not header_safe(credential.registry_token):
                 raise AuthError(
                     f"the registry token for {host} from {credential.source} is not a valid "
@@ -403,8 +403,8 @@ class HttpClient:
         credential = await self.keychain.get(host, repository)
         # Every secret of a credential in use is hidden from output from now on, sent or
         # not: a registry may echo the password although only a token was sent.
-        secrets.remember(credential.password, credential.identity_token,
-                         credential.registry_token)
+        redaction.remember(credential.password, credential.identity_token,
+                           credential.registry_token)
         return credential
 
     async def _fetch_token(
@@ -424,7 +424,7 @@ class HttpClient:
         session = self._session_now()
         try:
             if credential.identity_token:
-                secrets.remember(credential.identity_token)
+                redaction.remember(credential.identity_token)
                 form = {
                     "grant_type": "refresh_token",
                     "refresh_token": credential.identity_token,
@@ -440,7 +440,7 @@ class HttpClient:
             else:
                 query = [("service", service)] + [("scope", s) for s in scope_values]
                 if credential.username is not None:
-                    headers["Authorization"] = "Basic " + secrets.remember_basic(
+                    headers["Authorization"] = "Basic " + redaction.remember_basic(
                         credential.username, credential.password
                     )
                 resp = await session.get(

@@ -20,11 +20,11 @@ import aiohttp
 import pytest
 import yaml
 
+from relocator import redaction
 from relocator.cli import commands
 from relocator.oci import Digest, mediatypes
 from relocator.testing import DockerConfigDir, Registry
 from relocator.testing.proxy import FaultProxy, Respond
-from relocator.transport import secrets
 from tests.integration.cli import relocator
 from tests.integration.faults_support import fast_cli
 
@@ -42,7 +42,7 @@ def no_secrets_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """
     fast_cli(monkeypatch)
     yield
-    secrets.forget_all()
+    redaction.forget_all()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +221,18 @@ def test_with_json_an_argument_error_is_a_json_event(
     assert "-r/--repository" in document["message"]
 
 
+@pytest.mark.parametrize("value", ["\u0663", "1_0", " 3", "9" * 5000])
+def test_numbers_in_flags_are_ascii_digits(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    """`int()` would read '٣', '1_0' and ' 3'; a flag takes plain ASCII digits only."""
+    result = relocator(capsys, "relocate", "--json", "-f", "x.yml", "-r", "localhost:5000/x",
+                       "--concurrency", value)
+
+    [document] = [json.loads(line) for line in result.err.splitlines()]
+    assert (2, "Error") == (result.code, document["type"])
+    assert "argument --concurrency: expected a number, got" in document["message"]
+    assert len(document["message"]) < 400
+
+
 def test_with_json_an_internal_error_is_a_json_event(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -246,7 +258,7 @@ def test_a_bug_with_debug_prints_its_traceback_without_secrets(
     """With `--debug`, a bug's traceback is shown, and a credential in it is hidden."""
 
     async def broken(_: object) -> int:
-        secrets.remember("s3cr3t-in-a-bug")
+        redaction.remember("s3cr3t-in-a-bug")
         raise ValueError("leaked s3cr3t-in-a-bug")
 
     monkeypatch.setattr(commands, "resolve", broken)
@@ -280,8 +292,8 @@ def test_credentials_a_registry_echoes_are_never_printed(
     events, the `--debug` log and traceback, nor the `--report` file.
     """
     docker_config.login(proxy.host, "alice", PASSWORD, registry_token=TOKEN)
-    basic = secrets.remember_basic("alice", PASSWORD)
-    secrets.forget_all()
+    basic = redaction.remember_basic("alice", PASSWORD)
+    redaction.forget_all()
     sent = {"Bearer": f"Bearer {TOKEN}", "Basic": f"Basic {basic}"}[scheme]
     echo = {"errors": [{"code": "DENIED", "message": f"rejected {sent} ({PASSWORD})"}]}
     proxy.add(Respond(status=400, body=json.dumps(echo).encode()), header="Authorization")

@@ -1,12 +1,14 @@
 """
-The secrets of this run: every credential the transport sent, so output can hide them.
+The secrets of this run: every credential the transport used, so output can hide them.
 
 A registry may echo what it was sent (a bearer token in an error body, a password in a
 message), and a message may travel far from the request before it is printed. Rather
 than trust every place that builds a message, the transport records each secret the
 moment it uses one (`remember`), and whatever writes output (the CLI's streams and
 report files) passes its text through `scrub`. The registry is per process, as the
-output streams are.
+output streams are. It sits beside `relocator.errors` at the bottom of the layers and
+imports nothing of relocator's, so the transport can fill it and the CLI's entry point
+can read it without loading aiohttp.
 """
 
 from __future__ import annotations
