@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, NoReturn
 
 import anyio
@@ -99,8 +99,13 @@ def _run(argv: list[str]) -> int:
     if args.command == "version":
         sys.stdout.write(f"relocator {__version__}\n")
         return 0
+    with _debug_logging(bool(getattr(args, "debug", False))):
+        return _execute(args)
+
+
+def _execute(args: argparse.Namespace) -> int:
+    """Run the parsed command; every exception becomes one line (or event) and a code."""
     debug = bool(getattr(args, "debug", False))
-    _configure_logging(debug)
     command = _command(args.command)
     try:
         return anyio.run(
@@ -229,11 +234,24 @@ def _report(exc: RelocatorError, args: argparse.Namespace) -> None:
         traceback.print_exception(exc, file=sys.stderr)
 
 
-def _configure_logging(debug: bool) -> None:
+@contextlib.contextmanager
+def _debug_logging(debug: bool) -> Iterator[None]:
+    """
+    With `--debug`, relocator's log lines go to this run's stderr. The handler is removed
+    when the run ends: one left behind would write to a stream closed since, when `run`
+    is called again in the same process (tests, embedders).
+    """
     if not debug:
+        yield
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("debug | %(name)s: %(message)s"))
     root = logging.getLogger("relocator")
+    level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

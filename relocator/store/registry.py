@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # progress of `_RESUME_PROGRESS` bytes since the last break resets the count.
 _MAX_RESUMES = 5
 _RESUME_PROGRESS = 1024 * 1024
+# ASCII digits only: Python's \d also matches '٣', which a header must not carry.
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)", re.ASCII)
 #: Tags asked for per page of `tags/list`: distribution's largest page by default.
 TAGS_PER_PAGE = 1000
