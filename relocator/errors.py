@@ -9,6 +9,8 @@ Third-party exceptions are translated at the layer that meets them (aiohttp in
 
 from __future__ import annotations
 
+import re
+
 # 408 and 429 are "try later"; 5xx except 501/505 are server trouble that often passes.
 TEMPORARY_STATUS = frozenset({408, 425, 429, 499, 500, 502, 503, 504, 522})
 # Distribution error codes that mean "try again" whatever the status says. A registry
@@ -20,6 +22,35 @@ TEMPORARY_CODES = frozenset(
 )
 
 
+#: Characters of an outside value (a tag, a name, a header) an error message echoes.
+SHOWN_CHARS = 200
+# A run of this many characters without a space is not a reference, path or URL we
+# built (the longest reference is about 400): it is an outside value echoed in full.
+_LONG_RUN = re.compile(r"\S{512,}")
+# `<ssl.SSLContext object at 0x7f...>`: a library's repr says nothing to a user.
+_OBJECT_REPR = re.compile(r"<[^<>\s]+(?: [^<>\s]+)* object at 0x[0-9a-fA-F]+>")
+
+
+def shorten(value: str, limit: int = SHOWN_CHARS) -> str:
+    """
+    `value` as an error message may echo it: whole if short, else its first `limit`
+    characters, an ellipsis and its length, so that a 20 MB tag makes a one-line error.
+    """
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}… ({len(value)} characters)"
+
+
+def tidy(message: str) -> str:
+    """
+    `message` fit for a terminal: one line, library object reprs dropped, and any run of
+    512 or more non-space characters shortened (see `shorten`). Every `RelocatorError`
+    message passes through here, wherever the values in it came from.
+    """
+    text = _OBJECT_REPR.sub("", " ".join(message.splitlines()))
+    return _LONG_RUN.sub(lambda match: shorten(match.group()), text)
+
+
 class RelocatorError(Exception):
     """Base class for every error relocator raises on purpose."""
 
@@ -27,9 +58,9 @@ class RelocatorError(Exception):
     hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(tidy(message))
         if hint is not None:
-            self.hint = hint
+            self.hint = tidy(hint)
 
     @property
     def temporary(self) -> bool:

@@ -27,9 +27,10 @@ import anyio
 from relocator import __version__
 from relocator.engine import ImageFailure, ImageResult, Report
 from relocator.engine import events as ev
-from relocator.errors import InputError, RelocatorError
+from relocator.errors import InputError, RelocatorError, tidy
 from relocator.oci import Reference
 from relocator.outfiles import write_atomically
+from relocator.redaction import scrub
 from relocator.transport import HostState
 
 from .plain import Clock, ProgressState
@@ -244,8 +245,8 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt | anyio.get_cancelled_exc_class()):
         # A cancellation is the consequence of Ctrl-C or SIGTERM; its text is noise.
         return "interrupted"
-    text = str(exc).replace("\n", " ")
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = str(exc)
+    return tidy(f"{type(exc).__name__}: {text}") if text else type(exc).__name__
 
 
 def write_report(path: str | os.PathLike[str], document: Mapping[str, Any]) -> None:
@@ -259,7 +260,8 @@ def write_report(path: str | os.PathLike[str], document: Mapping[str, Any]) -> N
             is at `path` (left as it is).
     """
     target = Path(path)
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    # Failure messages may quote what a registry said, secrets included.
+    text = scrub(json.dumps(document, indent=2, ensure_ascii=False)) + "\n"
     try:
         # 0644, the default of a new file: a report names images and hosts, never a
         # credential, and CI jobs of other users may read it.

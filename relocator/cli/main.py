@@ -1,26 +1,30 @@
 """
 `relocator`: the entry point. Parses arguments, runs a command, maps errors to exit codes.
 
-Every error relocator raises on purpose ends here as one line on stderr and a documented
-exit code; a traceback appears only with `--debug` (or for a bug, which is also
-reported in one line first).
+Every error relocator raises on purpose ends here as one line on stderr (one JSON
+`Error` event with `--json`, argument errors and bugs included) and a documented exit
+code; a traceback appears only with `--debug`. Whatever is printed passes through
+`scrubbed_output`, which hides every credential the run used.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+import traceback
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, NoReturn
 
 import anyio
 
-from relocator import __version__
+from relocator import __version__, redaction
 from relocator.errors import (
     AuthError,
     InputError,
@@ -32,10 +36,12 @@ from relocator.errors import (
     RelocatorError,
     TransportError,
     UnsafeRedirect,
+    tidy,
 )
 from relocator.outfiles import check_output
 
 from .parser import build_parser, with_default_command
+from .scrubbed import scrubbed_output
 
 #: Exit codes, documented in docs/cli.md. Ordered from the most specific class.
 EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
@@ -70,16 +76,37 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def run(argv: list[str]) -> int:
     """Run the command line; return the exit code (tests call this)."""
+    # Everything printed from here on, by us or by a library, passes the secret filter;
+    # the secrets this run used are forgotten once its output is written.
+    try:
+        with scrubbed_output():
+            return _run(argv)
+    finally:
+        redaction.forget_all()
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(with_default_command(argv))
+    if "--json" in argv:
+        parsed = _parse_json(parser, with_default_command(argv))
+        if isinstance(parsed, int):
+            return parsed
+        args = parsed
+    else:
+        args = parser.parse_args(with_default_command(argv))
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     if args.command == "version":
         sys.stdout.write(f"relocator {__version__}\n")
         return 0
+    with _debug_logging(bool(getattr(args, "debug", False))):
+        return _execute(args)
+
+
+def _execute(args: argparse.Namespace) -> int:
+    """Run the parsed command; every exception becomes one line (or event) and a code."""
     debug = bool(getattr(args, "debug", False))
-    _configure_logging(debug)
     command = _command(args.command)
     try:
         check_outputs(args)
@@ -92,12 +119,53 @@ def run(argv: list[str]) -> int:
     except RelocatorError as exc:
         _report(exc, args)
         return exit_code(exc)
-    except Exception as exc:
-        sys.stderr.write(f"relocator: internal error: {type(exc).__name__}: {exc}\n")
+    except Exception as exc:  # noqa: BLE001 - a bug: reported in one line, not raised
+        message = tidy(f"internal error: {type(exc).__name__}: {exc}")
+        hint = "run again with --debug for a traceback"
+        if getattr(args, "json", False):
+            _write_json_error(message, None if debug else hint, 1)
+        else:
+            sys.stderr.write(f"relocator: {message}\n")
         if debug:
-            raise
-        sys.stderr.write("relocator: run again with --debug for a traceback\n")
+            # Printed here rather than re-raised, so the traceback too passes the
+            # secret filter of `scrubbed_output`.
+            traceback.print_exception(exc, file=sys.stderr)
+        elif not getattr(args, "json", False):
+            sys.stderr.write(f"relocator: {hint}\n")
         return 1
+
+
+def _parse_json(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+    """
+    Parse a command line that asks for `--json`: an argument error is then one JSON
+    event on stderr like every other error, not argparse's usage text.
+
+    Returns:
+        The arguments, or the exit code argparse ended with (2 for an error, 0 after
+        `--help`, whose text goes to stdout as usual).
+    """
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return parser.parse_args(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code == 0:
+            sys.stderr.write(captured.getvalue())
+        else:
+            _write_json_error(_usage_message(captured.getvalue()), "see relocator --help", code)
+        return code
+
+
+def _usage_message(text: str) -> str:
+    """The message of argparse's `usage: ...\\nPROG: error: MESSAGE` output, one line."""
+    _, marker, message = text.partition(": error: ")
+    return tidy(message if marker else text).strip() or "invalid arguments"
+
+
+def _write_json_error(message: str, hint: str | None, code: int) -> None:
+    document = {"type": "Error", "message": message, "hint": hint, "exit_code": code}
+    sys.stderr.write(json.dumps(document) + "\n")
 
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -181,29 +249,34 @@ async def _with_signals(command: Command, args: argparse.Namespace) -> int:
 def _report(exc: RelocatorError, args: argparse.Namespace) -> None:
     if getattr(args, "json", False):
         # With --json, stderr carries JSON objects only, errors included.
-        document = {
-            "type": "Error",
-            "message": str(exc),
-            "hint": exc.hint,
-            "exit_code": exit_code(exc),
-        }
-        sys.stderr.write(json.dumps(document) + "\n")
+        _write_json_error(str(exc), exc.hint, exit_code(exc))
     else:
         line = f"relocator: error: {exc}"
         if exc.hint:
             line += f" (hint: {exc.hint})"
         sys.stderr.write(line.replace("\n", " ") + "\n")
     if getattr(args, "debug", False):
-        import traceback
-
         traceback.print_exception(exc, file=sys.stderr)
 
 
-def _configure_logging(debug: bool) -> None:
+@contextlib.contextmanager
+def _debug_logging(debug: bool) -> Iterator[None]:
+    """
+    With `--debug`, relocator's log lines go to this run's stderr. The handler is removed
+    when the run ends: one left behind would write to a stream closed since, when `run`
+    is called again in the same process (tests, embedders).
+    """
     if not debug:
+        yield
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("debug | %(name)s: %(message)s"))
     root = logging.getLogger("relocator")
+    level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

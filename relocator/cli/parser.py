@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from relocator import __version__
+from relocator.errors import shorten
 
 #: Commands and their aliases; the root command (no name given) is `resolve`, as in kbld.
 COMMANDS = {
@@ -40,10 +41,11 @@ def _bool(text: str) -> bool:
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    # ASCII digits only: int() also reads '٣', ' 3' and '1_0'.
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 9):
+        raise argparse.ArgumentTypeError(f"expected a number, got '{shorten(text)}'")
+    value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
     return value

@@ -51,7 +51,17 @@ def render() -> str:
         if code not in seen:
             seen.add(code)
             lines.append(f"| {code} | {meaning} |")
-    lines.append("")
+    lines += [
+        "",
+        (
+            "Every error is one line on stderr: `relocator: error: MESSAGE (hint: HINT)`. "
+            'With `--json`, it is one `{"type": "Error", "message": ..., "hint": ..., '
+            '"exit_code": N}` object instead, whatever failed: an argument (exit 2), an '
+            "input, the network, or relocator itself (exit 1); stderr then holds JSON "
+            "objects only."
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -69,7 +69,10 @@ _PLATFORM_FIELDS = frozenset(
 # What kbld can do that relocator does not, and so ignores.
 _UNSUPPORTED_FIELDS = (("sources", "building images"), ("destinations", "pushing built images"))
 # semver 2.0 with kbld's leniency (hashicorp/go-version): minor and patch may be left out.
-_VERSION = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
+# ASCII digits only: Python's \d also matches '٣'.
+_VERSION = re.compile(
+    r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?", re.ASCII
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from relocator.errors import tidy
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -121,6 +123,10 @@ class Notice(Event):
     """Something the user should know that does not stop the run."""
 
     message: str
+
+    def __post_init__(self) -> None:
+        # Warnings quote outside values (tags, names) as errors do: one line, capped.
+        object.__setattr__(self, "message", tidy(self.message))
 
 
 class ProgressSink(Protocol):

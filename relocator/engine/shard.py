@@ -44,10 +44,10 @@ class Shard:
                     f"--shard {text} gives no index and JOB_COMPLETION_INDEX is not set",
                     hint="use --shard INDEX/COUNT, e.g. --shard 0/4",
                 )
-        try:
-            index, count = int(index_text), int(count_text)
-        except ValueError:
-            raise InputError(f"invalid shard '{text}'", hint="use INDEX/COUNT, e.g. 0/4") from None
+        # ASCII digits only: int() also reads '٣' and '1_0', which no one means here.
+        if not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in (index_text, count_text)):
+            raise InputError(f"invalid shard '{text}'", hint="use INDEX/COUNT, e.g. 0/4")
+        index, count = int(index_text), int(count_text)
         if count < 1 or not 0 <= index < count:
             raise InputError(f"invalid shard '{text}': need 0 <= INDEX < COUNT")
         return cls(index, count)

@@ -10,6 +10,8 @@ from relocator.errors import InputError, InvalidDigest, ManifestError
 from relocator.oci import mediatypes
 from relocator.oci.digest import Digest
 
+#: Sizes are int64 in the image spec; a descriptor claiming this much or more is refused.
+MAX_SIZE = 2**63
 # Keys as the specs spell them, by their case-folded form: Go's JSON decoder matches keys
 # case-insensitively, so `Digest` beside `digest` means one thing to us and another to Go.
 _DESCRIPTOR_KEYS = {
@@ -127,9 +129,11 @@ class Descriptor:
             raise ManifestError(f"{where} has no mediaType")
         if not isinstance(digest, str):
             raise ManifestError(f"{where} has no digest")
-        # bool is an int in Python; a size of `true` is garbage, not 1.
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise ManifestError(f"{where} has no valid size")
+        # bool is an int in Python; a size of `true` is garbage, not 1. Sizes are int64
+        # in the spec (and in every registry): anything larger is hostile, and would
+        # overflow a tar header or a Range header much later.
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < MAX_SIZE:
+            raise ManifestError(f"{where} has no valid size (a whole number from 0 to 2^63-1)")
         try:
             parsed = Digest.parse(digest)
         except InvalidDigest as exc:

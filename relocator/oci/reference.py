@@ -34,6 +34,8 @@ MAX_TAG_LENGTH = 128
 _TAG = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{MAX_TAG_LENGTH - 1}}}")
 # Characters of a hostile value shown in a message at most: enough to recognise it.
 _SHOWN = 80
+# The port at the end of a registry that `_DOMAIN` accepted (`[::1]` has none).
+_PORT = re.compile(r":([0-9]+)$")
 # distribution's limit on "registry/path" (reference.NameTotalLengthMax).
 _NAME_MAX = 255
 
@@ -238,6 +240,13 @@ def _split(text: str, *, what: str) -> Reference:
     registry, path = _split_domain(rest)
     if not _DOMAIN.fullmatch(registry):
         raise InvalidReference(f"Invalid {what} reference '{text}': bad registry '{registry}'")
+    port = _PORT.search(registry)
+    if port is not None and not 1 <= int(port.group(1)) <= 65535:
+        # urllib and aiohttp would raise ValueError on it far from here.
+        raise InvalidReference(
+            f"Invalid {what} reference '{text}': port {port.group(1)} of registry "
+            f"'{registry}' is not between 1 and 65535"
+        )
     if path != path.lower():
         raise InvalidReference(
             f"Invalid {what} reference '{text}': repository name must be lowercase"

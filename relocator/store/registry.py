@@ -55,7 +55,8 @@ log = logging.getLogger(__name__)
 # progress of `_RESUME_PROGRESS` bytes since the last break resets the count.
 _MAX_RESUMES = 5
 _RESUME_PROGRESS = 1024 * 1024
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# ASCII digits only: Python's \d also matches '٣', which a header must not carry.
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)", re.ASCII)
 #: Tags asked for per page of `tags/list`: distribution's largest page by default.
 TAGS_PER_PAGE = 1000
 #: Pages of tags followed at most: a million tags at 1000 a page, far past any real
@@ -695,7 +696,7 @@ def _check_span_answer(
     status, headers = resp.status, resp.headers
     if offset == 0 and status == 200:
         length = headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) != desc.size:
+        if length is not None and length.isascii() and length.isdigit() and int(length) != desc.size:
             raise IntegrityError(f"{what}: registry announced {length} bytes, expected {desc.size}")
         return span.end != desc.size
     # Exactly one Content-Range: with two, which one did the bytes follow? (c/image

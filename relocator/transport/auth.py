@@ -15,6 +15,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from relocator import redaction
 from relocator.errors import AuthError, LimitExceeded
 
 #: Token responses are a few KiB; more is a misbehaving or hostile server.
@@ -26,6 +27,9 @@ _DEFAULT_TOKEN_LIFETIME = 60.0
 # that expires in flight.
 _EXPIRY_MARGIN = 10.0
 
+# Visible ASCII (RFC 9110 field-vchar without obs-text): a token or password with a CR,
+# LF or NUL would split or end the header it is sent in.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 # An RFC 7230 "token" (the grammar's word for a bare word), not a credential.
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # noqa: S105
 _PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*(?:,|$)')
@@ -139,6 +143,11 @@ class TokenCache:
         self._tokens.pop(key, None)
 
 
+def header_safe(value: str) -> bool:
+    """Whether `value` may be sent as a bearer token: visible ASCII only, not empty."""
+    return _HEADER_SAFE.fullmatch(value) is not None
+
+
 def parse_token_response(body: bytes, *, host: str) -> tuple[str, float]:
     """
     Read a token endpoint's answer.
@@ -148,8 +157,8 @@ def parse_token_response(body: bytes, *, host: str) -> tuple[str, float]:
 
     Raises:
         LimitExceeded: The body is larger than `MAX_TOKEN_BODY`.
-        AuthError: No `token` / `access_token` in it. The body is never echoed: it may
-            hold a secret.
+        AuthError: No `token` / `access_token` in it, or one that is not a valid header
+            value. The body is never echoed: it may hold a secret.
     """
     if len(body) > MAX_TOKEN_BODY:
         raise LimitExceeded(f"token response from {host} exceeds {MAX_TOKEN_BODY} bytes")
@@ -162,6 +171,14 @@ def parse_token_response(body: bytes, *, host: str) -> tuple[str, float]:
     token = doc.get("token") or doc.get("access_token")
     if not isinstance(token, str) or not token:
         raise AuthError(f"token endpoint of {host} answered without a token", host=host, status=0)
+    redaction.remember(token)
+    if not header_safe(token):
+        raise AuthError(
+            f"token endpoint of {host} answered a token that is not a valid header value "
+            "(control characters, spaces or non-ASCII)",
+            host=host,
+            status=0,
+        )
     expires = doc.get("expires_in")
     lifetime = _DEFAULT_TOKEN_LIFETIME
     if isinstance(expires, int | float) and not isinstance(expires, bool):

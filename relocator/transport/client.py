@@ -11,7 +11,6 @@ untrusted bodies, and aiohttp's exceptions translated into `relocator.errors`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import logging
@@ -29,10 +28,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from relocator import __version__
+from relocator import __version__, redaction
 from relocator.errors import (
     TEMPORARY_STATUS,
     AuthError,
+    InputError,
     LimitExceeded,
     NotFound,
     RegistryError,
@@ -47,6 +47,7 @@ from relocator.transport.auth import (
     Challenge,
     Scope,
     TokenCache,
+    header_safe,
     parse_challenges,
     parse_token_response,
     pick_challenge,
@@ -59,6 +60,8 @@ from relocator.transport.guard import (
     StaticResolver,
     token_realm,
 )
+from relocator.transport.failures import http_to_tls, speaks_tls
+from relocator.transport.failures import network_error as _network_error
 from relocator.transport.hosts import Hosts
 from relocator.transport.retry import RetryPolicy, parse_retry_after
 
@@ -393,9 +396,16 @@ class HttpClient:
         if challenge.scheme == "basic":
             if credential.username is None:
                 return None
-            pair = f"{credential.username}:{credential.password or ''}".encode()
-            return "Basic " + base64.b64encode(pair).decode()
+            return "Basic " + redaction.remember_basic(credential.username, credential.password)
         if credential.registry_token:
+            redaction.remember(credential.registry_token)
+            if not header_safe(credential.registry_token):
+                raise AuthError(
+                    f"the registry token for {host} from {credential.source} is not a valid "
+                    "header value (control characters or spaces)",
+                    host=host,
+                    status=0,
+                )
             return f"Bearer {credential.registry_token}"
         scopes = scopes or ()
         key = self._tokens.key(host, scopes)
@@ -409,7 +419,12 @@ class HttpClient:
 
     async def _credential(self, host: str, scopes: tuple[Scope, ...]) -> Credential:
         repository = scopes[0].repository if scopes else ""
-        return await self.keychain.get(host, repository)
+        credential = await self.keychain.get(host, repository)
+        # Every secret of a credential in use is hidden from output from now on, sent or
+        # not: a registry may echo the password although only a token was sent.
+        redaction.remember(credential.password, credential.identity_token,
+                           credential.registry_token)
+        return credential
 
     async def _fetch_token(
         self, host: str, challenge: Challenge, scopes: tuple[Scope, ...], credential: Credential
@@ -430,6 +445,7 @@ class HttpClient:
         session = self._session_now()
         try:
             if credential.identity_token:
+                redaction.remember(credential.identity_token)
                 form = {
                     "grant_type": "refresh_token",
                     "refresh_token": credential.identity_token,
@@ -445,8 +461,9 @@ class HttpClient:
             else:
                 query = [("service", service)] + [("scope", s) for s in scope_values]
                 if credential.username is not None:
-                    pair = f"{credential.username}:{credential.password or ''}".encode()
-                    headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+                    headers["Authorization"] = "Basic " + redaction.remember_basic(
+                        credential.username, credential.password
+                    )
                 resp = await session.get(
                     realm, params=query, headers=headers, allow_redirects=False,
                     proxy=self._proxy_for(realm),
@@ -529,11 +546,18 @@ class HttpClient:
 def _ssl_context(settings: TransportSettings) -> ssl.SSLContext:
     context = ssl.create_default_context()
     for path in settings.ca_cert_paths:
+        # A CA file is the user's input: a wrong one is a bad flag (exit 3), not a
+        # network failure.
         try:
             context.load_verify_locations(cafile=str(path))
-        except (OSError, ssl.SSLError) as exc:
-            raise TransportError(
-                f"cannot load CA certificate {path}: {exc}", host="", temporary=False
+        except ssl.SSLError:
+            raise InputError(
+                f"CA certificate file {path} holds no PEM certificate",
+                hint="--registry-ca-cert-path takes a PEM file (-----BEGIN CERTIFICATE-----)",
+            ) from None
+        except OSError as exc:
+            raise InputError(
+                f"cannot read CA certificate file {path}: {exc.strerror or 'unreadable'}"
             ) from None
     if not settings.verify_certs:
         context.check_hostname = False
@@ -582,8 +606,13 @@ def _decode(data: bytes, encoding: str, limit: int, what: str, host: str) -> byt
     return out
 
 
-async def _error_from(resp: aiohttp.ClientResponse, what: str) -> RegistryError:
-    """Turn an unexpected status into an error, reading at most `MAX_ERROR_BODY`."""
+async def _error_from(
+    resp: aiohttp.ClientResponse, what: str
+) -> RegistryError | TransportError:
+    """
+    Turn an unexpected status into an error, reading at most `MAX_ERROR_BODY`; a TLS
+    server's answer to plain http becomes the `TransportError` that says so.
+    """
     host = urls.host_of(str(resp.url))
     status = resp.status
     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -593,6 +622,8 @@ async def _error_from(resp: aiohttp.ClientResponse, what: str) -> RegistryError:
         body = b""
     finally:
         resp.release()
+    if status == 400 and speaks_tls(body[:1024].decode("utf-8", "replace")):
+        return http_to_tls(host)
     codes, detail = _parse_errors(body)
     text = f"{what}: {host} answered HTTP {status}"
     if codes:
@@ -622,41 +653,6 @@ def _parse_errors(body: bytes) -> tuple[tuple[str, ...], str]:
             if isinstance(item.get("message"), str):
                 messages.append(item["message"][:200])
     return tuple(codes), "; ".join(messages)
-
-
-def _network_error(exc: BaseException, host: str, what: str) -> TransportError:
-    if "WRONG_VERSION_NUMBER" in str(exc):
-        return TransportError(
-            f"{host} does not answer https (no TLS on that port)",
-            host=host,
-            temporary=False,
-            hint=f"for a plain-http registry pass --registry-insecure {host}",
-        )
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        return TransportError(
-            f"TLS verification failed for {host}: {_short(exc)}",
-            host=host,
-            temporary=False,
-            hint="pass --registry-ca-cert-path with the registry's CA, "
-            "or --registry-verify-certs=false to skip verification",
-        )
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return TransportError(
-            f"cannot resolve registry host {host}", host=host, temporary=False,
-            hint="check the registry name in the image reference",
-        )
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return TransportError(f"cannot connect to {host}: {_short(exc)}", host=host, temporary=True)
-    if isinstance(exc, aiohttp.InvalidURL):
-        return TransportError(f"invalid URL for {host}", host=host, temporary=False)
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        return TransportError(f"{what} from {host} timed out", host=host, temporary=True)
-    return TransportError(f"{what} from {host} failed: {_short(exc)}", host=host, temporary=True)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
 
 
 def _login_hint(host: str, credential: Credential) -> str:

@@ -30,6 +30,8 @@ MAX_MEMBERS = 100_000
 #: generous and stops a header that claims a terabyte from being read into memory.
 MAX_EXTENDED_HEADER = 1024 * 1024
 
+# Decimal digits of a PAX size or record length: 19 reach 2**63, beyond any real file.
+_MAX_DIGITS = 19
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -306,10 +308,19 @@ def _apply_pax(payload: bytes, extended: _Extended, is_global: bool, at: int, wh
             extended.path = value
         elif key == "linkpath":
             extended.linkpath = value
-        elif not value.isdigit():
+        elif not _decimal(value):
             raise TarError(f"{where}: extended header at byte {at} has an unreadable size")
         else:
             extended.size = int(value)
+
+
+def _decimal(text: str) -> bool:
+    """
+    Whether `text` is a decimal number we can read: ASCII digits only (str.isdigit()
+    also takes '²', which int() refuses) and at most 19 of them (sizes below 2**63;
+    int() refuses more than 4,300 digits).
+    """
+    return 0 < len(text) <= _MAX_DIGITS and text.isascii() and text.isdigit()
 
 
 def _pax_records(payload: bytes, at: int, where: str) -> list[tuple[str, str]]:
@@ -320,7 +331,7 @@ def _pax_records(payload: bytes, at: int, where: str) -> list[tuple[str, str]]:
             break
         space = payload.find(b" ", position)
         length_text = payload[position:space] if space > 0 else b""
-        if not length_text.isdigit():
+        if not _decimal(length_text.decode("ascii", "replace")):
             raise TarError(f"{where}: malformed extended header at byte {at}")
         length = int(length_text)
         record = payload[position : position + length]

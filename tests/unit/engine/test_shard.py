@@ -100,7 +100,10 @@ def test_shard_parse(text: str, env: str | None, expected: Shard) -> None:
 
 
 @pytest.mark.parametrize(("text", "env"), [("4/4", None), ("x/2", None), ("4", None),
-                                           ("-1/2", None), ("0/0", None)])
+                                           ("-1/2", None), ("0/0", None),
+                                           ("\u0661/\u0664", None), ("1_0/20", None),
+                                           (" 1/2", None), ("4", "\u0662"),
+                                           ("0/" + "9" * 5000, None)])
 def test_bad_shards_are_refused(text: str, env: str | None) -> None:
     """Shards outside 0 <= INDEX < COUNT, or without an index, are input errors."""
     with pytest.raises(InputError):

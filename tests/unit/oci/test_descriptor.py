@@ -78,6 +78,9 @@ def test_minimal_descriptor_writes_only_the_required_fields() -> None:
         pytest.param(layer_doc(size=None), id="no-size"),
         pytest.param(layer_doc(size=True), id="bool-size"),
         pytest.param(layer_doc(size=-1), id="negative-size"),
+        pytest.param(layer_doc(size=2**63), id="size-2-to-the-63"),
+        pytest.param(layer_doc(size=2**64), id="size-2-to-the-64"),
+        pytest.param(layer_doc(size=10**5000), id="size-of-5000-digits"),
         pytest.param(layer_doc(size=5.0), id="float-size"),
         pytest.param(layer_doc(size="5"), id="string-size"),
         pytest.param(layer_doc(urls="https://cdn.example/x"), id="urls-not-a-list"),
@@ -106,6 +109,11 @@ def test_from_json_refuses_malformed_descriptors(doc: Any) -> None:
     """Every field relocator relies on is checked; garbage is a ManifestError."""
     with pytest.raises(ManifestError):
         Descriptor.from_json(doc)
+
+
+def test_the_largest_int64_size_is_accepted() -> None:
+    """Sizes are int64 in the spec: 2^63-1 is the largest a descriptor may claim."""
+    assert 2**63 - 1 == Descriptor.from_json(layer_doc(size=2**63 - 1)).size
 
 
 def test_from_json_names_where_the_descriptor_was() -> None:

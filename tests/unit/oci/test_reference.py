@@ -85,6 +85,9 @@ def test_parse_normalises_like_docker(text: str, expected: Reference) -> None:
         pytest.param("a/b_", id="component-ending-with-separator"),
         pytest.param("a/b___c", id="three-underscores"),
         pytest.param("reg:abc/x", id="non-numeric-port"),
+        pytest.param(f"localhost:99999/x@{DIGEST}", id="port-above-65535"),
+        pytest.param("localhost:0/x", id="port-zero"),
+        pytest.param("[::1]:65536/x", id="ipv6-port-above-65535"),
         pytest.param("reg.example/x y", id="space"),
         pytest.param(f"reg.example/{'a' * 244}", id="name-longer-than-255"),
     ],
@@ -93,6 +96,14 @@ def test_parse_rejects_invalid_references(text: str) -> None:
     """Anything outside the distribution reference grammar is an InvalidReference."""
     with pytest.raises(InvalidReference):
         Reference.parse(text)
+
+
+def test_an_out_of_range_port_is_named() -> None:
+    """A port above 65535 is refused in one line naming it, not by urllib much later."""
+    with pytest.raises(InvalidReference, match="port 99999 of registry 'localhost:99999'"):
+        Reference.parse(f"localhost:99999/x@{DIGEST}")
+
+    assert "localhost:65535" == Reference.parse("localhost:65535/x").registry
 
 
 def test_parse_accepts_a_name_of_exactly_255_characters() -> None:

@@ -58,9 +58,8 @@ def _header(name: str, kind: bytes, size: int = 0, linkname: str = "") -> bytes:
 
 def _pax(record: str, *, kind: bytes = b"x") -> bytes:
     """An extended header holding one PAX record, followed by an empty regular file."""
-    line = f" {record}\n"
-    line = f"{len(line) + len(str(len(line) + 2))}{line}"
-    data = line.encode()
+    line = f" {record}\n".encode()
+    data = f"{len(line) + len(str(len(line) + 2))}".encode() + line
     return (_header("././@PaxHeader", kind, size=len(data)) + data + b"\0" * (-len(data) % 512)
             + _header("after-pax", b"0"))
 
@@ -338,6 +337,23 @@ OPEN_CASES: dict[str, tuple[Callable[[Path], Path], type[RelocatorError], str]] 
     "global PAX path": (
         lambda p: _raw_tar(p, _layout(), _pax("path=index.json", kind=b"g"), before=True),
         TarError, "global extended header at byte 0 sets 'path'",
+    ),
+    "PAX size in superscript digits": (
+        lambda p: _raw_tar(p, _layout(), _pax("size=\u00b2")), TarError,
+        "extended header at byte .* has an unreadable size",
+    ),
+    "PAX size in Arabic-Indic digits": (
+        lambda p: _raw_tar(p, _layout(), _pax("size=\u0663")), TarError,
+        "extended header at byte .* has an unreadable size",
+    ),
+    "PAX size of 5000 digits": (
+        lambda p: _raw_tar(p, _layout(), _pax("size=" + "9" * 5000)), TarError,
+        "extended header at byte .* has an unreadable size",
+    ),
+    "PAX record length of 5000 digits": (
+        lambda p: _raw_tar(p, _layout(), _header("././@PaxHeader", b"x", size=5008)
+                           + (b"9" * 5000 + b" size=1\n").ljust(5120, b"\0")),
+        TarError, "malformed extended header at byte",
     ),
     "PAX size beyond the end of the file": (
         lambda p: _raw_tar(p, _layout(), _big_member("huge", 9 * 1024**3)), TarError,

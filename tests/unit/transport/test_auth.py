@@ -184,6 +184,30 @@ def test_token_response_without_a_token_is_an_auth_error(body: bytes) -> None:
     assert "secret-looking-garbage" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("abc\r\nX-Injected: 1", id="crlf"),
+        pytest.param("abc\ndef", id="lf"),
+        pytest.param("abc\x00def", id="nul"),
+        pytest.param("abc def", id="space"),
+        pytest.param("t\u00f6ken", id="non-ascii"),
+    ],
+)
+def test_token_that_is_not_a_header_value_is_an_auth_error(token: str) -> None:
+    """
+    A token with a CR, LF, NUL, space or non-ASCII character would split or break the
+    Authorization header: an auth error naming the endpoint, without the token.
+    """
+    body = json.dumps({"token": token}).encode()
+
+    expected = "reg.example answered a token that is not a valid header value"
+    with pytest.raises(AuthError, match=expected) as caught:
+        parse_token_response(body, host="reg.example")
+
+    assert "abc" not in str(caught.value)
+
+
 def test_token_response_over_the_cap_is_refused() -> None:
     """A token body larger than MAX_TOKEN_BODY is refused before parsing."""
     body = json.dumps({"token": "T", "pad": "x" * MAX_TOKEN_BODY}).encode()

@@ -34,6 +34,7 @@ from yarl import URL
 
 from relocator.errors import (
     AuthError,
+    InputError,
     LimitExceeded,
     NotFound,
     RegistryError,
@@ -1335,14 +1336,17 @@ def test_base_url(
     assert expected == client.base_url(registry)
 
 
-def test_unreadable_ca_certificate_is_a_fatal_transport_error(
-    tmp_path: Path, connect: Connect
-) -> None:
-    """A CA file that does not exist or is not PEM fails at once, naming the file."""
+def test_unreadable_ca_certificate_is_an_input_error(tmp_path: Path, connect: Connect) -> None:
+    """
+    A CA file that does not exist or is not PEM is a bad flag (exit 3, not a network
+    failure): it fails at once, naming the file, without ssl's internals.
+    """
     bad = tmp_path / "ca.pem"
     bad.write_text("not a certificate")
 
-    for path in (tmp_path / "missing.pem", bad):
-        with pytest.raises(TransportError, match=path.name) as caught:
+    for path, reason in ((tmp_path / "missing.pem", "No such file"), (bad, "no PEM")):
+        with pytest.raises(InputError) as caught:
             connect(ca_cert_paths=(path,))
-        assert not caught.value.temporary
+        assert str(path) in str(caught.value)
+        assert reason in str(caught.value)
+        assert "_ssl.c" not in str(caught.value)

@@ -81,6 +81,8 @@ def test_delay_of_a_network_error_is_the_backoff() -> None:
         pytest.param("-5", None, id="negative"),
         pytest.param("1.5", None, id="fraction"),
         pytest.param("", None, id="empty"),
+        pytest.param("\u00b2", None, id="superscript-digit"),
+        pytest.param("\u0663", None, id="arabic-indic-digit"),
     ],
 )
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
