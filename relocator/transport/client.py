@@ -53,6 +53,8 @@ from relocator.transport.auth import (
     pick_challenge,
 )
 from relocator.transport.credentials import Credential, Keychain
+from relocator.transport.failures import http_to_tls, speaks_tls
+from relocator.transport.failures import network_error as _network_error
 from relocator.transport.guard import (
     Classifier,
     Guard,
@@ -60,8 +62,6 @@ from relocator.transport.guard import (
     StaticResolver,
     token_realm,
 )
-from relocator.transport.failures import http_to_tls, speaks_tls
-from relocator.transport.failures import network_error as _network_error
 from relocator.transport.hosts import Hosts
 from relocator.transport.retry import RetryPolicy, parse_retry_after
 
