@@ -79,7 +79,8 @@ def shown(value: object) -> str:
     escaped = text.encode("unicode_escape").decode("ascii").replace("'", "\\'")
     if len(escaped) <= _SHOWN:
         return f"'{escaped}'"
-    return f"'{escaped[:_SHOWN]}...' ({len(text)} characters)"
+    # The same marker as `relocator.errors.shorten`, which caps every message again.
+    return f"'{escaped[:_SHOWN]}…' ({len(text)} characters)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,7 @@ CASES: dict[str, Callable[[Path, Registry, FaultProxy, Registry], Case]] = {
     ),
     "tag of 40,000 characters": lambda tmp, dst, proxy, tls: Case(
         ["resolve", "-f", _images(tmp / "images.yml", f"{dst.host}/x:{'t' * 40_000}")], 3,
-        "… (400",
+        "…' (40000 characters)",
     ),
     "descriptor of 2^64 bytes": lambda tmp, dst, proxy, tls: Case(
         ["pkg", "-f", _images(tmp / "images.yml", _huge_descriptor_manifest(proxy)),

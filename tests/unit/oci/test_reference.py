@@ -295,4 +295,4 @@ def test_a_registry_outside_the_grammar_cannot_be_built(registry: str) -> None:
 def test_hostile_values_are_shown_short_and_escaped() -> None:
     """A 20 MB tag or one with control characters is named, cut and escaped."""
     assert "'a\\nb'" == shown("a\nb")
-    assert f"'{'t' * 80}...' (20000000 characters)" == shown("t" * 20_000_000)
+    assert f"'{'t' * 80}…' (20000000 characters)" == shown("t" * 20_000_000)

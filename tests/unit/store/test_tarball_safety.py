@@ -205,7 +205,7 @@ OPEN_CASES: dict[str, tuple[Callable[[Path], Path], type[RelocatorError], str]] 
     ),
     "tag annotation of 129 characters": (
         _annotated(**{"dev.relocator.tags": "t" * 129}), TarError,
-        r"'t{80}\.\.\.' \(129 characters\) is recorded as a tag",
+        r"'t{80}…' \(129 characters\) is recorded as a tag",
     ),
     "reference with a bad tag": (
         _annotated(**{"io.containerd.image.name": "reg.example/app:a#b"}), TarError,
