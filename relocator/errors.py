@@ -133,6 +133,15 @@ class NotFound(RegistryError):
     """The registry does not have the manifest, blob or repository asked for."""
 
 
+class PullLimitReached(RegistryError):
+    """The registry said the account's pull allowance is used up (Docker Hub)."""
+
+    @property
+    def temporary(self) -> bool:
+        """Never: the allowance comes back in hours, not within a retry's backoff."""
+        return False
+
+
 class UnsafeRedirect(RelocatorError):
     """A registry pointed us at a URL we refuse to follow (scheme downgrade, hop limit)."""
 

@@ -49,6 +49,7 @@ async def mirror(args: argparse.Namespace) -> int:
     out = MirrorOutput(args, "mirror")
     config = load_mirror_config(args.config)
     async with HttpClient(mirror_settings(args, config), Keychain()) as client:
+        out.watch(client.hosts)
         store = registry_store(client, args)
         targets = await select_all(config, store, out, keep_going=args.keep_going)
         jobs = jobs_of(targets)

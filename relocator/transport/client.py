@@ -35,6 +35,7 @@ from relocator.errors import (
     AuthError,
     LimitExceeded,
     NotFound,
+    PullLimitReached,
     RegistryError,
     RelocatorError,
     TransportError,
@@ -51,7 +52,8 @@ from relocator.transport.auth import (
     pick_challenge,
 )
 from relocator.transport.credentials import Credential, Keychain
-from relocator.transport.hosts import Hosts
+from relocator.transport.hosts import Hosts, HostState
+from relocator.transport.ratelimit import PullAllowance, window_text
 from relocator.transport.retry import RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -237,13 +239,19 @@ class HttpClient:
         replayable = body is None or isinstance(body, bytes)
         started = time.monotonic()
         attempt = 0
+        # Docker Hub counts manifest GETs (not HEADs, not blobs) against its allowance.
+        pull = method == "GET" and "/manifests/" in url
         while True:
             await state.wait_turn()
+            if pull and state.pulls_exhausted:
+                raise _pulls_exhausted(state, what)
             state.requests += 1
+            sent_at = time.monotonic()
             try:
                 resp = await self._send(method, url, what, scopes, headers, body)
+                state.observe(PullAllowance.from_headers(resp.headers))
                 if resp.status in ok:
-                    state.limiter.succeeded()
+                    state.answered(sent_at)
                     return resp
                 error: RelocatorError = await _error_from(resp, what)
             except (TransportError, RegistryError) as exc:
@@ -251,6 +259,10 @@ class HttpClient:
             if isinstance(error, RegistryError) and error.status == 429:
                 state.throttled += 1
                 state.limiter.throttle()
+                if state.pulls_exhausted:
+                    # Retrying within seconds cannot help: the allowance comes back in
+                    # hours, and every refused pull may count against it too.
+                    raise _pulls_exhausted(state, what)
             attempt += 1
             if (
                 not (retry and replayable and error.temporary)
@@ -261,7 +273,7 @@ class HttpClient:
             delay = policy.delay(attempt, error)
             if isinstance(error, RegistryError) and error.retry_after is not None:
                 state.back_off(delay)
-            state.retries += 1
+            state.retrying(str(error).replace("\n", " "), delay)
             log.debug("retrying %s in %.1fs after: %s", what, delay, error)
             await asyncio.sleep(delay)
 
@@ -634,6 +646,20 @@ def _network_error(exc: BaseException, host: str, what: str) -> TransportError:
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return TransportError(f"{what} from {host} timed out", host=host, temporary=True)
     return TransportError(f"{what} from {host} failed: {_short(exc)}", host=host, temporary=True)
+
+
+def _pulls_exhausted(state: HostState, what: str) -> PullLimitReached:
+    pulls = state.pulls
+    window = window_text(pulls.window if pulls is not None else None)
+    limit = pulls.limit if pulls is not None else 0
+    return PullLimitReached(
+        f"{what}: {state.host} pull limit reached (0 of {limit} pulls left in its "
+        f"{window} window); stopped instead of sending more pulls",
+        host=state.host,
+        status=429,
+        hint=f"run again when the {window} window has made room, or log in to an account "
+        "with a higher limit",
+    )
 
 
 def _short(exc: BaseException) -> str:

@@ -156,6 +156,33 @@ def test_a_second_run_reports_everything_present(
     )
 
 
+def test_a_rerun_in_a_log_says_nothing_to_do(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    repository: str,
+    images: list[PushedImage],
+) -> None:
+    """
+    Run again with plain lines, the log says there is nothing to do, once, instead of a
+    summary of zeros.
+    """
+    manifest = _manifest(tmp_path / "m.yml", [i.reference for i in images])
+    flags = ["-f", str(manifest), "-r", f"{registry2.host}/{repository}",
+             *insecure(registry, registry2)]
+    first = relocator(capsys, "relocate", *flags)
+
+    second = relocator(capsys, "relocate", *flags)
+
+    assert (0, 0) == (first.code, second.code), second.err
+    lines = second.err.splitlines()
+    assert [f"relocate | nothing to do: {len(images)} images already present"] == [
+        line for line in lines if "nothing to do" in line
+    ]
+    assert [] == [line for line in lines if line.startswith("relocate | imported ")]
+
+
 def test_keep_going_reports_the_failed_image_and_status_partial(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,

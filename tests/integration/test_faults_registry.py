@@ -166,6 +166,52 @@ def test_the_summary_says_what_each_registry_cost_in_retries(
     assert [line for line in err.splitlines() if proxy.host in line and "3 retries" in line]
 
 
+def test_an_outage_gets_one_line_when_retries_start_and_one_when_it_recovers(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    proxy: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    A registry failing every request for a while (here: the next 4 answered 503) gets
+    one line when its requests start failing and one when it answers again, in the log
+    and as `RegistryRetrying` / `RegistryRecovered` objects with `--json`; the report's
+    retry total is the sum of its per-registry figures.
+    """
+    fast_cli(monkeypatch)
+    pushed = push(registry, repository, image_factory.image())
+    destination = f"{registry2.host}/{repository}"
+    flags = insecure_flags(proxy.host, registry2.host)
+    proxy.add(Respond(status=503), times=4)
+    plain = _relocate(capsys, tmp_path, [through(proxy, pushed)], destination, *flags)
+    proxy.add(Respond(status=503), times=4)
+    report = tmp_path / "report.json"
+
+    code, _, err, _ = _relocate(
+        capsys, tmp_path, [through(proxy, pushed)], f"{destination}-json", "--json",
+        "--report", str(report), *flags,
+    )
+
+    assert (0, 0) == (plain[0], code), plain[2] + err
+    news = [line.removeprefix("relocate | ") for line in plain[2].splitlines()
+            if f"registry {proxy.host}: re" in line]
+    assert 2 == len(news), plain[2]
+    assert news[0].startswith(f"registry {proxy.host}: requests failing, retrying: ")
+    assert f"registry {proxy.host}: recovered after 4 retries in " in news[1]
+    events = [json.loads(line) for line in err.splitlines()]
+    assert [("RegistryRetrying", proxy.host), ("RegistryRecovered", proxy.host)] == [
+        (e["type"], e["host"]) for e in events if e["type"].startswith("Registry")
+    ]
+    document = json.loads(report.read_text())
+    assert 4 == document["totals"]["retries"]
+    assert document["totals"]["retries"] == sum(r["retries"] for r in document["registries"])
+
+
 def test_server_errors_are_retried_until_the_registry_recovers(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

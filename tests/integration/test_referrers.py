@@ -125,7 +125,8 @@ def test_relocate_include_referrers_lands_what_is_attached_and_a_rerun_moves_not
 
     assert (0, 0, 0) == (dry.code, copied.code, again.code), dry.err + copied.err + again.err
     image = signed.image
-    planned = {line.split(" -> ")[0] for line in dry.out.splitlines() if " -> " in line}
+    planned = {line.removeprefix("relocate | ").split(" -> ")[0]
+               for line in dry.err.splitlines() if line.startswith("relocate | copy ")}
     expected_plan = {
         f"copy    {registry.host}/{repository}@{d}"
         for d in (image.digest, signed.artifact.digest, signed.signature.digest)
