@@ -118,6 +118,10 @@ def _command(name: str) -> Command:
         from .mirror import mirror
 
         return mirror
+    if name == "copy":
+        from .copy import copy
+
+        return copy
     from . import commands
 
     canonical = {"package": "pkg", "unpackage": "unpkg"}.get(name, name)

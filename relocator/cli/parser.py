@@ -18,6 +18,7 @@ COMMANDS = {
     "pkg": ("package",),
     "unpkg": ("unpackage",),
     "mirror": (),
+    "copy": (),
     "version": (),
 }
 DEFAULT_COMMAND = "resolve"
@@ -313,6 +314,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_registry(mirror)
     _add_output(mirror)
+
+    copy = commands.add_parser(
+        "copy", help="copy one image to a repository, like crane copy",
+        description="Copy one image (by tag or digest) registry to registry through the "
+        "same engine as relocate: every digest kept, what the destination has skipped, "
+        "blobs mounted within one registry. Prints the digest copied on stdout.",
+    )
+    copy.add_argument("source", metavar="SRC", help="the image: registry/repo:tag or "
+                      "registry/repo@sha256:...")
+    copy.add_argument(
+        "destination", metavar="DST",
+        help="registry/repo:tag, or registry/repo to keep the source's tag (a source "
+        "named by digest alone is then pushed by digest only); never a digest",
+    )
+    copy.add_argument(
+        "--platform", metavar="OS/ARCH[,...]",
+        help="copy only these platforms' images of an index (the index itself is left "
+        "out: its digest would change); the tag and the digest printed are the first "
+        "platform's",
+    )
+    _add_transfer(copy, DEFAULT_CONCURRENCY)
+    _add_referrers(copy, "As for relocate")
+    _add_registry(copy)
+    _add_output(copy)
 
     commands.add_parser("version", help="print the version")
     return parser
