@@ -154,5 +154,9 @@ class PartialFailure(RelocatorError):
     """Some images failed while the others were finished (`--keep-going`)."""
 
 
+class OutOfSync(RelocatorError):
+    """`mirror --check`: the destination lacks images or tags the config selects."""
+
+
 class Interrupted(RelocatorError):
     """The run was cancelled (Ctrl-C or a signal) before it finished."""

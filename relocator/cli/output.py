@@ -158,6 +158,11 @@ class Output:
         """One log line: `<prefix> | <text>`, or `{"type": "Log", ...}` with `--json`."""
         self._display.line(text)
 
+    def document(self, document: dict[str, object]) -> None:
+        """With `--json`, write one final object (e.g. a check's result) now."""
+        if self._json is not None:
+            self._json.report(document)
+
     def emit(self, event: Event) -> None:
         """Pass an event on (for commands that produce events themselves)."""
         self._display.emit(event)

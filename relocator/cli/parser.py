@@ -306,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
         "index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs). Default: "
         "$RELOCATOR_SHARD",
     )
+    mirror.add_argument(
+        "--check", action="store_true",
+        help="copy nothing: list the selected images missing at their destination and "
+        "the tags missing there or pointing at another digest; exit 0 when in sync, 10 "
+        "when not (with --json: a final {\"type\": \"MirrorCheck\"} object). Needs "
+        "read access to the destinations only",
+    )
     _add_transfer(mirror, DEFAULT_CONCURRENCY)
     _add_referrers(
         mirror,
