@@ -75,6 +75,27 @@ class Findings:
             "failures": [{"source": source, "error": error} for source, error in failures],
         }
 
+    def markdown(self, failures: Sequence[tuple[str, str]]) -> str:
+        """The check's result as a section of the GitHub Actions step summary."""
+        state = "in sync" if self.in_sync and not failures else "out of sync"
+        lines = [
+            f"### relocator mirror --check: {state}", "",
+            f"{_count(self.images, 'image')} and {_count(self.tags, 'tag')} checked.", "",
+        ]
+        lines += _markdown_list("Missing images", [str(job.target) for job in self.missing])
+        lines += _markdown_list(
+            "Stale tags", [f"{s.tag}` is `{s.found}`, the source has `{s.expected}"
+                           for s in self.stale]
+        )
+        lines += _markdown_list("Missing tags", [str(tag) for tag in self.untagged])
+        lines += _markdown_list("Sources that failed",
+                                [f"{source}`: `{error}" for source, error in failures])
+        return "\n".join(lines) + "\n"
+
+
+def _markdown_list(title: str, items: Sequence[str]) -> list[str]:
+    return [f"{title}:", "", *(f"- `{item}`" for item in items), ""] if items else []
+
 
 async def check_jobs(jobs: Sequence[Job], store: RegistryStore) -> Findings:
     """
@@ -124,6 +145,7 @@ def report_check(
         OutOfSync: Something is missing or stale (exit 10).
         PartialFailure: In sync as far as could be checked, but sources failed.
     """
+    out.step_summary(findings.markdown(failures))
     if out.display == "json":
         out.document(findings.document(failures))
     else:

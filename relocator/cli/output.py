@@ -41,6 +41,7 @@ from .jsonout import (
     write_report,
 )
 from .plain import Clock, PlainProgress, ProgressState, megabytes, nothing_done, registry_costs
+from .stepsummary import append_step_summary, markdown, step_summary_path
 
 if TYPE_CHECKING:
     from .progress import RichProgress
@@ -215,8 +216,6 @@ class Output:
 
     def _failed(self, exc: BaseException) -> None:
         """Write the report of a run the engine did not finish (events seen so far)."""
-        if self._json is None and self._report_path is None:
-            return
         if isinstance(exc, BaseExceptionGroup):
             exc = first_error(exc)
         interrupted = isinstance(
@@ -224,8 +223,11 @@ class Output:
         )
         status: Status = "interrupted" if interrupted else "failed"
         report = report_from_state(self.state)
+        hosts = self._hosts.states() if self._hosts is not None else ()
+        self.step_summary(markdown(self.prefix, status, report, hosts, error=error_text(exc)))
+        if self._json is None and self._report_path is None:
+            return
         try:
-            hosts = self._hosts.states() if self._hosts is not None else ()
             self._report(report_document(
                 self.prefix, report, hosts, status=status, error=error_text(exc)
             ))
@@ -244,7 +246,8 @@ class Output:
         The closing lines: what moved, how fast, what it cost in retries; a table on a
         terminal, the report object with `--json`, and the report file with `--report`.
         """
-        if self._json is None and nothing_done(report, self.state):
+        unchanged = nothing_done(report, self.state)
+        if self._json is None and unchanged:
             # A re-run of a finished job: one line says it all.
             self.line(f"nothing to do: {len(report.images)} images already present")
         elif self._rich is not None:
@@ -253,6 +256,20 @@ class Output:
             self._plain_summary(verb, report, hosts)
         if self._json is not None or self._report_path is not None:
             self._report(report_document(self.prefix, report, hosts))
+        self.step_summary(markdown(
+            self.prefix, "partial" if report.failures else "succeeded", report, hosts,
+            nothing_done=unchanged,
+        ))
+
+    def step_summary(self, text: str) -> None:
+        """Append to the GitHub Actions step summary, if there is one; a failure warns."""
+        path = step_summary_path()
+        if path is None:
+            return
+        try:
+            append_step_summary(path, text)
+        except RelocatorError as problem:
+            self.emit(Notice(str(problem)))
 
     def _plain_summary(self, verb: str, report: Report, hosts: Sequence[HostState]) -> None:
         images = len(report.images)

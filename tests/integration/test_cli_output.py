@@ -270,3 +270,35 @@ def test_the_live_display_of_a_real_relocation_ends_at_100_percent(
     assert [f"{destination}@{i.digest}" for i in images] == [
         entry["image"] for entry in yaml.safe_load(captured.stdout)["images"]
     ]
+
+
+def test_in_github_actions_the_run_is_summarised_in_the_step_summary(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    repository: str,
+    images: list[PushedImage],
+) -> None:
+    """
+    With `GITHUB_STEP_SUMMARY` set, a real relocation appends a markdown section after
+    what earlier steps wrote: the images copied, the duration and both registries.
+    """
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("### an earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    manifest = _manifest(tmp_path / "m.yml", [i.reference for i in images])
+
+    result = relocator(
+        capsys, "relocate", "-f", str(manifest), "-r", f"{registry2.host}/{repository}",
+        *insecure(registry, registry2),
+    )
+
+    assert 0 == result.code, result.err
+    text = summary.read_text()
+    assert text.startswith("### an earlier step\n### relocator relocate: succeeded\n")
+    assert f"| images copied | {len(images)} | |" in text
+    assert "| duration | " in text
+    assert f"| {registry.host} | " in text
+    assert f"| {registry2.host} | " in text

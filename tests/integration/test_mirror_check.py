@@ -73,13 +73,14 @@ def test_check_lists_missing_then_in_sync_then_stale_and_writes_nothing(
     assert "mirror | in sync: 2 images and 4 tags at their destinations" in synced.err
     assert ([], []) == (writes_synced, writes_stale)
     assert [
-        f"mirror | stale: {fresh_registry.host}/web:1.24.0 is {other.digest}, the source "
-        f"has {digests['1.24.0']}"
+        (f"mirror | stale: {fresh_registry.host}/web:1.24.0 is {other.digest}, the source "
+         f"has {digests['1.24.0']}")
     ] == [line for line in stale.err.splitlines() if "| stale: " in line]
 
 
 def test_check_with_json_ends_with_a_mirror_check_object(
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     registry: Registry,
     fresh_registry: Registry,
@@ -89,8 +90,11 @@ def test_check_with_json_ends_with_a_mirror_check_object(
 ) -> None:
     """
     With `--json` the result is a `MirrorCheck` object (and the error object with exit
-    code 10): the missing image with its destination and tags, nothing stale.
+    code 10): the missing image with its destination and tags, nothing stale. In GitHub
+    Actions the step summary says the same.
     """
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     digests = seed(push, registry, repository, image_factory)
     config = config_file(
         tmp_path,
@@ -119,3 +123,6 @@ def test_check_with_json_ends_with_a_mirror_check_object(
         "stale": [], "untagged": [], "failures": [],
     } == check
     assert OUT_OF_SYNC == documents[-1]["exit_code"]
+    text = summary.read_text()
+    assert text.startswith("### relocator mirror --check: out of sync\n")
+    assert f"- `{fresh_registry.host}/web@{digest}`" in text
