@@ -244,6 +244,8 @@ class HttpClient:
         while True:
             await state.wait_turn()
             if pull and state.pulls_exhausted:
+                # No pull is left (a 429 with the same news included): the allowance
+                # comes back in hours, and every refused pull may count against it too.
                 raise _pulls_exhausted(state, what)
             state.requests += 1
             sent_at = time.monotonic()
@@ -259,10 +261,6 @@ class HttpClient:
             if isinstance(error, RegistryError) and error.status == 429:
                 state.throttled += 1
                 state.limiter.throttle()
-                if state.pulls_exhausted:
-                    # Retrying within seconds cannot help: the allowance comes back in
-                    # hours, and every refused pull may count against it too.
-                    raise _pulls_exhausted(state, what)
             attempt += 1
             if (
                 not (retry and replayable and error.temporary)

@@ -756,8 +756,8 @@ def test_a_low_pull_allowance_slows_the_host_warns_once_and_is_reported(
 
     assert 0 == code, err
     warnings = [line for line in err.splitlines() if "pulls left" in line and "warning" in line]
-    assert [f"relocate | warning: registry {proxy.host}: only 5 of 100 pulls left (window "
-            "6 h); one request at a time from now on"] == warnings
+    assert [(f"relocate | warning: registry {proxy.host}: only 5 of 100 pulls left (window "
+             "6 h); one request at a time from now on")] == warnings
     assert any(line.startswith(f"relocate | registry {proxy.host}: ")
                and line.endswith("concurrency down to 1 of 8, 5 of 100 pulls left (window 6 h)")
                for line in err.splitlines()), err
