@@ -141,8 +141,8 @@ def _add_transfer(
         )
     parser.add_argument(
         "--dry-run", action="store_true",
-        help="print the plan (images, unique blobs, bytes to move after skipping what "
-        "the destination has) and change nothing",
+        help="print the plan on stderr (images, unique blobs, bytes to move after "
+        "skipping what the destination has) and change nothing",
     )
     parser.add_argument(
         "--keep-going", action="store_true",
