@@ -164,6 +164,15 @@ class NotFound(RegistryError):
     """The registry does not have the manifest, blob or repository asked for."""
 
 
+class PullLimitReached(RegistryError):
+    """The registry said the account's pull allowance is used up (Docker Hub)."""
+
+    @property
+    def temporary(self) -> bool:
+        """Never: the allowance comes back in hours, not within a retry's backoff."""
+        return False
+
+
 class UnsafeRedirect(RelocatorError):
     """A registry pointed us at a URL we refuse to follow (scheme downgrade, hop limit)."""
 
@@ -174,6 +183,10 @@ class TarError(InputError):
 
 class PartialFailure(RelocatorError):
     """Some images failed while the others were finished (`--keep-going`)."""
+
+
+class OutOfSync(RelocatorError):
+    """`mirror --check`: the destination lacks images or tags the config selects."""
 
 
 class Interrupted(RelocatorError):

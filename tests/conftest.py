@@ -167,3 +167,12 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DockerConf
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "run"))
     return DockerConfigDir(home=home, directory=directory)
+
+
+@pytest.fixture(autouse=True)
+def _no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Tests run in GitHub Actions too: no CLI run of a test appends to the job's real
+    step summary (tests of the summary set `GITHUB_STEP_SUMMARY` themselves).
+    """
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

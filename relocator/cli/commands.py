@@ -83,7 +83,7 @@ async def resolve(args: argparse.Namespace) -> int:
             origins[found.value] = (config.resolved(target, reference.tag),)
         pending[found.value] = Resolution(reference=reference, platform=wanted)
     if pending:
-        async with _client(args) as client:
+        async with _client(args, out) as client:
             store = RegistryStore(client)
             for value, (reference, selection) in selections.items():
                 chosen = await _select_tag(store, reference, selection, out)
@@ -133,7 +133,7 @@ async def relocate(args: argparse.Namespace) -> int:
         images_of(inputs), Destinations.from_args(args), preserve_tags=args.preserve_tags
     )
     platforms = parse_platforms(args.platform)
-    async with _client(args) as client:
+    async with _client(args, out) as client:
         store = registry_store(client, args)
         if platforms:
             targets = await select_platforms(targets, store, platforms, out)
@@ -172,7 +172,7 @@ async def pkg(args: argparse.Namespace) -> int:
 
     writer = TarballWriter(Path(args.output), format=args.format, resume=args.resume)
     try:
-        async with _client(args) as client:
+        async with _client(args, out) as client:
             report = await _transfer(
                 args, out, jobs, registry_store(client, args), writer, client, verb="exported",
                 referrers_of=jobs if args.include_referrers else (),
@@ -219,7 +219,7 @@ async def unpkg(args: argparse.Namespace) -> int:
         for index in indexes:
             out.line(f"will merge {_count(len(index.referrers), 'referrer')} into "
                      f"{index.reference}")
-        async with _client(args) as client:
+        async with _client(args, out) as client:
             report = await _transfer(
                 args, out, jobs, reader,
                 RegistryStore(client, verify_uploads=args.verify_blobs), client,
@@ -361,7 +361,9 @@ async def _transfer(
                 )
             )
         if args.dry_run:
-            sys.stdout.write(describe_plan(plan))
+            # On stderr like every other line for people: stdout carries only YAML.
+            for text in describe_plan(plan).splitlines():
+                out.line(text)
             return None
         options = CopyOptions(
             hold=client.hosts.hold,
@@ -451,7 +453,8 @@ def transport_settings(args: argparse.Namespace) -> TransportSettings:
 
 
 @asynccontextmanager
-async def _client(args: argparse.Namespace) -> AsyncIterator[HttpClient]:
+async def _client(args: argparse.Namespace, out: Output) -> AsyncIterator[HttpClient]:
     async with HttpClient(transport_settings(args), Keychain()) as client:
+        out.watch(client.hosts)
         yield client
 

@@ -176,20 +176,30 @@ def report_document(
             "bytes_copied": report.bytes_copied,
             "bytes_mounted": report.bytes_mounted,
             "bytes_present": report.bytes_present,
-            "retries": report.retries,
+            # Request retries as counted per registry below, so the two always agree.
+            "retries": sum(host.retries for host in hosts),
+            "transfers_restarted": report.retries,
         },
-        "registries": [
-            {
-                "host": host.host,
-                "requests": host.requests,
-                "retries": host.retries,
-                "throttled": host.throttled,
-                "concurrency": host.limiter.maximum,
-                "lowest_concurrency": host.limiter.lowest,
-            }
-            for host in hosts
-        ],
+        "registries": [_registry(host) for host in hosts],
     }
+
+
+def _registry(host: HostState) -> JsonObject:
+    document: JsonObject = {
+        "host": host.host,
+        "requests": host.requests,
+        "retries": host.retries,
+        "throttled": host.throttled,
+        "concurrency": host.limiter.initial,
+        "lowest_concurrency": host.limiter.lowest,
+    }
+    if host.pulls is not None:
+        document["pulls"] = {
+            "limit": host.pulls.limit,
+            "remaining": host.pulls.remaining,
+            "window_seconds": host.pulls.window,
+        }
+    return document
 
 
 def _image(image: ImageResult) -> JsonObject:

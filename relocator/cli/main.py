@@ -31,6 +31,7 @@ from relocator.errors import (
     IntegrityError,
     Interrupted,
     ManifestError,
+    OutOfSync,
     PartialFailure,
     RegistryError,
     RelocatorError,
@@ -53,6 +54,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (UnsafeRedirect, 7, "network failure: connection, DNS, TLS, timeouts"),
     (RegistryError, 8, "the registry answered with an error"),
     (PartialFailure, 9, "with --keep-going: some images failed, the others were finished"),
+    (OutOfSync, 10, "mirror --check: images or tags are missing or stale at the destination"),
     (Interrupted, 130, "interrupted (Ctrl-C or SIGTERM)"),
     (RelocatorError, 1, "any other failure"),
 )
@@ -211,6 +213,10 @@ def _command(name: str) -> Command:
         from .mirror import mirror
 
         return mirror
+    if name == "copy":
+        from .copy import copy
+
+        return copy
     from . import commands
 
     canonical = {"package": "pkg", "unpackage": "unpkg"}.get(name, name)

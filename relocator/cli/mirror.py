@@ -10,6 +10,9 @@ images and tags the destination already has are skipped, so a second run moves n
 With `includeReferrers` (per source or in `defaults`) or `--include-referrers` (every
 source), what is attached to the images is copied too, as `relocate` does.
 
+With `--check` nothing is copied: `mirrorcheck` says what is missing or stale at the
+destinations and the exit code says whether the mirror is in sync.
+
 With `--keep-going` a source that cannot be listed or resolved (a missing repository, a
 registry that is down) is reported as failed and the others are mirrored; it counts
 towards exit code 9 and appears in the report's `failures`.
@@ -35,6 +38,7 @@ from relocator.transport import HostState, HttpClient, Keychain, TransportSettin
 
 from .commands import _count, _transfer, registry_store, transport_settings
 from .inputs import InputImage
+from .mirrorcheck import check_jobs, report_check
 from .output import Output
 from .targets import Target, select_platforms
 
@@ -47,11 +51,22 @@ _NO_VERSION = Version(0, 0, 0)
 async def mirror(args: argparse.Namespace) -> int:
     """`relocator mirror`: copy what the config selects to its destinations."""
     out = MirrorOutput(args, "mirror")
+    if args.check and args.report:
+        raise InputError(
+            "--report describes a transfer and --check copies nothing",
+            hint="use --json for the check's result",
+        )
     config = load_mirror_config(args.config)
     async with HttpClient(mirror_settings(args, config), Keychain()) as client:
+        out.watch(client.hosts)
         store = registry_store(client, args)
         targets = await select_all(config, store, out, keep_going=args.keep_going)
         jobs = jobs_of(targets)
+        if args.check:
+            out.line(f"checking {_count(len(jobs), 'image')} at their destinations...")
+            findings = await check_jobs(jobs, store)
+            report_check(out, findings, [(str(f.source), f.error) for f in out.failures])
+            return 0
         tagged = sum(1 for target in targets if target.tags)
         out.line(
             f"mirroring {_count(len(jobs), 'image')} ({_count(tagged, 'tag')}) from "

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Literal, Protocol, TextIO
 import anyio
 
 from relocator.engine import Report, first_error
-from relocator.engine.events import Event, Notice, ProgressSink
+from relocator.engine.events import Event, Notice, ProgressSink, host_event
 from relocator.errors import Interrupted, RelocatorError
-from relocator.transport import HostState
+from relocator.transport import Hosts, HostState
 
 from .jsonout import (
     FLUSH_SECONDS,
@@ -40,7 +40,8 @@ from .jsonout import (
     report_from_state,
     write_report,
 )
-from .plain import Clock, PlainProgress, ProgressState, megabytes
+from .plain import Clock, PlainProgress, ProgressState, megabytes, nothing_done, registry_costs
+from .stepsummary import append_step_summary, markdown, step_summary_path
 
 if TYPE_CHECKING:
     from .progress import RichProgress
@@ -112,6 +113,7 @@ class Output:
         self._rich: RichProgress | None = None
         self._json: JsonLines | None = None
         self._plain: PlainProgress | None = None
+        self._hosts: Hosts | None = None
         self._display: _Display
         if self.display == "rich":
             # Imported here: rich costs start-up time that logs and JSON do not need.
@@ -145,9 +147,22 @@ class Output:
         """The counters aggregated from the events so far."""
         return self._display.state
 
+    def watch(self, hosts: Hosts) -> None:
+        """
+        Show what the transport notices about `hosts` (retries starting, recovery, a
+        pull allowance running low), and count them in a report of a failed run.
+        """
+        self._hosts = hosts
+        hosts.listen(lambda news: self.emit(host_event(news)))
+
     def line(self, text: str) -> None:
         """One log line: `<prefix> | <text>`, or `{"type": "Log", ...}` with `--json`."""
         self._display.line(text)
+
+    def document(self, document: dict[str, object]) -> None:
+        """With `--json`, write one final object (e.g. a check's result) now."""
+        if self._json is not None:
+            self._json.report(document)
 
     def emit(self, event: Event) -> None:
         """Pass an event on (for commands that produce events themselves)."""
@@ -201,8 +216,6 @@ class Output:
 
     def _failed(self, exc: BaseException) -> None:
         """Write the report of a run the engine did not finish (events seen so far)."""
-        if self._json is None and self._report_path is None:
-            return
         if isinstance(exc, BaseExceptionGroup):
             exc = first_error(exc)
         interrupted = isinstance(
@@ -210,9 +223,13 @@ class Output:
         )
         status: Status = "interrupted" if interrupted else "failed"
         report = report_from_state(self.state)
+        hosts = self._hosts.states() if self._hosts is not None else ()
+        self.step_summary(markdown(self.prefix, status, report, hosts, error=error_text(exc)))
+        if self._json is None and self._report_path is None:
+            return
         try:
             self._report(report_document(
-                self.prefix, report, status=status, error=error_text(exc)
+                self.prefix, report, hosts, status=status, error=error_text(exc)
             ))
         except RelocatorError as problem:
             # The error that stopped the run is the one to report; this one is a warning.
@@ -229,12 +246,30 @@ class Output:
         The closing lines: what moved, how fast, what it cost in retries; a table on a
         terminal, the report object with `--json`, and the report file with `--report`.
         """
-        if self._rich is not None:
+        unchanged = nothing_done(report, self.state)
+        if self._json is None and unchanged:
+            # A re-run of a finished job: one line says it all.
+            self.line(f"nothing to do: {len(report.images)} images already present")
+        elif self._rich is not None:
             self._rich.summary(verb, report, hosts)
         elif self._plain is not None:
             self._plain_summary(verb, report, hosts)
         if self._json is not None or self._report_path is not None:
             self._report(report_document(self.prefix, report, hosts))
+        self.step_summary(markdown(
+            self.prefix, "partial" if report.failures else "succeeded", report, hosts,
+            nothing_done=unchanged,
+        ))
+
+    def step_summary(self, text: str) -> None:
+        """Append to the GitHub Actions step summary, if there is one; a failure warns."""
+        path = step_summary_path()
+        if path is None:
+            return
+        try:
+            append_step_summary(path, text)
+        except RelocatorError as problem:
+            self.emit(Notice(str(problem)))
 
     def _plain_summary(self, verb: str, report: Report, hosts: Sequence[HostState]) -> None:
         images = len(report.images)
@@ -244,10 +279,9 @@ class Output:
             f"({megabytes(report.bytes_copied)}), {report.blobs_mounted} mounted, "
             f"{report.blobs_present} already present, {report.manifests_pushed} manifests "
             f"{'written' if self.prefix == 'package' else 'pushed'} in {report.seconds:.1f}s ({megabytes(int(report.bytes_copied / seconds))}/s)"
+            + (f"; {report.retries} blob transfer{'s' if report.retries > 1 else ''} "
+               "restarted" if report.retries else "")
         )
         for host in hosts:
-            if host.retries or host.throttled:
-                self.line(
-                    f"registry {host.host}: {host.requests} requests, {host.retries} retries, "
-                    f"{host.throttled} rate-limited (concurrency down to {host.limiter.lowest})"
-                )
+            if host.retries or host.throttled or host.pulls is not None:
+                self.line(f"registry {host.host}: {registry_costs(host)}")

@@ -19,6 +19,7 @@ COMMANDS = {
     "pkg": ("package",),
     "unpkg": ("unpackage",),
     "mirror": (),
+    "copy": (),
     "version": (),
 }
 DEFAULT_COMMAND = "resolve"
@@ -143,8 +144,8 @@ def _add_transfer(
         )
     parser.add_argument(
         "--dry-run", action="store_true",
-        help="print the plan (images, unique blobs, bytes to move after skipping what "
-        "the destination has) and change nothing",
+        help="print the plan on stderr (images, unique blobs, bytes to move after "
+        "skipping what the destination has) and change nothing",
     )
     parser.add_argument(
         "--keep-going", action="store_true",
@@ -319,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
         "index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs). Default: "
         "$RELOCATOR_SHARD",
     )
+    mirror.add_argument(
+        "--check", action="store_true",
+        help="copy nothing: list the selected images missing at their destination and "
+        "the tags missing there or pointing at another digest; exit 0 when in sync, 10 "
+        "when not (with --json: a final {\"type\": \"MirrorCheck\"} object). Needs "
+        "read access to the destinations only",
+    )
     _add_transfer(mirror, DEFAULT_CONCURRENCY)
     _add_referrers(
         mirror,
@@ -327,6 +335,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_registry(mirror)
     _add_output(mirror)
+
+    copy = commands.add_parser(
+        "copy", help="copy one image to a repository, like crane copy",
+        description="Copy one image (by tag or digest) registry to registry through the "
+        "same engine as relocate: every digest kept, what the destination has skipped, "
+        "blobs mounted within one registry. Prints the digest copied on stdout.",
+    )
+    copy.add_argument("source", metavar="SRC", help="the image: registry/repo:tag or "
+                      "registry/repo@sha256:...")
+    copy.add_argument(
+        "destination", metavar="DST",
+        help="registry/repo:tag, or registry/repo to keep the source's tag (a source "
+        "named by digest alone is then pushed by digest only); never a digest",
+    )
+    copy.add_argument(
+        "--platform", metavar="OS/ARCH[,...]",
+        help="copy only these platforms' images of an index (the index itself is left "
+        "out: its digest would change); the tag and the digest printed are the first "
+        "platform's",
+    )
+    _add_transfer(copy, DEFAULT_CONCURRENCY)
+    _add_referrers(copy, "As for relocate")
+    _add_registry(copy)
+    _add_output(copy)
 
     commands.add_parser("version", help="print the version")
     return parser

@@ -18,7 +18,10 @@ from typing import Literal, TextIO
 
 import anyio
 
+from relocator.engine import Report
 from relocator.engine import events as ev
+from relocator.transport import HostState
+from relocator.transport.ratelimit import window_text
 
 #: Seconds between two progress lines in a log.
 TICK_SECONDS = 5.0
@@ -280,6 +283,10 @@ class PlainProgress:
                 self.line(f"{verb}: {event.source} -> {event.destination}")
         elif isinstance(event, ev.Retrying):
             self.line(f"retrying {event.what} (attempt {event.attempt}): {event.error}")
+        elif isinstance(event, ev.PullsLow):
+            self._write(f"warning: {describe_registry(event)}")
+        elif isinstance(event, ev.RegistryRetrying | ev.RegistryRecovered):
+            self.line(describe_registry(event))
         elif isinstance(event, ev.Notice):
             self._write(f"warning: {event.message}")
 
@@ -304,8 +311,52 @@ class PlainProgress:
                 self.line(self.status())
 
 
+def describe_registry(event: ev.RegistryRetrying | ev.RegistryRecovered | ev.PullsLow) -> str:
+    """The line telling what happened to a registry host (every display prints it)."""
+    if isinstance(event, ev.RegistryRetrying):
+        return f"registry {event.host}: requests failing, retrying: {event.error}"
+    if isinstance(event, ev.RegistryRecovered):
+        return (f"registry {event.host}: recovered after {event.retries} "
+                f"{'retry' if event.retries == 1 else 'retries'} in {event.seconds:.1f}s")
+    window = f" (window {window_text(event.window)})" if event.window else ""
+    return (f"registry {event.host}: only {event.remaining} of {event.limit} pulls left"
+            f"{window}; one request at a time from now on")
+
+
+def registry_costs(host: HostState, *, pulls: bool = True) -> str:
+    """
+    What a registry cost the run, naming only what happened: `40 requests, 3 retries,
+    2 rate-limited, concurrency down to 4 of 8, 76 of 100 pulls left (window 6 h)`.
+    """
+    parts = [f"{host.requests} requests", f"{host.retries} retries"]
+    if host.throttled:
+        parts.append(f"{host.throttled} rate-limited")
+    limiter = host.limiter
+    if limiter.lowest < limiter.initial:
+        parts.append(f"concurrency down to {limiter.lowest} of {limiter.initial}")
+    if pulls and host.pulls is not None:
+        parts.append(host.pulls.describe())
+    return ", ".join(parts)
+
+
+def nothing_done(report: Report, state: ProgressState) -> bool:
+    """
+    Whether a finished run changed nothing: every image was already present, with its
+    tags (a tag pushed counts as a change), and nothing failed.
+    """
+    return (
+        bool(report.images)
+        and not report.failures
+        and all(image.how == "present" for image in report.images)
+        and not (report.blobs_copied or report.blobs_mounted or report.manifests_pushed)
+        and not state.manifests_pushed
+    )
+
+
 def describe_planned(event: ev.Planned) -> str:
     """The log line of a finished plan (every display prints it)."""
+    if event.images and event.images == event.images_present and not event.bytes_to_move:
+        return f"all {event.images} images already present; checking their tags"
     return (
         f"planned {event.images} images ({event.images_present} already present), "
         f"{event.blobs} blobs ({event.blobs_present} present), "

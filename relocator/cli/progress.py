@@ -35,8 +35,10 @@ from .plain import (
     ProgressState,
     Snapshot,
     describe_planned,
+    describe_registry,
     fraction,
     megabytes,
+    registry_costs,
 )
 
 # Redraws per second: rich's own default is 10; 5 (one every 200 ms) keeps the byte
@@ -54,6 +56,10 @@ _OTHER_LINES = MAX_BLOBS + 6
 SPEED_WINDOW = 5.0
 #: Width of every bar, in cells.
 BAR_WIDTH = 40
+#: Below this many columns the display folds: shorter counters, image names cut from
+#: the left (their repository and digest stay readable), registries listed one per line
+#: instead of in a table whose columns would be cut to a few letters.
+NARROW = 80
 
 _STYLES: dict[ImageStatus, str] = {
     "planning": "dim",
@@ -152,6 +158,12 @@ class RichProgress:
         elif isinstance(event, ev.Retrying):
             self.line(f"retrying {event.what} (attempt {event.attempt}): {event.error}",
                       style="yellow")
+        elif isinstance(event, ev.PullsLow):
+            self.line(f"warning: {describe_registry(event)}", style="yellow")
+        elif isinstance(event, ev.RegistryRetrying):
+            self.line(describe_registry(event), style="yellow")
+        elif isinstance(event, ev.RegistryRecovered):
+            self.line(describe_registry(event), style="green")
         elif isinstance(event, ev.Notice):
             self.line(f"warning: {event.message}", style="yellow")
 
@@ -236,13 +248,13 @@ class RichProgress:
             return "ETA -:--"
         return f"ETA {duration(remaining / speed)}"
 
-    @staticmethod
-    def _counters(snap: Snapshot) -> Text:
+    def _counters(self, snap: Snapshot) -> Text:
         text = Text("  ")
         text.append(f"{snap.images_done}/{snap.images_total} images", style="bold")
         if snap.images_failed:
             text.append(f" ({snap.images_failed} failed)", style="bold red")
-        text.append(f" · {snap.present} skipped (present)")
+        narrow = self.console.width < NARROW
+        text.append(f" · {snap.present} {'present' if narrow else 'skipped (present)'}")
         text.append(f" · {snap.mounted} mounted")
         text.append(f" · {snap.copied} copied")
         text.append(f" · {snap.retried} retried", style="yellow" if snap.retried else "")
@@ -260,9 +272,11 @@ class RichProgress:
         grid.add_column(width=1)
         grid.add_column(width=8, no_wrap=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        # What the name column gets: the width less the symbol, status and padding.
+        room = max(20, self.console.width - 14)
         for image in shown:
             style = _STYLES[image.status]
-            name = Text(short_reference(image.source))
+            name = Text(fit_reference(short_reference(image.source), room))
             if image.status == "failed" and image.error:
                 name.append(f": {image.error}", style="red")
             grid.add_row("", Text(_SYMBOLS[image.status], style=style),
@@ -298,7 +312,25 @@ class RichProgress:
 
     def summary(self, verb: str, report: Report, hosts: Sequence[HostState]) -> None:
         """Print the closing table (after `stop`)."""
-        self.console.print(summary_table(self.prefix, verb, report, hosts))
+        self.console.print(summary_table(
+            self.prefix, verb, report, hosts, narrow=self.console.width < NARROW
+        ))
+
+
+def fit_reference(reference: str, width: int) -> str:
+    """
+    A (shortened) reference cut to `width` from the left of its name: the registry, the
+    same for most images of a run, goes first; the repository's last part and the
+    digest or tag, which tell images apart, stay.
+    """
+    if len(reference) <= width:
+        return reference
+    name, at, digest = reference.partition("@")
+    suffix = at + digest
+    if len(suffix) > width // 2:
+        suffix = ""
+    keep = max(1, width - len(suffix) - 1)
+    return f"…{name[len(name) - keep:]}{suffix}"
 
 
 def window(
@@ -323,11 +355,11 @@ def window(
 
 
 def summary_table(
-    prefix: str, verb: str, report: Report, hosts: Sequence[HostState]
+    prefix: str, verb: str, report: Report, hosts: Sequence[HostState], *, narrow: bool = False
 ) -> RenderableType:
     """
     The closing table: images, blobs and bytes moved against skipped, time, speed,
-    and requests and retries per registry.
+    and requests and retries per registry (a table, or with `narrow` one line each).
     """
     seconds = max(report.seconds, 1e-6)
     images = len(report.images)
@@ -351,24 +383,43 @@ def summary_table(
     if report.blobs_excluded:
         table.add_row("blobs left out (non-distributable)", str(report.blobs_excluded), "")
     table.add_row("manifests pushed", str(report.manifests_pushed), "")
-    table.add_row("retries", str(report.retries), "")
+    table.add_row("retries (requests)", str(sum(host.retries for host in hosts)), "")
+    if report.retries:
+        table.add_row("blob transfers restarted", str(report.retries), "")
     table.add_row("time", f"{report.seconds:.1f} s", "")
     table.add_row("throughput", "", f"{megabytes(int(report.bytes_copied / seconds))}/s")
     if not hosts:
         return table
+    if narrow:
+        lines = []
+        for host in hosts:
+            line = Text.assemble((host.host, "bold"), "\n  ", registry_costs(host, pulls=False))
+            if host.pulls is not None:
+                line.append("\n  " + host.pulls.describe())
+            lines.append(line)
+        return Group(table, *lines)
+    pulls = any(host.pulls is not None for host in hosts)
     registries = Table(box=box.SIMPLE_HEAD)
-    registries.add_column("registry")
+    # The host is what the table is about: it may wrap, never be cut short.
+    registries.add_column("registry", overflow="fold", min_width=12)
     for name in ("requests", "retries", "rate-limited", "concurrency"):
         registries.add_column(name, justify="right")
+    if pulls:
+        registries.add_column("pulls left", justify="right")
     for host in hosts:
         limiter = host.limiter
-        concurrency = str(limiter.maximum)
-        if limiter.lowest < limiter.maximum:
-            concurrency = f"{limiter.lowest} (of {limiter.maximum})"
-        registries.add_row(
+        concurrency = str(limiter.initial)
+        if limiter.lowest < limiter.initial:
+            concurrency = f"{limiter.lowest} (of {limiter.initial})"
+        cells: list[RenderableType] = [
             host.host, str(host.requests),
             Text(str(host.retries), style="yellow" if host.retries else ""),
             Text(str(host.throttled), style="yellow" if host.throttled else ""),
             concurrency,
-        )
+        ]
+        if pulls:
+            cells.append(
+                f"{host.pulls.remaining} of {host.pulls.limit}" if host.pulls else ""
+            )
+        registries.add_row(*cells)
     return Group(table, registries)

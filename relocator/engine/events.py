@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from relocator.errors import tidy
+from relocator.transport.hosts import HostNews, HostRecovered, HostRetrying
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,45 @@ class Retrying(Event):
     attempt: int
     error: str
     delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRetrying(Event):
+    """Requests to a registry started failing and are retried (once until it recovers)."""
+
+    host: str
+    error: str
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRecovered(Event):
+    """A registry whose requests were being retried answers again."""
+
+    host: str
+    #: Retries the outage cost, and how long it lasted in seconds.
+    retries: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class PullsLow(Event):
+    """A registry's pull allowance runs low; it now gets one request at a time."""
+
+    host: str
+    remaining: int
+    limit: int
+    #: The allowance's window in seconds (None: the registry did not say).
+    window: int | None
+
+
+def host_event(news: HostNews) -> Event:
+    """The event telling what the transport noticed about a registry host."""
+    if isinstance(news, HostRetrying):
+        return RegistryRetrying(news.host, news.error, news.delay)
+    if isinstance(news, HostRecovered):
+        return RegistryRecovered(news.host, news.retries, news.seconds)
+    return PullsLow(news.host, news.remaining, news.limit, news.window)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from relocator.errors import (
     InputError,
     LimitExceeded,
     NotFound,
+    PullLimitReached,
     RegistryError,
     RelocatorError,
     TransportError,
@@ -62,7 +63,8 @@ from relocator.transport.guard import (
     StaticResolver,
     token_realm,
 )
-from relocator.transport.hosts import Hosts
+from relocator.transport.hosts import Hosts, HostState
+from relocator.transport.ratelimit import PullAllowance, window_text
 from relocator.transport.retry import RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -258,13 +260,21 @@ class HttpClient:
         replayable = body is None or isinstance(body, bytes)
         started = time.monotonic()
         attempt = 0
+        # Docker Hub counts manifest GETs (not HEADs, not blobs) against its allowance.
+        pull = method == "GET" and "/manifests/" in url
         while True:
             await state.wait_turn()
+            if pull and state.pulls_exhausted:
+                # No pull is left (a 429 with the same news included): the allowance
+                # comes back in hours, and every refused pull may count against it too.
+                raise _pulls_exhausted(state, what)
             state.requests += 1
+            sent_at = time.monotonic()
             try:
                 resp = await self._send(method, url, what, scopes, headers, body)
+                state.observe(PullAllowance.from_headers(resp.headers))
                 if resp.status in ok:
-                    state.limiter.succeeded()
+                    state.answered(sent_at)
                     return resp
                 error: RelocatorError = await _error_from(resp, what)
             except (TransportError, RegistryError) as exc:
@@ -282,7 +292,7 @@ class HttpClient:
             delay = policy.delay(attempt, error)
             if isinstance(error, RegistryError) and error.retry_after is not None:
                 state.back_off(delay)
-            state.retries += 1
+            state.retrying(str(error).replace("\n", " "), delay)
             log.debug("retrying %s in %.1fs after: %s", what, delay, error)
             await asyncio.sleep(delay)
 
@@ -653,6 +663,20 @@ def _parse_errors(body: bytes) -> tuple[tuple[str, ...], str]:
             if isinstance(item.get("message"), str):
                 messages.append(item["message"][:200])
     return tuple(codes), "; ".join(messages)
+
+
+def _pulls_exhausted(state: HostState, what: str) -> PullLimitReached:
+    pulls = state.pulls
+    window = window_text(pulls.window if pulls is not None else None)
+    limit = pulls.limit if pulls is not None else 0
+    return PullLimitReached(
+        f"{what}: {state.host} pull limit reached (0 of {limit} pulls left in its "
+        f"{window} window); stopped instead of sending more pulls",
+        host=state.host,
+        status=429,
+        hint=f"run again when the {window} window has made room, or log in to an account "
+        "with a higher limit",
+    )
 
 
 def _login_hint(host: str, credential: Credential) -> str:

@@ -2,8 +2,12 @@
 Per-registry state shared by every request to that registry.
 
 Rate limits are per registry (often per account), so the concurrency limit, the backoff
-after a 429 and the retry counters live here, one `HostState` per host, and every
-request to the host consults the same one.
+after a 429, the retry counters and the pull allowance live here, one `HostState` per
+host, and every request to the host consults the same one.
+
+The transport prints nothing: what a display should tell about a host (its requests
+started failing, it recovered, its pull allowance runs low) goes as `HostNews` to the
+listeners registered with `Hosts.listen`.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ from __future__ import annotations
 import contextvars
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 
-from relocator.transport.ratelimit import RateLimiter
+from relocator.transport.ratelimit import PullAllowance, RateLimiter
 
 # Which hosts the current task already holds a slot for, and how many. A blob copy holds
 # its source and destination slots for the whole transfer; the requests it makes inside
@@ -39,6 +43,8 @@ class AdaptiveLimiter:
     """
 
     def __init__(self, limit: int) -> None:
+        #: Slots at the start, and the most the limit may grow back to (lowered by `cap`).
+        self.initial = limit
         self.maximum = limit
         self._limiter = anyio.CapacityLimiter(limit)
         self._successes = 0
@@ -77,6 +83,13 @@ class AdaptiveLimiter:
         """Give a slot back."""
         self._limiter.release_on_behalf_of(token)
 
+    def cap(self, ceiling: int) -> None:
+        """Never allow more than `ceiling` slots from now on (nor grow back above it)."""
+        self.maximum = min(self.maximum, max(1, ceiling))
+        self.lowest = min(self.lowest, self.maximum)
+        if self.limit > self.maximum:
+            self._limiter.total_tokens = self.maximum
+
     def throttle(self) -> None:
         """Halve the limit (never below one) after the host said "too many requests"."""
         self._successes = 0
@@ -94,6 +107,43 @@ class AdaptiveLimiter:
             self._limiter.total_tokens = self.limit + 1
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostRetrying:
+    """Requests to a host started failing and are being retried (once per episode)."""
+
+    host: str
+    #: The failure that started the episode, one line.
+    error: str
+    #: Seconds until the first retry.
+    delay: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostRecovered:
+    """A host that was being retried answered again."""
+
+    host: str
+    #: Retries the episode cost, and how long it lasted.
+    retries: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullsLow:
+    """A host's pull allowance runs low: from now on it gets one request at a time."""
+
+    host: str
+    remaining: int
+    limit: int
+    #: The allowance's window in seconds (None: not stated).
+    window: int | None
+
+
+#: What a display may want to say about a host.
+HostNews = HostRetrying | HostRecovered | PullsLow
+Listener = Callable[[HostNews], None]
+
+
 @dataclass(slots=True)
 class HostState:
     """Everything shared by the requests to one registry host."""
@@ -105,6 +155,62 @@ class HostState:
     retries: int = 0
     throttled: int = 0
     requests: int = 0
+    #: What the host last said of its pull allowance (None: it says nothing).
+    pulls: PullAllowance | None = None
+    #: Whether the allowance ran low (the host is down to one request at a time).
+    pulls_low: bool = False
+    #: Monotonic time the current run of failures began (None: the host is healthy),
+    #: and the retries it has cost so far.
+    troubled_since: float | None = None
+    troubled_retries: int = 0
+    #: Where `HostNews` goes.
+    notify: Listener = field(default=lambda news: None, repr=False)
+
+    def retrying(self, error: str, delay: float) -> None:
+        """Count a retry; the first of an episode is news."""
+        self.retries += 1
+        if self.troubled_since is None:
+            self.troubled_since = time.monotonic()
+            self.troubled_retries = 0
+            self.notify(HostRetrying(host=self.host, error=error, delay=delay))
+        self.troubled_retries += 1
+
+    def answered(self, sent_at: float) -> None:
+        """
+        A request sent at monotonic `sent_at` got its answer. Only a request sent after
+        the trouble began proves recovery: one already on its way may have been
+        answered by a host that failed a moment later.
+        """
+        self.limiter.succeeded()
+        since = self.troubled_since
+        if since is not None and sent_at >= since:
+            self.troubled_since = None
+            self.notify(HostRecovered(
+                host=self.host, retries=self.troubled_retries,
+                seconds=time.monotonic() - since,
+            ))
+
+    def observe(self, pulls: PullAllowance | None) -> None:
+        """
+        Record the pull allowance a response stated. When it runs low the host gets one
+        request at a time for the rest of the run, so the rest lasts as long as it can
+        and no burst runs into the limit; that is news once.
+        """
+        if pulls is None:
+            return
+        self.pulls = pulls
+        if pulls.low and not self.pulls_low:
+            self.pulls_low = True
+            self.limiter.cap(1)
+            self.notify(PullsLow(
+                host=self.host, remaining=pulls.remaining, limit=pulls.limit,
+                window=pulls.window,
+            ))
+
+    @property
+    def pulls_exhausted(self) -> bool:
+        """Whether the host said no pulls are left."""
+        return self.pulls is not None and self.pulls.remaining <= 0
 
     async def wait_turn(self) -> None:
         """Sleep until the host's shared backoff has passed."""
@@ -133,6 +239,15 @@ class Hosts:
         self._per_host = dict(per_host or {})
         self._states: dict[str, HostState] = {}
         self._rates = {host: RateLimiter(rps) for host, rps in (per_host_rps or {}).items()}
+        self._listeners: list[Listener] = []
+
+    def listen(self, listener: Listener) -> None:
+        """Send every `HostNews` of the run to `listener` too (called on the event loop)."""
+        self._listeners.append(listener)
+
+    def _notify(self, news: HostNews) -> None:
+        for listener in self._listeners:
+            listener(news)
 
     def rate(self, host: str) -> RateLimiter | None:
         """The requests-per-second limit of `host`, if it has one."""
@@ -148,7 +263,9 @@ class Hosts:
         state = self._states.get(host)
         if state is None:
             limit = self._per_host.get(host, self._default)
-            state = self._states[host] = HostState(host, AdaptiveLimiter(limit))
+            state = self._states[host] = HostState(
+                host, AdaptiveLimiter(limit), notify=self._notify
+            )
         return state
 
     def states(self) -> list[HostState]:

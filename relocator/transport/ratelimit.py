@@ -7,12 +7,17 @@ request starts evenly: each caller reserves the next free slot, `1 / rate` secon
 the previous one, and sleeps until it comes. Reserving happens before the first await,
 so concurrent callers in one event loop never share a slot; a caller cancelled while it
 waits gives its slot up to nobody (the limit errs on the slow side).
+
+Pull allowances are the other kind of limit: Docker Hub counts manifest GETs per account
+over a window of hours and says how many are left (`PullAllowance`); `hosts.HostState`
+slows a host down when little is left and stops asking when nothing is.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 import anyio
 
@@ -83,3 +88,66 @@ class RateLimiter:
             self.waited += 1
             self.seconds_waited += delay
             await self._sleep(delay)
+
+
+#: Below this share of its pull allowance left, a host gets one request at a time.
+PULLS_LOW_FRACTION = 0.10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullAllowance:
+    """
+    What a registry says is left of an account's pull allowance (Docker Hub's
+    `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 76;w=21600` headers).
+    """
+
+    limit: int
+    remaining: int
+    #: Length of the window the allowance covers, in seconds (None: not given).
+    window: int | None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> PullAllowance | None:
+        """The allowance the headers state, or None when they state none (or garble it)."""
+        limit, window = _quota(headers.get("ratelimit-limit"))
+        remaining, remaining_window = _quota(headers.get("ratelimit-remaining"))
+        if limit is None or remaining is None:
+            return None
+        return cls(limit=limit, remaining=min(remaining, limit),
+                   window=window if window is not None else remaining_window)
+
+    @property
+    def low(self) -> bool:
+        """Whether at most `PULLS_LOW_FRACTION` of the allowance is left."""
+        return self.remaining <= self.limit * PULLS_LOW_FRACTION
+
+    def describe(self) -> str:
+        """`76 of 100 pulls left (window 6 h)`."""
+        text = f"{self.remaining} of {self.limit} pulls left"
+        return f"{text} (window {window_text(self.window)})" if self.window else text
+
+
+def window_text(seconds: int | None) -> str:
+    """A window length for people: `6 h`, `15 min`, `30 s`."""
+    if seconds is None:
+        return "unknown"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def _quota(value: str | None) -> tuple[int | None, int | None]:
+    """`76;w=21600` -> (76, 21600); a bare `76` -> (76, None); garbage -> (None, None)."""
+    if value is None:
+        return None, None
+    count, *params = (part.strip() for part in value.split(";"))
+    if not count.isdigit():
+        return None, None
+    window = None
+    for param in params:
+        key, _, text = param.partition("=")
+        if key.strip().lower() == "w" and text.strip().isdigit():
+            window = int(text.strip())
+    return int(count), window

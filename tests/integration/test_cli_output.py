@@ -156,6 +156,33 @@ def test_a_second_run_reports_everything_present(
     )
 
 
+def test_a_rerun_in_a_log_says_nothing_to_do(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    repository: str,
+    images: list[PushedImage],
+) -> None:
+    """
+    Run again with plain lines, the log says there is nothing to do, once, instead of a
+    summary of zeros.
+    """
+    manifest = _manifest(tmp_path / "m.yml", [i.reference for i in images])
+    flags = ["-f", str(manifest), "-r", f"{registry2.host}/{repository}",
+             *insecure(registry, registry2)]
+    first = relocator(capsys, "relocate", *flags)
+
+    second = relocator(capsys, "relocate", *flags)
+
+    assert (0, 0) == (first.code, second.code), second.err
+    lines = second.err.splitlines()
+    assert [f"relocate | nothing to do: {len(images)} images already present"] == [
+        line for line in lines if "nothing to do" in line
+    ]
+    assert [] == [line for line in lines if line.startswith("relocate | imported ")]
+
+
 def test_keep_going_reports_the_failed_image_and_status_partial(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
@@ -243,3 +270,35 @@ def test_the_live_display_of_a_real_relocation_ends_at_100_percent(
     assert [f"{destination}@{i.digest}" for i in images] == [
         entry["image"] for entry in yaml.safe_load(captured.stdout)["images"]
     ]
+
+
+def test_in_github_actions_the_run_is_summarised_in_the_step_summary(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    repository: str,
+    images: list[PushedImage],
+) -> None:
+    """
+    With `GITHUB_STEP_SUMMARY` set, a real relocation appends a markdown section after
+    what earlier steps wrote: the images copied, the duration and both registries.
+    """
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("### an earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    manifest = _manifest(tmp_path / "m.yml", [i.reference for i in images])
+
+    result = relocator(
+        capsys, "relocate", "-f", str(manifest), "-r", f"{registry2.host}/{repository}",
+        *insecure(registry, registry2),
+    )
+
+    assert 0 == result.code, result.err
+    text = summary.read_text()
+    assert text.startswith("### an earlier step\n### relocator relocate: succeeded\n")
+    assert f"| images copied | {len(images)} | |" in text
+    assert "| duration | " in text
+    assert f"| {registry.host} | " in text
+    assert f"| {registry2.host} | " in text

@@ -166,6 +166,52 @@ def test_the_summary_says_what_each_registry_cost_in_retries(
     assert [line for line in err.splitlines() if proxy.host in line and "3 retries" in line]
 
 
+def test_an_outage_gets_one_line_when_retries_start_and_one_when_it_recovers(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    proxy: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    A registry failing every request for a while (here: the next 4 answered 503) gets
+    one line when its requests start failing and one when it answers again, in the log
+    and as `RegistryRetrying` / `RegistryRecovered` objects with `--json`; the report's
+    retry total is the sum of its per-registry figures.
+    """
+    fast_cli(monkeypatch)
+    pushed = push(registry, repository, image_factory.image())
+    destination = f"{registry2.host}/{repository}"
+    flags = insecure_flags(proxy.host, registry2.host)
+    proxy.add(Respond(status=503), times=4)
+    plain = _relocate(capsys, tmp_path, [through(proxy, pushed)], destination, *flags)
+    proxy.add(Respond(status=503), times=4)
+    report = tmp_path / "report.json"
+
+    code, _, err, _ = _relocate(
+        capsys, tmp_path, [through(proxy, pushed)], f"{destination}-json", "--json",
+        "--report", str(report), *flags,
+    )
+
+    assert (0, 0) == (plain[0], code), plain[2] + err
+    news = [line.removeprefix("relocate | ") for line in plain[2].splitlines()
+            if f"registry {proxy.host}: re" in line]
+    assert 2 == len(news), plain[2]
+    assert news[0].startswith(f"registry {proxy.host}: requests failing, retrying: ")
+    assert f"registry {proxy.host}: recovered after 4 retries in " in news[1]
+    events = [json.loads(line) for line in err.splitlines()]
+    assert [("RegistryRetrying", proxy.host), ("RegistryRecovered", proxy.host)] == [
+        (e["type"], e["host"]) for e in events if e["type"].startswith("Registry")
+    ]
+    document = json.loads(report.read_text())
+    assert 4 == document["totals"]["retries"]
+    assert document["totals"]["retries"] == sum(r["retries"] for r in document["registries"])
+
+
 def test_server_errors_are_retried_until_the_registry_recovers(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -671,3 +717,108 @@ def test_a_gzip_layer_labelled_content_encoding_gzip_keeps_its_digest(
     assert 0 == code, err
     assert 1 == len(blob_requests(proxy, layer.digest))
     verify_image_tree(registry2, repository, pushed.digest, hash_blobs=True)
+
+
+# --- pull allowances (Docker Hub's ratelimit headers) ----------------------------------
+
+_WINDOW = "w=21600"
+
+
+def _allowance(remaining: int) -> dict[str, str]:
+    return {"ratelimit-limit": f"100;{_WINDOW}", "ratelimit-remaining": f"{remaining};{_WINDOW}"}
+
+
+def test_a_low_pull_allowance_slows_the_host_warns_once_and_is_reported(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    proxy: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    A registry stating 5 of 100 pulls left (below 10 %) gets one request at a time for
+    the rest of the run, one warning, and its allowance in the summary and the report;
+    the copy still lands.
+    """
+    fast_cli(monkeypatch)
+    pushed = push(registry, repository, image_factory.index())
+    proxy.add(Forward(set_headers=_allowance(5)), method="GET", path="/manifests/")
+    report = tmp_path / "report.json"
+
+    code, _, err, _ = _relocate(
+        capsys, tmp_path, [through(proxy, pushed)], f"{registry2.host}/{repository}",
+        "--report", str(report), *insecure_flags(proxy.host, registry2.host),
+    )
+
+    assert 0 == code, err
+    warnings = [line for line in err.splitlines() if "pulls left" in line and "warning" in line]
+    assert [(f"relocate | warning: registry {proxy.host}: only 5 of 100 pulls left (window "
+             "6 h); one request at a time from now on")] == warnings
+    assert any(line.startswith(f"relocate | registry {proxy.host}: ")
+               and line.endswith("concurrency down to 1 of 8, 5 of 100 pulls left (window 6 h)")
+               for line in err.splitlines()), err
+    [entry] = [r for r in json.loads(report.read_text())["registries"] if r["host"] == proxy.host]
+    assert {"limit": 100, "remaining": 5, "window_seconds": 21600} == entry["pulls"]
+    assert 1 == entry["lowest_concurrency"]
+    verify_image_tree(registry2, repository, pushed.digest, hash_blobs=True)
+
+
+def test_no_pull_left_stops_with_the_window_instead_of_sending_more_pulls(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    proxy: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    The index's GET says 0 pulls are left: no further manifest GET reaches the registry,
+    and the run stops with one line naming the host and the window (exit 8).
+    """
+    fast_cli(monkeypatch)
+    pushed = push(registry, repository, image_factory.index())
+    proxy.add(Forward(set_headers=_allowance(0)), method="GET", path="/manifests/")
+
+    code, _, err, errors = _relocate(
+        capsys, tmp_path, [through(proxy, pushed)], f"{registry2.host}/{repository}",
+        *insecure_flags(proxy.host, registry2.host),
+    )
+
+    assert 8 == code, err
+    assert 1 == len(proxy.requests(method="GET", path="/manifests/"))
+    [line] = errors
+    assert f"{proxy.host} pull limit reached (0 of 100 pulls left in its 6 h window)" in line
+
+
+def test_a_429_with_no_pull_left_is_not_retried(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    proxy: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """A 429 stating 0 pulls left would only be answered 429 again: one request, exit 8."""
+    fast_cli(monkeypatch)
+    pushed = push(registry, repository, image_factory.image())
+    proxy.add(Respond(status=429, headers=_allowance(0)), method="GET", path="/manifests/")
+
+    code, _, err, errors = _relocate(
+        capsys, tmp_path, [through(proxy, pushed)], f"{registry2.host}/{repository}",
+        *insecure_flags(proxy.host, registry2.host),
+    )
+
+    assert 8 == code, err
+    assert 1 == len(proxy.requests(method="GET", path="/manifests/"))
+    [line] = errors
+    assert "pull limit reached" in line

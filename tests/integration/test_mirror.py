@@ -379,8 +379,10 @@ def test_dry_run_lists_the_plan_and_writes_nothing(
         f"{fresh_registry.host}/web@{digests[t]}"
         for t in ("1.24.0", "1.24.1")
     ]
-    assert expected == sorted(line for line in result.out.splitlines() if line.startswith("copy"))
-    assert result.out.startswith("plan: 2 images (0 already at the destination)")
+    assert "" == result.out
+    lines = [line.removeprefix("mirror | ") for line in result.err.splitlines()]
+    assert expected == sorted(line for line in lines if line.startswith("copy"))
+    assert [line for line in lines if line.startswith("plan: 2 images (0 already at the destination)")]
     requests = [*fresh_registry.log.requests(since=mark), *registry.log.requests(since=source_mark)]
     assert [] == [e for e in requests if e.method in WRITES]
     assert f"mirror | will mirror {registry.host}/{repository}:1.24.0 -> " in result.err

@@ -125,7 +125,8 @@ def test_relocate_include_referrers_lands_what_is_attached_and_a_rerun_moves_not
 
     assert (0, 0, 0) == (dry.code, copied.code, again.code), dry.err + copied.err + again.err
     image = signed.image
-    planned = {line.split(" -> ")[0] for line in dry.out.splitlines() if " -> " in line}
+    planned = {line.removeprefix("relocate | ").split(" -> ")[0]
+               for line in dry.err.splitlines() if line.startswith("relocate | copy ")}
     expected_plan = {
         f"copy    {registry.host}/{repository}@{d}"
         for d in (image.digest, signed.artifact.digest, signed.signature.digest)
@@ -328,3 +329,27 @@ def test_what_is_attached_to_an_image_inside_an_index_lands_too(
     verify_image_tree(registry2, repository, attestation.digest, hash_blobs=True,
                       expected=attestation)
     assert [listing(attestation)] == fallback_entries(registry2, repository, child.digest)
+
+
+def test_copy_include_referrers_lands_the_image_and_what_is_attached(
+    capsys: pytest.CaptureFixture[str], registry: Registry, registry2: Registry,
+    repository: str, signed: Signed,
+) -> None:
+    """
+    `copy --include-referrers` takes relocate's path for attachments too: the artifact
+    and the signature land (the signature under its `.sig` tag); stdout is the image's
+    digest alone.
+    """
+    result = relocator(
+        capsys, "copy", f"{registry.host}/{repository}:1.0",
+        f"{registry2.host}/{repository}:1.0", "--include-referrers",
+        *insecure(registry, registry2),
+    )
+
+    assert 0 == result.code, result.err
+    assert f"{signed.image.digest}\n" == result.out
+    verify_image_tree(registry2, repository, signed.artifact.digest, hash_blobs=True,
+                      expected=signed.artifact)
+    with registry2.client() as client:
+        assert signed.signature.digest == client.manifest_digest(repository, signed.sig_tag)
+        assert signed.image.digest == client.manifest_digest(repository, "1.0")

@@ -41,10 +41,12 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     writes = [e for e in registry2.log.requests(since=mark) if e.method in ("PUT", "POST", "PATCH")]
     assert [] == writes
     assert not lock.exists()
-    lines = result.out.splitlines()
-    assert lines[0].startswith("plan: 3 images (0 already at the destination)")
+    assert "" == result.out, "stdout carries YAML only; the plan goes to stderr"
+    lines = [line.removeprefix("relocate | ") for line in result.err.splitlines()]
+    plan = lines.index(next(line for line in lines if line.startswith("plan: ")))
+    assert lines[plan].startswith("plan: 3 images (0 already at the destination)")
     expected = {f"copy    {i.reference} -> {target}@{i.digest}" for i in images}
-    assert expected == set(lines[1:])
+    assert expected == set(lines[plan + 1:])
 
 
 def test_keep_going_finishes_the_others_and_names_the_failed_image(

@@ -300,8 +300,8 @@ def test_summary_writes_the_report_file_with_any_display(
                  stream=stream)
     report = Report(
         images=[ImageResult(source=Reference.parse(SRC), destination=Reference.parse(DST),
-                            how="present")],
-        seconds=1.0,
+                            how="copied")],
+        manifests_pushed=1, seconds=1.0,
     )
 
     out.summary("imported", report, _hosts())
@@ -352,3 +352,56 @@ def test_json_mode_writes_only_json_lines_ending_with_a_valid_report(
     assert (3, 9, 22 * MB) == (report["totals"]["images"], report["totals"]["blobs_copied"],
                                report["totals"]["bytes_mounted"])
     assert all(i["source_digest"] == i["destination_digest"] for i in report["images"])
+
+
+def test_report_totals_agree_with_the_per_registry_figures(
+    validate: Callable[[Any], None],
+) -> None:
+    """
+    `totals.retries` is the sum of `registries[].retries`; restarts of whole blob
+    transfers are counted apart, in `totals.transfers_restarted`.
+    """
+    hosts = _hosts()
+    hosts[0].retries = 30
+    report = Report(retries=1, seconds=1.0)
+
+    document = report_document("relocate", report, hosts)
+
+    validate(document)
+    assert sum(r["retries"] for r in document["registries"]) == document["totals"]["retries"]
+    assert (32, 1) == (document["totals"]["retries"], document["totals"]["transfers_restarted"])
+
+
+def test_the_summary_names_only_changes_that_happened() -> None:
+    """
+    A registry that was retried but never rate limited is not said to have lost
+    concurrency; one that was is, with its starting figure.
+    """
+    stream = io.StringIO()
+    out = Output(_args(json=False, progress="plain"), "relocate", stream=stream)
+    steady, throttled = _hosts()
+    steady.retries = 32
+    report = Report(
+        images=[ImageResult(source=Reference.parse(SRC), destination=Reference.parse(DST),
+                            how="copied")],
+        manifests_pushed=1, seconds=1.0,
+    )
+
+    out.summary("imported", report, [steady, throttled])
+
+    lines = stream.getvalue().splitlines()
+    assert "relocate | registry src.example.com: 3 requests, 32 retries" == lines[1]
+    assert ("relocate | registry dst.example.com: 9 requests, 2 retries, 1 rate-limited, "
+            "concurrency down to 4 of 8") == lines[2]
+
+
+def test_a_run_that_changed_nothing_says_nothing_to_do() -> None:
+    """Every image already present, nothing pushed: one line instead of a zero summary."""
+    stream = io.StringIO()
+    out = Output(_args(json=False, progress="plain"), "relocate", stream=stream)
+    images = [ImageResult(source=Reference.parse(SRC), destination=Reference.parse(DST),
+                          how="present")] * 4
+
+    out.summary("imported", Report(images=images, seconds=0.1), [])
+
+    assert "relocate | nothing to do: 4 images already present\n" == stream.getvalue()

@@ -23,7 +23,11 @@ from rich.console import Console
 from relocator.cli.output import Output, choose_display
 from relocator.cli.plain import ImageLine, PlainProgress, ProgressState, fraction
 from relocator.cli.progress import RichProgress, SpeedMeter, duration, window
+from relocator.engine import ImageResult, Report
 from relocator.engine import events as ev
+from relocator.oci import Reference
+from relocator.transport.hosts import AdaptiveLimiter, HostState
+from relocator.transport.ratelimit import PullAllowance
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 MB = 1_000_000
@@ -513,3 +517,43 @@ def test_progress_none_and_quiet_draw_nothing_on_a_terminal(flag: str) -> None:
     assert b"\x1b" not in captured.terminal
     assert "━".encode() not in captured.terminal
     assert (flag == "quiet") == (b"" == captured.terminal)
+
+
+# -- 60 columns ------------------------------------------------------------------------------
+
+
+def test_at_60_columns_hosts_names_and_counters_stay_readable() -> None:
+    """
+    On a 60-column terminal the live display keeps every counter and each image's
+    repository and digest, and the closing summary names every registry host in full
+    with its requests, retries, lost concurrency and pulls left (no column cut to a few
+    letters).
+    """
+    console = Console(width=60, height=40, record=True, file=io.StringIO(), color_system=None)
+    display = RichProgress(console, "relocate", clock=lambda: 10.0)
+    source = f"registry.internal.example.com:5000/team/application@{A}"
+    display.emit(ev.ImageStarted(source, f"mirror.example.org/apps/all@{A}"))
+    display.emit(_planned(images=3, bytes_to_move=116 * MB))
+    display.emit(ev.BlobStarted(B, 50 * MB, "mirror.example.org/apps/all"))
+    display.emit(ev.BlobProgress(B, 20 * MB, 50 * MB))
+    internal = HostState("registry.internal.example.com:5000", AdaptiveLimiter(8))
+    internal.requests, internal.retries = 1234, 32
+    hub = HostState("registry-1.docker.io", AdaptiveLimiter(8))
+    hub.observe(PullAllowance(limit=100, remaining=7, window=21600))
+    report = Report(images=[ImageResult(source=Reference.parse(source),
+                                        destination=Reference.parse(source), how="copied")],
+                    blobs_copied=9, bytes_copied=94 * MB, seconds=4.5)
+
+    console.print(display.render())
+    display.summary("imported", report, [internal, hub])
+    text = console.export_text()
+
+    # Log lines ("relocate | ...") are left for the terminal to wrap; the display fits.
+    assert [] == [line for line in text.splitlines()
+                  if len(line) > 60 and not line.startswith("relocate | ")]
+    assert "0/3 images · 0 present · 0 mounted · 0 copied · 0 retried" in text
+    assert f"team/application@{A[:19]}" in text
+    assert "registry.internal.example.com:5000\n  1234 requests, 32 retries\n" in text
+    assert "registry-1.docker.io\n" in text
+    assert "concurrency down to 1 of 8" in text
+    assert "7 of 100 pulls left" in text

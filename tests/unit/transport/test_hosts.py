@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import anyio.lowlevel
 import pytest
 
 from relocator.transport import Hosts
-from relocator.transport.hosts import GROW_AFTER_SUCCESSES, AdaptiveLimiter
+from relocator.transport.hosts import (
+    GROW_AFTER_SUCCESSES,
+    AdaptiveLimiter,
+    HostNews,
+    HostRecovered,
+    HostRetrying,
+    HostState,
+    PullsLow,
+)
+from relocator.transport.ratelimit import PullAllowance
 
 
 def test_throttle_halves_the_limit_down_to_one() -> None:
@@ -176,3 +187,72 @@ async def test_hold_queues_other_tasks_at_the_limit() -> None:
             release_first.set()
 
     assert ["first in", "first out", "second in"] == order
+
+
+# -- news for the displays, and pull allowances --------------------------------------------
+
+
+def _state(limit: int = 8) -> tuple[HostState, list[HostNews]]:
+    news: list[HostNews] = []
+    hosts = Hosts(limit)
+    hosts.listen(news.append)
+    return hosts["registry.example"], news
+
+
+def test_an_outage_is_news_twice_when_it_starts_and_when_it_ends() -> None:
+    """
+    The first retry of an episode is news, later ones only count; the first answer to a
+    request sent after the trouble began ends it, with the retries it cost.
+    """
+    state, news = _state()
+    state.retrying("registry.example answered HTTP 503", 0.2)
+    state.retrying("registry.example answered HTTP 503", 0.4)
+    state.retrying("registry.example answered HTTP 503", 0.8)
+    state.answered(time.monotonic())
+
+    assert [HostRetrying, HostRecovered] == [type(n) for n in news]
+    recovered = news[1]
+    assert isinstance(recovered, HostRecovered)
+    assert (3, 3) == (state.retries, recovered.retries)
+    assert state.troubled_since is None
+
+
+def test_an_answer_to_a_request_sent_before_the_trouble_is_no_recovery() -> None:
+    """A request already on its way when the host failed proves nothing about it now."""
+    state, news = _state()
+    sent_before = time.monotonic()
+    state.retrying("registry.example: connection reset", 0.2)
+
+    state.answered(sent_before - 1.0)
+
+    assert [HostRetrying] == [type(n) for n in news]
+    assert state.troubled_since is not None
+
+
+def test_a_low_pull_allowance_caps_the_host_at_one_slot_and_is_news_once() -> None:
+    """
+    At or below 10 % of the allowance left, the host gets one request at a time for the
+    rest of the run (it does not grow back), and that is said once.
+    """
+    state, news = _state()
+    state.observe(PullAllowance(limit=100, remaining=50, window=21600))
+    assert (8, []) == (state.limiter.limit, news)
+
+    state.observe(PullAllowance(limit=100, remaining=10, window=21600))
+    state.observe(PullAllowance(limit=100, remaining=9, window=21600))
+    for _ in range(3 * GROW_AFTER_SUCCESSES):
+        state.limiter.succeeded()
+
+    assert [PullsLow(host="registry.example", remaining=10, limit=100, window=21600)] == news
+    assert (1, 1, 8) == (state.limiter.limit, state.limiter.lowest, state.limiter.initial)
+    assert 9 == (state.pulls.remaining if state.pulls else None)
+    assert not state.pulls_exhausted
+
+
+def test_no_pull_left_is_exhausted() -> None:
+    """A stated remaining of 0 marks the host exhausted; no statement leaves it as it was."""
+    state, _ = _state()
+    state.observe(PullAllowance(limit=100, remaining=0, window=21600))
+    state.observe(None)
+
+    assert state.pulls_exhausted

@@ -14,10 +14,11 @@ import anyio.lowlevel
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict
 
 from relocator.transport import HttpClient, Keychain, RetryPolicy, TransportSettings
 from relocator.transport.hosts import Hosts
-from relocator.transport.ratelimit import RateLimiter
+from relocator.transport.ratelimit import PullAllowance, RateLimiter
 
 
 class FakeTime:
@@ -182,3 +183,33 @@ async def test_the_client_paces_every_exchange_with_a_limited_host() -> None:
 
     assert limiter is not None
     assert (3, None) == (limiter.granted, client.hosts.rate(hosts[1]))
+
+
+# -- pull allowances (Docker Hub) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "76;w=21600"},
+         PullAllowance(limit=100, remaining=76, window=21600)),
+        ({"RateLimit-Limit": "200", "RateLimit-Remaining": "0"},
+         PullAllowance(limit=200, remaining=0, window=None)),
+        ({"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "250;w=21600"},
+         PullAllowance(limit=100, remaining=100, window=21600)),
+        ({"ratelimit-limit": "100;w=21600"}, None),
+        ({"ratelimit-limit": "many", "ratelimit-remaining": "76"}, None),
+        ({}, None),
+    ],
+)
+def test_pull_allowance_headers(headers: dict[str, str], expected: PullAllowance | None) -> None:
+    """Docker Hub's `count;w=seconds` headers; half a statement or garbage is none."""
+    assert expected == PullAllowance.from_headers(CIMultiDict(headers))
+
+
+def test_a_pull_allowance_is_low_at_ten_percent_and_reads_for_people() -> None:
+    """10 of 100 left is low, 11 is not; the window is shown in hours."""
+    low = PullAllowance(limit=100, remaining=10, window=21600)
+
+    assert (True, False) == (low.low, PullAllowance(limit=100, remaining=11, window=None).low)
+    assert "10 of 100 pulls left (window 6 h)" == low.describe()
