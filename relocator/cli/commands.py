@@ -46,7 +46,7 @@ from relocator.transport import HttpClient, Keychain, TransportSettings
 if TYPE_CHECKING:
     from relocator.store.tarball import TarballReader
 
-from .inputs import images_of, load, parse_reference, write_locks
+from .inputs import images_of, load, parse_reference, require_images, write_locks
 from .output import Output
 from .plain import megabytes
 from .targets import (
@@ -113,7 +113,9 @@ async def relocate(args: argparse.Namespace) -> int:
     out = Output(args, "relocate")
     inputs = load(args, out)
     targets = targets_of(
-        images_of(inputs), Destinations.from_args(args), preserve_tags=args.preserve_tags
+        require_images(images_of(inputs), args.file),
+        Destinations.from_args(args),
+        preserve_tags=args.preserve_tags,
     )
     platforms = parse_platforms(args.platform)
     async with _client(args) as client:
@@ -142,7 +144,7 @@ async def pkg(args: argparse.Namespace) -> int:
             "tags, so signatures and referrers indexes would arrive without theirs"
         )
     inputs = load(args, out)
-    images = images_of(inputs)
+    images = require_images(images_of(inputs), args.file)
     # A tarball is content-addressed: every image goes to one place, so that a blob
     # shared by images of different source repositories is planned (and written) once.
     # The tags the inputs named travel in the tarball, for `unpkg --preserve-tags`.
@@ -179,6 +181,9 @@ async def unpkg(args: argparse.Namespace) -> int:
     from relocator.store.tarball import TarballReader  # only unpkg needs it
 
     async with TarballReader(Path(args.input)) as reader:
+        if not reader.images():
+            raise InputError(f"no images found in {args.input}",
+                             hint="it is an empty tarball; package images with relocator pkg")
         # Every image the inputs name must be in the tarball before anything is pushed.
         for image in images:
             if await reader.manifest_exists(image.reference) is None:
