@@ -34,7 +34,8 @@ from relocator.errors import (
     UnsafeRedirect,
 )
 
-from .parser import build_parser, with_default_command
+from . import typos
+from .parser import build_parser
 
 #: Exit codes, documented in docs/cli.md. Ordered from the most specific class.
 EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
 def run(argv: list[str]) -> int:
     """Run the command line; return the exit code (tests call this)."""
     parser = build_parser()
-    args = parser.parse_args(with_default_command(argv))
+    args = parser.parse_args(typos.check(parser, argv))
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -319,8 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def with_default_command(argv: list[str]) -> list[str]:
-    """`relocator -f x` means `relocator resolve -f x`, as kbld's root command resolves."""
+    """
+    `relocator -f x` means `relocator resolve -f x`, as kbld's root command resolves.
+    Only flags imply the default command: a first word that names no command is a
+    mistyped command, not something to resolve.
+    """
     names = {name for name, aliases in COMMANDS.items() for name in (name, *aliases)}
     if not argv or argv[0] in names or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    if not argv[0].startswith("-"):
         return argv
     return [DEFAULT_COMMAND, *argv]
