@@ -44,7 +44,7 @@ from relocator.store.tarball.images import TarballImage
 from relocator.transport import HttpClient, Keychain, TransportSettings
 
 if TYPE_CHECKING:
-    from relocator.store.tarball import TarballReader
+    from relocator.store.tarball import TarballReader, TarballWriter
 
 from .inputs import images_of, load, parse_reference, require_images, write_locks
 from .output import Output
@@ -150,12 +150,14 @@ async def pkg(args: argparse.Namespace) -> int:
     # The tags the inputs named travel in the tarball, for `unpkg --preserve-tags`.
     inside = Repository(registry="tarball", path="images")
     jobs = [Job(source=i.written, destination=inside, tags=i.tags) for i in images]
-    out.line(f"exporting {_count(len(jobs), 'image')}...")
-    for image in images:
-        out.line(f"will export {image.reference}")
     from relocator.store.tarball import TarballWriter  # only pkg needs it
 
     writer = TarballWriter(Path(args.output), format=args.format, resume=args.resume)
+    if not args.resume and not args.dry_run:
+        await _refuse_unfinished(writer)
+    out.line(f"exporting {_count(len(jobs), 'image')}...")
+    for image in images:
+        out.line(f"will export {image.reference}")
     try:
         async with _client(args) as client:
             report = await _transfer(
@@ -170,6 +172,22 @@ async def pkg(args: argparse.Namespace) -> int:
     if report is not None:
         out.line(f"exported {_count(len(report.images), 'image')}")
     return 0
+
+
+async def _refuse_unfinished(writer: TarballWriter) -> None:
+    """
+    Stop rather than start afresh over what an interrupted run left: without
+    `--resume` its finished blobs would be discarded and fetched again.
+    """
+    left = await writer.unfinished()
+    if left is not None:
+        raise InputError(
+            f"found the unfinished tarball {left.path} of an interrupted run: "
+            f"--resume would reuse its {_count(left.blobs, 'finished blob')} "
+            f"({megabytes(left.size)}) after checking them",
+            hint=f"rerun with --resume, or delete {left.path} and {left.journal} to "
+            "start afresh",
+        )
 
 
 async def unpkg(args: argparse.Namespace) -> int:
