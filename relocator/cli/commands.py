@@ -78,7 +78,7 @@ async def resolve(args: argparse.Namespace) -> int:
             selections[found.value] = (reference, override.tag_selection)
         pending[found.value] = Resolution(reference=reference, platform=wanted)
     if pending:
-        async with _client(args) as client:
+        async with _client(args, out) as client:
             store = RegistryStore(client)
             for value, (reference, selection) in selections.items():
                 chosen = await _select_tag(store, reference, selection)
@@ -118,7 +118,7 @@ async def relocate(args: argparse.Namespace) -> int:
         preserve_tags=args.preserve_tags,
     )
     platforms = parse_platforms(args.platform)
-    async with _client(args) as client:
+    async with _client(args, out) as client:
         store = registry_store(client, args)
         if platforms:
             targets = await select_platforms(targets, store, platforms, out)
@@ -159,7 +159,7 @@ async def pkg(args: argparse.Namespace) -> int:
     for image in images:
         out.line(f"will export {image.reference}")
     try:
-        async with _client(args) as client:
+        async with _client(args, out) as client:
             report = await _transfer(
                 args, out, jobs, registry_store(client, args), writer, client, verb="exported",
                 referrers_of=jobs if args.include_referrers else (),
@@ -225,7 +225,7 @@ async def unpkg(args: argparse.Namespace) -> int:
         for index in indexes:
             out.line(f"will merge {_count(len(index.referrers), 'referrer')} into "
                      f"{index.reference}")
-        async with _client(args) as client:
+        async with _client(args, out) as client:
             report = await _transfer(
                 args, out, jobs, reader,
                 RegistryStore(client, verify_uploads=args.verify_blobs), client,
@@ -459,8 +459,16 @@ def transport_settings(args: argparse.Namespace) -> TransportSettings:
     )
 
 
+def keychain(out: Output) -> Keychain:
+    """The credentials of the environment; what is set up by halves is warned about."""
+    found = Keychain()
+    for warning in found.warnings:
+        out.emit(Notice(warning))
+    return found
+
+
 @asynccontextmanager
-async def _client(args: argparse.Namespace) -> AsyncIterator[HttpClient]:
-    async with HttpClient(transport_settings(args), Keychain()) as client:
+async def _client(args: argparse.Namespace, out: Output) -> AsyncIterator[HttpClient]:
+    async with HttpClient(transport_settings(args), keychain(out)) as client:
         yield client
 

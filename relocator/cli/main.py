@@ -34,7 +34,7 @@ from relocator.errors import (
     UnsafeRedirect,
 )
 
-from . import typos
+from . import registryenv, typos
 from .parser import build_parser
 
 #: Exit codes, documented in docs/cli.md. Ordered from the most specific class.
@@ -72,6 +72,11 @@ def run(argv: list[str]) -> int:
     """Run the command line; return the exit code (tests call this)."""
     parser = build_parser()
     args = parser.parse_args(typos.check(parser, argv))
+    try:
+        registryenv.apply(args, os.environ)
+    except InputError as exc:
+        _report(exc, args)
+        return exit_code(exc)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

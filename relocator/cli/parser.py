@@ -79,15 +79,19 @@ def _add_registry(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("registry")
     group.add_argument(
         "--registry-ca-cert-path", action="append", default=[], metavar="PATH",
-        help="PEM file of a CA to trust besides the system ones; repeatable",
+        help="PEM file of a CA to trust besides the system ones; repeatable; also "
+        "$RELOCATOR_REGISTRY_CA_CERT_PATH (comma-separated)",
     )
+    # None: not given, so $RELOCATOR_REGISTRY_VERIFY_CERTS decides (`registryenv`).
     group.add_argument(
-        "--registry-verify-certs", type=_bool, nargs="?", const=True, default=True,
-        metavar="BOOL", help="verify registry TLS certificates (default true)",
+        "--registry-verify-certs", type=_bool, nargs="?", const=True, default=None,
+        metavar="BOOL", help="verify registry TLS certificates (default "
+        "$RELOCATOR_REGISTRY_VERIFY_CERTS, else true)",
     )
     group.add_argument(
         "--registry-insecure", action="append", default=[], metavar="HOST",
-        help="reach HOST[:PORT] over plain http; only the hosts named; repeatable",
+        help="reach HOST[:PORT] over plain http; only the hosts named; repeatable; also "
+        "$RELOCATOR_REGISTRY_INSECURE (comma-separated)",
     )
 
 
