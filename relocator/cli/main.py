@@ -109,7 +109,7 @@ Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 def _loop_options() -> dict[str, Any]:
     """
-    uvloop when it is installed (`pip install relocator[speed]`): its C event loop
+    uvloop when it is installed (`pip install '.[speed]'`, the `speed` extra): its C event loop
     moves socket bytes with less CPU, which on small machines the registry needs more.
     `RELOCATOR_NO_UVLOOP=1` keeps asyncio's own loop.
     """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from .docpaths import docs_dir
 from .main import EXIT_CODES, EXIT_USAGE
 from .parser import COMMANDS, DEFAULT_COMMAND, build_parser
 
@@ -52,7 +53,8 @@ def render() -> str:
             seen.add(code)
             lines.append(f"| {code} | {meaning} |")
     lines.append("")
-    return "\n".join(lines)
+    # The help names the installed documents; the reference, the repository's docs/.
+    return "\n".join(lines).replace(f"{docs_dir()}/", "docs/")
 
 
 # argparse has no public way to list a parser's actions; `_actions` and the action
