@@ -112,9 +112,11 @@ async def relocate(args: argparse.Namespace) -> int:
     """`relocator relocate`: copy every image to its destination, registry to registry."""
     out = Output(args, "relocate")
     inputs = load(args, out)
+    # The flags are checked before the inputs: a bad template is the likelier mistake.
+    destinations = Destinations.from_args(args)
     targets = targets_of(
         require_images(images_of(inputs), args.file),
-        Destinations.from_args(args),
+        destinations,
         preserve_tags=args.preserve_tags,
     )
     platforms = parse_platforms(args.platform)
