@@ -44,9 +44,9 @@ from relocator.store.tarball.images import TarballImage
 from relocator.transport import HttpClient, Keychain, TransportSettings
 
 if TYPE_CHECKING:
-    from relocator.store.tarball import TarballReader
+    from relocator.store.tarball import TarballReader, TarballWriter
 
-from .inputs import images_of, load, parse_reference, write_locks
+from .inputs import images_of, load, parse_reference, require_images, write_locks
 from .output import Output
 from .plain import megabytes
 from .targets import (
@@ -129,8 +129,12 @@ async def relocate(args: argparse.Namespace) -> int:
     """`relocator relocate`: copy every image to its destination, registry to registry."""
     out = Output(args, "relocate")
     inputs = load(args, out)
+    # The flags are checked before the inputs: a bad template is the likelier mistake.
+    destinations = Destinations.from_args(args)
     targets = targets_of(
-        images_of(inputs), Destinations.from_args(args), preserve_tags=args.preserve_tags
+        require_images(images_of(inputs), args.file),
+        destinations,
+        preserve_tags=args.preserve_tags,
     )
     platforms = parse_platforms(args.platform)
     async with _client(args, out) as client:
@@ -159,18 +163,20 @@ async def pkg(args: argparse.Namespace) -> int:
             "tags, so signatures and referrers indexes would arrive without theirs"
         )
     inputs = load(args, out)
-    images = images_of(inputs)
+    images = require_images(images_of(inputs), args.file)
     # A tarball is content-addressed: every image goes to one place, so that a blob
     # shared by images of different source repositories is planned (and written) once.
     # The tags the inputs named travel in the tarball, for `unpkg --preserve-tags`.
     inside = Repository(registry="tarball", path="images")
     jobs = [Job(source=i.written, destination=inside, tags=i.tags) for i in images]
-    out.line(f"exporting {_count(len(jobs), 'image')}...")
-    for image in images:
-        out.line(f"will export {image.reference}")
     from relocator.store.tarball import TarballWriter  # only pkg needs it
 
     writer = TarballWriter(Path(args.output), format=args.format, resume=args.resume)
+    if not args.resume and not args.dry_run:
+        await _refuse_unfinished(writer)
+    out.line(f"exporting {_count(len(jobs), 'image')}...")
+    for image in images:
+        out.line(f"will export {image.reference}")
     try:
         async with _client(args, out) as client:
             report = await _transfer(
@@ -187,6 +193,22 @@ async def pkg(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _refuse_unfinished(writer: TarballWriter) -> None:
+    """
+    Stop rather than start afresh over what an interrupted run left: without
+    `--resume` its finished blobs would be discarded and fetched again.
+    """
+    left = await writer.unfinished()
+    if left is not None:
+        raise InputError(
+            f"found the unfinished tarball {left.path} of an interrupted run: "
+            f"--resume would reuse its {_count(left.blobs, 'finished blob')} "
+            f"({megabytes(left.size)}) after checking them",
+            hint=f"rerun with --resume, or delete {left.path} and {left.journal} to "
+            "start afresh",
+        )
+
+
 async def unpkg(args: argparse.Namespace) -> int:
     """`relocator unpkg`: import every image of a tarball, with no access to its source."""
     out = Output(args, "unpackage")
@@ -196,6 +218,9 @@ async def unpkg(args: argparse.Namespace) -> int:
     from relocator.store.tarball import TarballReader  # only unpkg needs it
 
     async with TarballReader(Path(args.input)) as reader:
+        if not reader.images():
+            raise InputError(f"no images found in {args.input}",
+                             hint="it is an empty tarball; package images with relocator pkg")
         # Every image the inputs name must be in the tarball before anything is pushed.
         for image in images:
             if await reader.manifest_exists(image.reference) is None:
@@ -452,9 +477,17 @@ def transport_settings(args: argparse.Namespace) -> TransportSettings:
     )
 
 
+def keychain(out: Output) -> Keychain:
+    """The credentials of the environment; what is set up by halves is warned about."""
+    found = Keychain()
+    for warning in found.warnings:
+        out.emit(Notice(warning))
+    return found
+
+
 @asynccontextmanager
 async def _client(args: argparse.Namespace, out: Output) -> AsyncIterator[HttpClient]:
-    async with HttpClient(transport_settings(args), Keychain()) as client:
+    async with HttpClient(transport_settings(args), keychain(out)) as client:
         out.watch(client.hosts)
         yield client
 

@@ -104,6 +104,24 @@ def images_of(inputs: config.Inputs) -> list[InputImage]:
     ]
 
 
+def require_images(images: list[InputImage], files: list[str]) -> list[InputImage]:
+    """
+    `images`, unless there are none: a copy of nothing is a mistake (a wrong file, or
+    images under keys the search rules do not cover), not a success.
+
+    Raises:
+        InputError: No input names an image.
+    """
+    if not images:
+        named = ", ".join("stdin" if f == "-" else f for f in files)
+        raise InputError(
+            f"no images found in {named}",
+            hint="images are found under `image` keys, and under the keys the searchRules "
+            "of a kbld Config passed with -f name",
+        )
+    return images
+
+
 def parse_reference(text: str, where: str) -> Reference:
     """`Reference.parse`, with the input's location in the error."""
     try:

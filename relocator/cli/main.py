@@ -41,7 +41,8 @@ from relocator.errors import (
 )
 from relocator.outfiles import check_output
 
-from .parser import build_parser, with_default_command
+from . import registryenv, typos
+from .parser import build_parser
 from .scrubbed import scrubbed_output
 
 #: Exit codes, documented in docs/cli.md. Ordered from the most specific class.
@@ -90,12 +91,17 @@ def run(argv: list[str]) -> int:
 def _run(argv: list[str]) -> int:
     parser = build_parser()
     if "--json" in argv:
-        parsed = _parse_json(parser, with_default_command(argv))
+        parsed = _parse_json(parser, argv)
         if isinstance(parsed, int):
             return parsed
         args = parsed
     else:
-        args = parser.parse_args(with_default_command(argv))
+        args = parser.parse_args(typos.check(parser, argv))
+    try:
+        registryenv.apply(args, os.environ)
+    except InputError as exc:
+        _report(exc, args)
+        return exit_code(exc)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -149,7 +155,7 @@ def _parse_json(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Na
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            return parser.parse_args(argv)
+            return parser.parse_args(typos.check(parser, argv))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if code == 0:
@@ -198,7 +204,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def _loop_options() -> dict[str, Any]:
     """
-    uvloop when it is installed (`pip install relocator[speed]`): its C event loop
+    uvloop when it is installed (`pip install '.[speed]'`, the `speed` extra): its C event loop
     moves socket bytes with less CPU, which on small machines the registry needs more.
     `RELOCATOR_NO_UVLOOP=1` keeps asyncio's own loop.
     """

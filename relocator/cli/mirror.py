@@ -34,9 +34,9 @@ from relocator.engine.resolve import Resolution, resolve_all
 from relocator.errors import InputError, PartialFailure, RelocatorError
 from relocator.oci import Digest, Reference, Repository, shown
 from relocator.store import RegistryStore
-from relocator.transport import HostState, HttpClient, Keychain, TransportSettings, urls
+from relocator.transport import HostState, HttpClient, TransportSettings, urls
 
-from .commands import _count, _transfer, registry_store, transport_settings
+from .commands import _count, _transfer, keychain, registry_store, transport_settings
 from .inputs import InputImage
 from .mirrorcheck import check_jobs, report_check
 from .output import Output
@@ -57,7 +57,7 @@ async def mirror(args: argparse.Namespace) -> int:
             hint="use --json for the check's result",
         )
     config = load_mirror_config(args.config)
-    async with HttpClient(mirror_settings(args, config), Keychain()) as client:
+    async with HttpClient(mirror_settings(args, config), keychain(out)) as client:
         out.watch(client.hosts)
         store = registry_store(client, args)
         targets = await select_all(config, store, out, keep_going=args.keep_going)

@@ -8,9 +8,13 @@ when the two drift apart).
 from __future__ import annotations
 
 import argparse
+import textwrap
+from typing import Any
 
 from relocator import __version__
 from relocator.errors import shorten
+
+from .docpaths import docs_dir
 
 #: Commands and their aliases; the root command (no name given) is `resolve`, as in kbld.
 COMMANDS = {
@@ -83,19 +87,24 @@ def _add_registry(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("registry")
     group.add_argument(
         "--registry-ca-cert-path", action="append", default=[], metavar="PATH",
-        help="PEM file of a CA to trust besides the system ones; repeatable",
+        help="PEM file of a CA to trust besides the system ones; repeatable; also "
+        "$RELOCATOR_REGISTRY_CA_CERT_PATH (comma-separated)",
     )
+    # None: not given, so $RELOCATOR_REGISTRY_VERIFY_CERTS decides (`registryenv`).
     group.add_argument(
-        "--registry-verify-certs", type=_bool, nargs="?", const=True, default=True,
-        metavar="BOOL", help="verify registry TLS certificates (default true)",
+        "--registry-verify-certs", type=_bool, nargs="?", const=True, default=None,
+        metavar="BOOL", help="verify registry TLS certificates (default "
+        "$RELOCATOR_REGISTRY_VERIFY_CERTS, else true)",
     )
     group.add_argument(
         "--registry-insecure", action="append", default=[], metavar="HOST",
-        help="reach HOST[:PORT] over plain http; only the hosts named; repeatable",
+        help="reach HOST[:PORT] over plain http; only the hosts named; repeatable; also "
+        "$RELOCATOR_REGISTRY_INSECURE (comma-separated)",
     )
 
 
 def _add_output(parser: argparse.ArgumentParser, *, report: bool = True) -> None:
+    docs = docs_dir()
     group = parser.add_argument_group("output")
     group.add_argument(
         "--progress", choices=("auto", "tty", "plain", "none"), default="auto",
@@ -107,14 +116,14 @@ def _add_output(parser: argparse.ArgumentParser, *, report: bool = True) -> None
         "--json", action="store_true",
         help="stderr carries JSON lines only: one object per event (byte progress at "
         'most once a second per blob), log lines as {"type": "Log"}'
-        + (', and a final {"type": "Report"} object (docs/report.schema.json)'
+        + (f', and a final {{"type": "Report"}} object ({docs}/report.schema.json)'
            if report else "")
         + "; no progress display",
     )
     if report:
         group.add_argument(
             "--report", metavar="FILE",
-            help="write the final report as JSON to FILE (docs/report.schema.json), "
+            help=f"write the final report as JSON to FILE ({docs}/report.schema.json), "
             "also when the transfer stops on an error; works with any display",
         )
     group.add_argument(
@@ -172,13 +181,41 @@ def _add_referrers(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, except that paths are never broken across lines."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(
+            " ".join(text.split()), width, break_long_words=False, break_on_hyphens=False
+        )
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(
+            " ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+            break_long_words=False, break_on_hyphens=False,
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser with `_Formatter`; subcommands' parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of the whole command line."""
-    parser = argparse.ArgumentParser(
+    """
+    The parser of the whole command line. The help names documents by where they are
+    installed (`docpaths.docs_dir`); `reference.py` writes them as `docs/...`.
+    """
+    docs = docs_dir()
+    parser = _Parser(
         prog="relocator",
         description="Find images in YAML, resolve them to digests, and move them between "
         "registries and tarballs without changing a digest.",
-        epilog="Without a command, relocator runs `resolve` (as kbld does).",
+        epilog="Without a command, relocator runs `resolve` (as kbld does). The user "
+        f"guide is {docs}/user-guide.md; every flag and exit code is in {docs}/cli.md.",
     )
     parser.add_argument("--version", action="version", version=f"relocator {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -307,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy what a mirror config selects (tags of repositories, chosen "
         "exactly, by regex or by semver range, and single images) to its destinations, "
         "registry to registry, tagged as at the source. A second run copies only what "
-        "changed. The config format is in docs/mirror.md.",
+        f"changed. The config format is in {docs}/mirror.md.",
     )
     mirror.add_argument(
         "-c", "--config", action="append", default=[], required=True, metavar="FILE",
@@ -365,8 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def with_default_command(argv: list[str]) -> list[str]:
-    """`relocator -f x` means `relocator resolve -f x`, as kbld's root command resolves."""
+    """
+    `relocator -f x` means `relocator resolve -f x`, as kbld's root command resolves.
+    Only flags imply the default command: a first word that names no command is a
+    mistyped command, not something to resolve.
+    """
     names = {name for name, aliases in COMMANDS.items() for name in (name, *aliases)}
     if not argv or argv[0] in names or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    if not argv[0].startswith("-"):
         return argv
     return [DEFAULT_COMMAND, *argv]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from .docpaths import docs_dir
 from .main import EXIT_CODES, EXIT_USAGE
 from .parser import COMMANDS, DEFAULT_COMMAND, build_parser
 
@@ -62,7 +63,8 @@ def render() -> str:
         ),
         "",
     ]
-    return "\n".join(lines)
+    # The help names the installed documents; the reference, the repository's docs/.
+    return "\n".join(lines).replace(f"{docs_dir()}/", "docs/")
 
 
 # argparse has no public way to list a parser's actions; `_actions` and the action

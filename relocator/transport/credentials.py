@@ -3,7 +3,10 @@ Where registry credentials come from.
 
 In order of precedence: environment variables (`RELOCATOR_REGISTRY_*`, and the
 `KBLD_REGISTRY_*` and `IMGPKG_REGISTRY_*` spellings so kbld and imgpkg users keep their
-CI secrets), then Docker's `config.json` (`credHelpers`, `credsStore`, `auths`).
+CI secrets), then Docker's `config.json` (`credHelpers`, `credsStore`, `auths`), then
+the `auth.json` of podman, skopeo and buildah in their own lookup order (see
+`containers_auth_files`). Docker's file comes before the containers ones because kbld
+and imgpkg read only Docker's: a setup that worked with them keeps its credentials.
 A credential helper that is configured but fails is an error for that registry; we
 never fall back to credentials meant for another registry (CVE-2021-41092).
 """
@@ -17,7 +20,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +31,16 @@ from relocator.errors import AuthError, ConfigError
 log = logging.getLogger(__name__)
 
 ENV_PREFIXES = ("RELOCATOR_REGISTRY_", "KBLD_REGISTRY_", "IMGPKG_REGISTRY_")
+#: `RELOCATOR_REGISTRY_*` variables that are settings, not credentials (read by the CLI).
+SETTING_VARIABLES = frozenset({
+    "RELOCATOR_REGISTRY_INSECURE",
+    "RELOCATOR_REGISTRY_CA_CERT_PATH",
+    "RELOCATOR_REGISTRY_VERIFY_CERTS",
+})
 _ENV_FIELDS = ("HOSTNAME", "USERNAME", "PASSWORD", "IDENTITY_TOKEN", "REGISTRY_TOKEN")
 _ENV_NAME = re.compile(rf"({'|'.join(_ENV_FIELDS)})(?:_(\w+))?")
 # imgpkg reads this one itself for Azure; it is not a credential of ours.
-_ENV_IGNORED = frozenset({"IMGPKG_REGISTRY_AZURE_CR_CONFIG"})
+_ENV_IGNORED = frozenset({"IMGPKG_REGISTRY_AZURE_CR_CONFIG", *SETTING_VARIABLES})
 _HUB_KEYS = frozenset({"index.docker.io", "docker.io", "registry-1.docker.io"})
 _HUB_SERVER_URL = "https://index.docker.io/v1/"
 # A credential helper is a local program; one that takes longer than this is stuck.
@@ -79,6 +88,8 @@ class Keychain:
         env: The process environment (injected so tests need not touch `os.environ`).
         docker_config_dir: Directory of Docker's `config.json`; default `$DOCKER_CONFIG`
             or `~/.docker`.
+        auth_files: The containers `auth.json` files, in lookup order; default
+            `containers_auth_files(env)`.
 
     Raises:
         ConfigError: An unknown `RELOCATOR_REGISTRY_*` variable or an entry without
@@ -86,10 +97,20 @@ class Keychain:
     """
 
     def __init__(
-        self, env: Mapping[str, str] | None = None, docker_config_dir: Path | None = None
+        self,
+        env: Mapping[str, str] | None = None,
+        docker_config_dir: Path | None = None,
+        auth_files: Sequence[Path] | None = None,
     ) -> None:
         env = os.environ if env is None else env
         self._env_entries = _env_entries(env)
+        #: Credentials set up by halves (a user name without a password...), one
+        #: sentence each, for the caller to show: the library does not print.
+        self.warnings: tuple[str, ...] = _half_configured(env)
+        self._auth_files = tuple(
+            containers_auth_files(env) if auth_files is None else auth_files
+        )
+        self._auth_docs: dict[Path, dict[str, object]] = {}
         if docker_config_dir is None:
             configured = env.get("DOCKER_CONFIG")
             docker_config_dir = (
@@ -106,7 +127,41 @@ class Keychain:
         for entry in self._env_entries:
             if _matches(entry.pattern, host, target):
                 return entry.credential
-        return await self._from_docker_config(host)
+        found = await self._from_docker_config(host)
+        if not found.anonymous:
+            return found
+        for path in self._auth_files:
+            credential = await self._from_auth_file(path, host, repository)
+            if credential is not None and not credential.anonymous:
+                return credential
+        return found
+
+    async def _from_auth_file(
+        self, path: Path, host: str, repository: str
+    ) -> Credential | None:
+        """A containers `auth.json`: `credHelpers` by host, else the most specific of
+        its `auths` keys (`host/namespace/...` keys match the repository's path)."""
+        doc = self._auth_docs.get(path)
+        if doc is None:
+            doc = self._auth_docs[path] = _load_json(path, "containers auth file")
+        helpers = doc.get("credHelpers")
+        if isinstance(helpers, dict):
+            for key, helper in helpers.items():
+                if _normalize_host(key) == host and isinstance(helper, str):
+                    return await self._run_helper(helper, host)
+        auths = doc.get("auths")
+        if not isinstance(auths, dict):
+            return None
+        best: tuple[int, str, Mapping[str, object]] | None = None
+        for key, entry in auths.items():
+            depth = _namespace_depth(key, host, repository)
+            if depth is not None and isinstance(entry, dict) and (
+                best is None or depth > best[0]
+            ):
+                best = (depth, key, entry)
+        if best is None:
+            return None
+        return _from_auth_entry(best[2], f"{path} auths[{best[1]}]")
 
     async def _from_docker_config(self, host: str) -> Credential:
         config = self._load_config()
@@ -127,17 +182,7 @@ class Keychain:
 
     def _load_config(self) -> dict[str, object]:
         if self._config is None:
-            try:
-                text = self._config_path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                text = "{}"
-            except OSError as exc:
-                raise ConfigError(f"cannot read docker config {self._config_path}: {exc}") from None
-            try:
-                loaded = json.loads(text)
-            except ValueError:
-                raise ConfigError(f"docker config {self._config_path} is not valid JSON") from None
-            self._config = loaded if isinstance(loaded, dict) else {}
+            self._config = _load_json(self._config_path, "docker config")
         return self._config
 
     async def _run_helper(self, name: str, host: str) -> Credential:
@@ -180,6 +225,90 @@ class Keychain:
             credential = _from_helper_output(output, program, host)
         self._helper_cache[(name, host)] = credential
         return credential
+
+
+def containers_auth_files(env: Mapping[str, str]) -> list[Path]:
+    """
+    The containers `auth.json` files in the order podman and skopeo read them
+    (containers-auth.json(5)): `$REGISTRY_AUTH_FILE` alone when it is set (as their
+    `--authfile`); else `$XDG_RUNTIME_DIR/containers/auth.json` (where `podman login`
+    writes), then `${XDG_CONFIG_HOME:-$HOME/.config}/containers/auth.json`. Docker's
+    `config.json`, their next stop, is read before these (see the module docstring).
+    """
+    explicit = env.get("REGISTRY_AUTH_FILE")
+    if explicit:
+        return [Path(explicit).expanduser()]
+    files = []
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime:
+        files.append(Path(runtime) / "containers" / "auth.json")
+    config_home = env.get("XDG_CONFIG_HOME") or (
+        str(Path(env["HOME"]) / ".config") if env.get("HOME") else None
+    )
+    if config_home:
+        files.append(Path(config_home) / "containers" / "auth.json")
+    return files
+
+
+def _load_json(path: Path, what: str) -> dict[str, object]:
+    """A credentials file as a JSON object; a missing file is an empty one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        raise ConfigError(f"{what} {path} is not valid JSON") from None
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _namespace_depth(key: str, host: str, repository: str) -> int | None:
+    """
+    How specific an `auths` key of a containers file is for `repository` on `host`
+    (0: the host alone; n: n path components), or None if it does not apply.
+    """
+    key = re.sub(r"^https?://", "", key.strip()).rstrip("/")
+    key_host, _, path = key.partition("/")
+    if _normalize_host(key_host) != host:
+        return None
+    if not path:
+        return 0
+    if path in ("v1", "v2"):
+        return 0  # a Docker-style URL key, not a namespace
+    if repository == path or repository.startswith(path + "/"):
+        return path.count("/") + 1
+    return None
+
+
+def _half_configured(env: Mapping[str, str]) -> tuple[str, ...]:
+    """A sentence for each variable group with a user name and no password, or the
+    reverse: basic auth then goes out with an empty password, or not at all."""
+    groups: dict[str, set[str]] = {}
+    for name, value in env.items():
+        prefix = next((p for p in ENV_PREFIXES if name.startswith(p)), None)
+        match = _ENV_NAME.fullmatch(name[len(prefix):]) if prefix else None
+        if prefix is None or match is None or name in _ENV_IGNORED or not value:
+            continue
+        suffix = f"_{match.group(2)}" if match.group(2) else ""
+        groups.setdefault(f"{prefix}{{}}{suffix}", set()).add(match.group(1))
+    warnings = []
+    for pattern, fields in sorted(groups.items()):
+        if fields & {"IDENTITY_TOKEN", "REGISTRY_TOKEN"}:
+            continue
+        if "USERNAME" in fields and "PASSWORD" not in fields:
+            warnings.append(
+                f"{pattern.format('USERNAME')} is set but {pattern.format('PASSWORD')} "
+                "is not: the user name is sent with an empty password"
+            )
+        elif "PASSWORD" in fields and "USERNAME" not in fields:
+            warnings.append(
+                f"{pattern.format('PASSWORD')} is set but {pattern.format('USERNAME')} "
+                "is not: the password is never sent"
+            )
+    return tuple(warnings)
 
 
 def _from_helper_output(output: str, program: str, host: str) -> Credential:

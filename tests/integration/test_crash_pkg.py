@@ -67,7 +67,8 @@ def test_an_interrupted_pkg_keeps_the_earlier_tarball_and_resumes(
 ) -> None:
     """
     An earlier `out.tar` is byte for byte what it was after the kill, with no other file
-    at its name. `pkg --resume` then downloads exactly one blob (the one cut off) and
+    at its name. `pkg` without `--resume` refuses to start over it (exit 3, naming what
+    `--resume` would reuse); `pkg --resume` then downloads exactly one blob (the one cut off) and
     writes the same bytes as an uninterrupted run; its leftovers are gone.
     """
     earlier = [push(registry, repository, i) for i in image_factory.corpus(2)]
@@ -97,6 +98,11 @@ def test_an_interrupted_pkg_keeps_the_earlier_tarball_and_resumes(
     assert (-signal.SIGKILL if sig == signal.SIGKILL else 130) == process.returncode, err
     assert before == _sha256(out)
     assert ["out.tar"] == sorted(p.name for p in tmp_path.glob("out.tar*"))
+
+    # Without --resume the unfinished tarball is named, not silently started afresh.
+    code, _, err = run_cli(["pkg", "-f", str(every), "-o", str(out), *flags])
+    assert 3 == code, err
+    assert f"--resume would reuse its {len(others)} finished blobs" in err
 
     # The killed run's stalled request ends when the proxy notices; only then clear.
     proxy.wait_idle()

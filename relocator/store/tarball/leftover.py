@@ -117,6 +117,39 @@ class Leftover:
             self.fd = -1
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unfinished:
+    """What an interrupted run left for a tarball, as its journal describes it."""
+
+    #: The temporary file.
+    path: Path
+    #: The journal beside it.
+    journal: Path
+    #: Finished blobs the journal lists (a resumed run re-hashes each before reuse).
+    blobs: int
+    #: Their bytes.
+    size: int
+
+
+def unfinished(temp: Path, journal_path: Path, *, format: str) -> Unfinished | None:
+    """
+    The interrupted run's leftover a resumed run writing `format` would reuse, if it
+    holds at least one finished blob; None otherwise (blocking).
+    """
+    leftover = Leftover.find(temp, journal_path, format=format)
+    if leftover is None:
+        return None
+    leftover.close()
+    if not leftover.regions:
+        return None
+    return Unfinished(
+        path=temp,
+        journal=journal_path,
+        blobs=len(leftover.regions),
+        size=sum(region.size for region in leftover.regions.values()),
+    )
+
+
 def _blob_members(fd: int, where: str) -> dict[Digest, Region]:
     listing = scan(lambda offset, count: read_at(fd, offset, count), os.fstat(fd).st_size,
                    where=where)

@@ -46,7 +46,7 @@ from relocator.store.tarball import kbldformat, ociformat
 from relocator.store.tarball.contents import Package
 from relocator.store.tarball.journal import Region
 from relocator.store.tarball.layout import Layout, Slot, lay_out
-from relocator.store.tarball.leftover import Leftover
+from relocator.store.tarball.leftover import Leftover, Unfinished, unfinished
 from relocator.store.tarball.names import MANIFEST_JSON
 from relocator.store.tarball.partial import PartialTarball
 
@@ -256,6 +256,16 @@ class TarballWriter:
             )
             return
         self._file.remove()
+
+    async def unfinished(self) -> Unfinished | None:
+        """
+        What an interrupted run for this tarball left that `resume=True` would reuse
+        (None if nothing): without `resume`, `prepare` starts the file afresh and the
+        caller may want to say so first.
+        """
+        return await anyio.to_thread.run_sync(
+            lambda: unfinished(self.temp_path, self.journal_path, format=self.format)
+        )
 
     # -- Preparing / Committing --------------------------------------------------------
 
