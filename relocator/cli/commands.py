@@ -28,6 +28,7 @@ from relocator.engine import (
     plan_images,
 )
 from relocator.engine.events import Notice
+from relocator.engine.limits import Limits
 from relocator.engine.referrers import (
     ReferrersIndex,
     describe,
@@ -46,7 +47,7 @@ from relocator.transport import HttpClient, Keychain, TransportSettings
 if TYPE_CHECKING:
     from relocator.store.tarball import TarballReader
 
-from .inputs import images_of, load, parse_reference, write_locks
+from .inputs import images_of, limit_of, load, parse_reference, write_locks
 from .output import Output
 from .plain import megabytes
 from .targets import (
@@ -333,6 +334,7 @@ async def _transfer(
             keep_going=args.keep_going,
             shard=shard,
             known=known,
+            limits=limits_of(args),
         )
         if shard is not None:
             out.line(f"shard {shard}: {_count(len(plan.jobs), 'image')} of {len(jobs)}")
@@ -371,6 +373,16 @@ async def _transfer(
             hint="see the failed images above; run again to retry only what is missing",
         )
     return report
+
+
+def limits_of(args: argparse.Namespace) -> Limits:
+    """The caps on source data, `--limit` applied over the defaults."""
+    default = Limits()
+    return Limits(
+        index_entries=limit_of(args, "index-entries", default.index_entries),
+        layers=limit_of(args, "layers", default.layers),
+        plan_manifest_bytes=limit_of(args, "plan-manifest-bytes", default.plan_manifest_bytes),
+    )
 
 
 def _shard(args: argparse.Namespace) -> Shard | None:
