@@ -316,7 +316,7 @@ async def _transfer(
             out.line(f"looking up what is attached to {_count(len(referrers_of), 'image')}...")
             found = await find_referrers(
                 referrers_of, source, package=not isinstance(destination, RegistryStore),
-                keep_going=args.keep_going, sink=out.sink,
+                keep_going=args.keep_going, sink=out.sink, limits=limits_of(args),
             )
             out.line(f"found {_count(len(found.jobs), 'attached image')}")
             for job in found.jobs:

@@ -83,12 +83,15 @@ def _descriptors(count: int, media_type: str) -> list[dict[str, object]]:
     ]
 
 
+@pytest.mark.parametrize("flags", [(), ("--include-referrers",)], ids=["plan", "referrers"])
 def test_an_index_over_the_default_entry_cap_is_refused_before_any_child_is_fetched(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, registry2: Registry
+    flags: tuple[str, ...], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    registry2: Registry,
 ) -> None:
     """
     An index of 1,001 entries (the default cap is 1,000) is refused with one line naming
-    it, exit code 5: not one of its children is asked for, nothing is pushed.
+    it, exit code 5: not one of its children is asked for, nothing is pushed; also when
+    what is attached to each child would be looked up first (`--include-referrers`).
     """
     mark = registry2.log.mark()
     with FaultProxy("http://127.0.0.1:9") as source:
@@ -96,7 +99,8 @@ def test_an_index_over_the_default_entry_cap_is_refused_before_any_child_is_fetc
             "schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX,
             "manifests": _descriptors(Limits().index_entries + 1, mediatypes.OCI_MANIFEST),
         })
-        result = _relocate(capsys, tmp_path, f"{source.host}/big/app@{digest}", registry2)
+        result = _relocate(capsys, tmp_path, f"{source.host}/big/app@{digest}", registry2,
+                           *flags)
         fetched = [r.path for r in source.requests()]
 
     assert EXIT_MANIFEST == result.code, result.err
