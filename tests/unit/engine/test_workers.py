@@ -16,12 +16,13 @@ from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, m
 
 SOURCE = Repository.parse("src.example/app")
 DESTINATION = Repository.parse("dst.example/app")
-# Four images of 500 one-byte layers each: 2,004 blobs (configs included), 4 manifests.
-IMAGES = 4
-LAYERS = 500
-# Workers of the plan's blob checks (64), the executor's blobs (16 by default) and
-# manifests (256), plus the jobs, the task groups' hosts and the test's own task.
-MAX_TASKS = 64 + 16 + 256 + IMAGES + 16
+# 300 images of 7 one-byte layers each: 2,400 blobs (configs included), 300 manifests.
+IMAGES = 300
+LAYERS = 7
+# While copying: the executor's blob workers (16 by default), its manifest workers
+# (256) and a task per image, plus a few of the test's own; planning's 64 blob check
+# workers and a task per image stay below that.
+MAX_TASKS = 16 + 256 + IMAGES + 8
 
 
 class MemoryStore:
@@ -95,8 +96,8 @@ def _seed(store: MemoryStore) -> list[Job]:
 
 async def test_tasks_alive_at_once_do_not_grow_with_the_blobs_of_a_plan() -> None:
     """
-    Copying 2,004 blobs never has more than a few hundred tasks alive (the workers),
-    and every blob and manifest still lands.
+    Copying 2,400 blobs and 300 manifests never has more tasks alive than the workers
+    and one per image, and every blob and manifest still lands.
     """
     source, destination = MemoryStore(), MemoryStore()
     jobs = _seed(source)
