@@ -28,6 +28,7 @@ from relocator.engine import (
     plan_images,
 )
 from relocator.engine.events import Notice
+from relocator.engine.limits import Limits
 from relocator.engine.referrers import (
     ReferrersIndex,
     describe,
@@ -46,7 +47,7 @@ from relocator.transport import HttpClient, Keychain, TransportSettings
 if TYPE_CHECKING:
     from relocator.store.tarball import TarballReader, TarballWriter
 
-from .inputs import images_of, load, parse_reference, require_images, write_locks
+from .inputs import images_of, limit_of, load, parse_reference, require_images, write_locks
 from .output import Output
 from .plain import megabytes
 from .targets import (
@@ -357,7 +358,7 @@ async def _transfer(
             out.line(f"looking up what is attached to {_count(len(referrers_of), 'image')}...")
             found = await find_referrers(
                 referrers_of, source, package=not isinstance(destination, RegistryStore),
-                keep_going=args.keep_going, sink=out.sink,
+                keep_going=args.keep_going, sink=out.sink, limits=limits_of(args),
             )
             out.line(f"found {_count(len(found.jobs), 'attached image')}")
             for job in found.jobs:
@@ -375,6 +376,7 @@ async def _transfer(
             keep_going=args.keep_going,
             shard=shard,
             known=known,
+            limits=limits_of(args),
         )
         if shard is not None:
             out.line(f"shard {shard}: {_count(len(plan.jobs), 'image')} of {len(jobs)}")
@@ -412,6 +414,16 @@ async def _transfer(
             hint="see the failed images above; run again to retry only what is missing",
         )
     return report
+
+
+def limits_of(args: argparse.Namespace) -> Limits:
+    """The caps on source data, `--limit` applied over the defaults."""
+    default = Limits()
+    return Limits(
+        index_entries=limit_of(args, "index-entries", default.index_entries),
+        layers=limit_of(args, "layers", default.layers),
+        plan_manifest_bytes=limit_of(args, "plan-manifest-bytes", default.plan_manifest_bytes),
+    )
 
 
 def _shard(args: argparse.Namespace) -> Shard | None:

@@ -60,10 +60,19 @@ class InputImage:
         return tuple(dict.fromkeys(found))
 
 
+def limit_of(args: argparse.Namespace, name: str, default: int) -> int:
+    """The last `--limit name=N` given, or `default`."""
+    chosen = dict(getattr(args, "limit", None) or ())
+    return int(chosen.get(name, default))
+
+
 def load(args: argparse.Namespace, out: Output) -> config.Inputs:
     """Read the `-f` inputs (stdin for `-`); warnings go to the output as notices."""
-    stdin_text = sys.stdin.read() if "-" in args.file else None
-    inputs = config.load_inputs(args.file, stdin_text=stdin_text)
+    max_bytes = limit_of(args, "input-bytes", config.MAX_INPUT_BYTES)
+    # One character more than allowed is enough to tell "too large" (a character is at
+    # least one byte) without reading an endless stream into memory.
+    stdin_text = sys.stdin.read(max_bytes + 1) if "-" in args.file else None
+    inputs = config.load_inputs(args.file, stdin_text=stdin_text, max_bytes=max_bytes)
     for warning in inputs.warnings:
         out.emit(Notice(warning))
     return inputs

@@ -36,6 +36,19 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_RANGE_STREAMS = 8
 
 
+#: What `--limit` caps, with its default (kept equal to `relocator.engine.limits.Limits`
+#: and `relocator.config.inputs.MAX_INPUT_BYTES`, which a unit test checks; the parser
+#: imports neither, to keep `--help` fast).
+LIMIT_DEFAULTS = {
+    "index-entries": 1000,
+    "layers": 1000,
+    "plan-manifest-bytes": 64 * 1024 * 1024,
+    "input-bytes": 32 * 1024 * 1024,
+}
+_SIZE_UNITS = {"": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,
+               "g": 1024**3, "gib": 1024**3}
+
+
 def _bool(text: str) -> bool:
     lowered = text.lower()
     if lowered in ("true", "1", "yes", "on"):
@@ -54,6 +67,35 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
     return value
+
+
+def _limit(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or name not in LIMIT_DEFAULTS:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=N with NAME one of {', '.join(LIMIT_DEFAULTS)}, got '{text}'"
+        )
+    digits = value.rstrip("KkMmGgIiBb")
+    unit = _SIZE_UNITS.get(value[len(digits):].lower())
+    if not digits.isascii() or not digits.isdigit() or unit is None or int(digits) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number (optionally with K, M or G) for {name}, got '{value}'"
+        )
+    return name, int(digits) * unit
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    defaults = ", ".join(
+        f"{name}={value // 1024**2}M" if name.endswith("bytes") else f"{name}={value}"
+        for name, value in LIMIT_DEFAULTS.items()
+    )
+    parser.add_argument(
+        "--limit", type=_limit, action="append", default=[], metavar="NAME=N",
+        help="raise (or lower) a cap on what a source or an input may make the run hold: "
+        "index-entries (of one index), layers (of one image), plan-manifest-bytes (all "
+        "manifests held at once), input-bytes (one -f file or stdin); sizes take K, M "
+        f"or G; repeatable (defaults {defaults})",
+    )
 
 
 def _add_files(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -169,6 +211,7 @@ def _add_transfer(
         "--include-non-distributable-layers", action="store_true",
         help="copy foreign / non-distributable layers too (left out by default)",
     )
+    _add_limits(parser)
 
 
 def _add_referrers(parser: argparse.ArgumentParser, what: str) -> None:
@@ -249,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=_positive, default=DEFAULT_CONCURRENCY, metavar="N",
         help=f"concurrent requests per registry (default {DEFAULT_CONCURRENCY})",
     )
+    _add_limits(resolve)
     _add_registry(resolve)
     _add_output(resolve, report=False)
 

@@ -21,7 +21,13 @@ one line naming the file and line.
 from __future__ import annotations
 
 from relocator.config.files import atomic_write_text
-from relocator.config.inputs import Document, FoundImage, Inputs, load_inputs
+from relocator.config.inputs import (
+    MAX_INPUT_BYTES,
+    Document,
+    FoundImage,
+    Inputs,
+    load_inputs,
+)
 from relocator.config.kbld import (
     KBLD_COMPATIBLE_VERSION,
     KBLD_ID_ANNOTATION,
@@ -69,6 +75,7 @@ __all__ = (
     "KBLD_COMPATIBLE_VERSION",
     "KBLD_ID_ANNOTATION",
     "LOCK_MINIMUM_REQUIRED_VERSION",
+    "MAX_INPUT_BYTES",
     "ORIGINS_ANNOTATION",
     "Document",
     "FoundImage",

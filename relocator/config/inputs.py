@@ -29,6 +29,10 @@ from relocator.errors import ConfigError
 _EXTENSIONS = (".json", ".yaml", ".yml")
 #: How standard input is named in messages.
 STDIN_NAME = "stdin"
+#: Bytes of one input file (or of stdin), at most. Parsing YAML takes about 16 times
+#: its size in memory; 32 MiB is far more than any rendered set of manifests and keeps
+#: one file under about 512 MiB (`--limit input-bytes` raises it).
+MAX_INPUT_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,21 +114,28 @@ class Inputs:
         return "---\n".join(parts)
 
 
-def load_inputs(paths: Sequence[str], *, stdin_text: str | None = None) -> Inputs:
+def load_inputs(
+    paths: Sequence[str],
+    *,
+    stdin_text: str | None = None,
+    max_bytes: int = MAX_INPUT_BYTES,
+) -> Inputs:
     """
     Read the `-f` inputs: files, directories (searched recursively for `.yml`, `.yaml`
-    and `.json` files, in sorted order) and `-` (standard input, given as `stdin_text`).
+    and `.json` files, in sorted order) and `-` (standard input, given as `stdin_text`),
+    each of at most `max_bytes`.
 
     Each document must be a mapping; empty documents are skipped and `List` documents are
     replaced by their items. kbld `Config` (and legacy kinds) and imgpkg `ImagesLock`
     documents become the config; the others are searched for image references.
 
     Raises:
-        ConfigError: An input cannot be read or is malformed (one line, "FILE:LINE: ...").
+        ConfigError: An input cannot be read, is larger than `max_bytes` or is malformed
+            (one line, "FILE:LINE: ...").
     """
     documents: list[Document] = []
     configs: list[tuple[str, Map]] = []
-    for name, data in _read(paths, stdin_text):
+    for name, data in _read(paths, stdin_text, max_bytes):
         for doc in _documents(name, data):
             if config_kind(doc.root) is None:
                 documents.append(doc)
@@ -150,7 +161,9 @@ def load_inputs(paths: Sequence[str], *, stdin_text: str | None = None) -> Input
     )
 
 
-def _read(paths: Sequence[str], stdin_text: str | None) -> Iterator[tuple[str, str | bytes]]:
+def _read(
+    paths: Sequence[str], stdin_text: str | None, max_bytes: int
+) -> Iterator[tuple[str, str | bytes]]:
     stdin_used = False
     for path in paths:
         if path == "-":
@@ -159,6 +172,8 @@ def _read(paths: Sequence[str], stdin_text: str | None) -> Iterator[tuple[str, s
             if stdin_used:
                 raise ConfigError("'-' (standard input) can be given only once")
             stdin_used = True
+            if len(stdin_text.encode()) > max_bytes:
+                raise _too_large(STDIN_NAME, max_bytes)
             yield STDIN_NAME, stdin_text
         elif path.startswith(("http://", "https://")):
             raise ConfigError(
@@ -166,9 +181,9 @@ def _read(paths: Sequence[str], stdin_text: str | None) -> Iterator[tuple[str, s
             )
         elif os.path.isdir(path):
             for file in _directory_files(path):
-                yield file, _read_file(file)
+                yield file, _read_file(file, max_bytes)
         else:
-            yield path, _read_file(path)
+            yield path, _read_file(path, max_bytes)
 
 
 def _directory_files(directory: str) -> list[str]:
@@ -184,12 +199,23 @@ def _directory_files(directory: str) -> list[str]:
     return sorted(files)
 
 
-def _read_file(path: str) -> bytes:
+def _read_file(path: str, max_bytes: int) -> bytes:
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            # One byte more than allowed tells "too large" without reading the rest.
+            data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise _too_large(path, max_bytes)
+    return data
+
+
+def _too_large(name: str, max_bytes: int) -> ConfigError:
+    return ConfigError(
+        f"{name}: larger than the limit of {max_bytes} bytes for an input",
+        hint="raise it with --limit input-bytes=SIZE if the file is meant to be this large",
+    )
 
 
 def _documents(name: str, data: str | bytes) -> Iterator[Document]:

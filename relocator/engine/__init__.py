@@ -10,6 +10,7 @@ from relocator.engine import events
 from relocator.engine.copy import copy_images, execute_plan, plan_images
 from relocator.engine.execute import CopyOptions, image_tag
 from relocator.engine.groups import first_error
+from relocator.engine.limits import Limits
 from relocator.engine.plan import BlobNode, Job, ManifestNode, Plan
 from relocator.engine.report import ImageFailure, ImageResult, Report
 from relocator.engine.shard import Shard
@@ -21,6 +22,7 @@ __all__ = (
     "ImageFailure",
     "ImageResult",
     "Job",
+    "Limits",
     "ManifestNode",
     "Plan",
     "Report",

@@ -15,6 +15,7 @@ from relocator.store import Committing, Contents, ImageEntry, Preparing, Store
 from .events import ImagePlanned, ImageStarted, NullSink, Planned, ProgressSink
 from .execute import CopyOptions, Executor
 from .groups import first_error
+from .limits import Limits
 from .plan import Job, Plan, make_plan
 from .referrers import ReferrersIndex, write_referrers_indexes
 from .report import Report
@@ -33,11 +34,13 @@ async def plan_images(
     keep_going: bool = False,
     shard: Shard | None = None,
     known: dict[Digest, Manifest] | None = None,
+    limits: Limits | None = None,
 ) -> Plan:
     """
     Plan copying `jobs`: walk the sources, skip what the destination has. With `shard`,
     only that shard's share of the jobs (see `relocator.engine.shard`); `known` are
-    manifests already in hand (fetched while finding referrers, or built), by digest.
+    manifests already in hand (fetched while finding referrers, or built), by digest;
+    `limits` cap what a source may make the plan hold.
 
     Raises:
         InvalidReference: A job's tag is not a valid tag.
@@ -62,6 +65,7 @@ async def plan_images(
                 skip_present=False,
                 keep_going=keep_going,
                 known=known,
+                limits=limits,
             )
             jobs = select(whole, shard)
             known.update((n.manifest.digest, n.manifest) for n in whole.manifests.values())
@@ -75,6 +79,7 @@ async def plan_images(
             skip_present=skip_present,
             keep_going=keep_going,
             known=known,
+            limits=limits,
         )
     except BaseExceptionGroup as group:
         raise first_error(group) from None

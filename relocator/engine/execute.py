@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 
@@ -44,6 +44,10 @@ Hold = Callable[[Sequence[str]], AbstractAsyncContextManager[None]]
 # Bytes between two progress events of one blob: frequent enough for smooth bars,
 # rare enough that a 10 GB blob does not flood the sink (at most one event per 256 KiB).
 _PROGRESS_STEP = 256 * 1024
+# Manifests waiting for what they reference at once. Far more than pushes run at once
+# (the hosts' limits bound those), so that an image whose blobs have landed does not
+# wait behind images still moving theirs.
+_MANIFEST_WORKERS = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,10 +126,16 @@ class Executor:
             self._blobs_running = len(to_move)
             if not to_move:
                 self._blobs_done.set()
-            for blob in to_move:
-                tg.start_soon(self._blob, blob, name=f"blob {blob.desc.digest.short}")
-            for node in plan.manifests.values():
-                tg.start_soon(self._manifest, node, name=f"manifest {node.destination}")
+            # A fixed set of workers, not a task per blob or manifest: a task costs about
+            # 4 KiB, and a plan can hold hundreds of thousands of them. Blob workers take
+            # the largest first; manifest workers take them bottom-up, so a worker only
+            # ever waits for what earlier (or blob) workers are landing.
+            blobs = iter(to_move)
+            for n in range(min(self._options.max_blobs_in_flight, len(to_move))):
+                tg.start_soon(self._blob_worker, blobs, name=f"blob worker {n}")
+            manifests = iter(plan.manifests.values())
+            for n in range(min(_MANIFEST_WORKERS, len(plan.manifests))):
+                tg.start_soon(self._manifest_worker, manifests, name=f"manifest worker {n}")
             for job in plan.jobs:
                 if job in plan.failed:
                     self._fail_job(job, plan.failed[job])
@@ -159,6 +169,14 @@ class Executor:
         if event is None:
             event = self._landed[key] = anyio.Event()
         return event
+
+    async def _blob_worker(self, blobs: Iterator[BlobNode]) -> None:
+        for blob in blobs:
+            await self._blob(blob)
+
+    async def _manifest_worker(self, nodes: Iterator[ManifestNode]) -> None:
+        for node in nodes:
+            await self._manifest(node)
 
     async def _blob(self, blob: BlobNode) -> None:
         # Not in a `finally`: a blob that failed the run (without keep-going) must not

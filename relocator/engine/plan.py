@@ -20,11 +20,14 @@ from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
 from relocator.store import Store
 
 from .groups import first_error
+from .limits import MANIFEST_OVERHEAD, Limits
 
 log = logging.getLogger(__name__)
 
 # Indexes nest (an index of indexes of images); deeper than this is not a real image.
 MAX_DEPTH = 8
+# Blob checks in flight at most, across hosts (each host's own limit is lower).
+_CHECK_WORKERS = 64
 
 #: Where a manifest or blob goes: (destination repository, digest).
 Key = tuple[Repository, Digest]
@@ -163,6 +166,7 @@ class Planner:
         keep_going: Record a job that fails to plan in `Plan.failed` and plan the
             others, instead of failing the whole plan.
         known: Manifests already fetched (by digest), not fetched again.
+        limits: Caps on index entries, layers and the manifest bytes the plan holds.
     """
 
     def __init__(
@@ -174,8 +178,12 @@ class Planner:
         skip_present: bool = True,
         keep_going: bool = False,
         known: dict[Digest, Manifest] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._src = source
+        self._limits = limits or Limits()
+        # Bytes of the manifests the plan holds (each counted once per destination).
+        self._held = 0
         self._known = known or {}
         self._keep_going = keep_going
         self._failed: dict[Key, RelocatorError] = {}
@@ -193,10 +201,12 @@ class Planner:
                 tg.start_soon(self._plan_job, job)
         _after_subjects(self._plan)
         self._plan.manifests = _bottom_up(self._plan)
+        # A few workers rather than a task per blob (a task costs about 4 KiB, and a plan
+        # can name hundreds of thousands of blobs); the hosts' limits bound the requests.
+        checks = ((blob, repo) for blob in self._plan.blobs.values() for repo in blob.destinations)
         async with anyio.create_task_group() as tg:
-            for blob in self._plan.blobs.values():
-                for repo in blob.destinations:
-                    tg.start_soon(self._check_blob, blob, repo)
+            for _ in range(_CHECK_WORKERS):
+                tg.start_soon(self._check_blobs, checks)
         return self._plan
 
     async def _plan_job(self, job: Job) -> None:
@@ -258,6 +268,10 @@ class Planner:
             self._plan.manifests_present.add(key)
             return
         manifest = self._known.get(key[1]) or await self._src.manifest_get(source)
+        # Before any child is walked: a hostile index must not fan out first.
+        self._limits.check(manifest, str(source))
+        self._held += len(manifest.raw) + MANIFEST_OVERHEAD
+        self._limits.check_plan_bytes(self._held, str(source))
         node = ManifestNode(source=source, destination=target, manifest=manifest)
         children = [(child, False) for child in manifest.manifests]
         if manifest.subject is not None:
@@ -306,9 +320,10 @@ class Planner:
             return
         parent.manifests.append((destination, child.digest))
 
-    async def _check_blob(self, blob: BlobNode, repo: Repository) -> None:
-        if self._skip_present and await self._dst.blob_exists(repo, blob.desc):
-            blob.present.add(repo)
+    async def _check_blobs(self, checks: Iterator[tuple[BlobNode, Repository]]) -> None:
+        for blob, repo in checks:
+            if self._skip_present and await self._dst.blob_exists(repo, blob.desc):
+                blob.present.add(repo)
 
 
 def _after_subjects(plan: Plan) -> None:
@@ -377,13 +392,15 @@ async def make_plan(
     skip_present: bool = True,
     keep_going: bool = False,
     known: dict[Digest, Manifest] | None = None,
+    limits: Limits | None = None,
 ) -> Plan:
     """
     Plan copying `jobs` from `source` to `destination`.
 
     Raises:
         NotFound: A source image does not exist.
-        ManifestError: A manifest is unsupported, ambiguous or malformed.
+        ManifestError: A manifest is unsupported, ambiguous or malformed, or over one of
+            the `limits`.
     """
     planner = Planner(
         source,
@@ -392,5 +409,6 @@ async def make_plan(
         skip_present=skip_present,
         keep_going=keep_going,
         known=known,
+        limits=limits,
     )
     return await planner.plan(jobs)

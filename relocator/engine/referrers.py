@@ -47,6 +47,7 @@ from relocator.store.base import Referrers, attached_to, referrers_tag
 from .events import ImageFailed, Notice, ProgressSink
 from .execute import put_tag
 from .groups import first_error
+from .limits import MANIFEST_OVERHEAD, Limits
 from .plan import MAX_DEPTH, Job, Key
 from .report import ImageFailure, Report
 
@@ -113,6 +114,7 @@ async def find_referrers(
     package: bool = False,
     keep_going: bool = False,
     sink: ProgressSink | None = None,
+    limits: Limits | None = None,
 ) -> Attachments:
     """
     Everything attached to the images of `jobs` at the source, as extra jobs.
@@ -130,14 +132,17 @@ async def find_referrers(
         keep_going: Record an image whose attachments cannot be listed in `failures`
             (and say so through `sink`) instead of failing.
         sink: Where notices go.
+        limits: Caps on index entries (referrers listings included), layers and the
+            manifest bytes held while looking.
 
     Raises:
         RelocatorError: A listing failed (without `keep_going`), or `source` cannot
             list referrers.
+        ManifestError: A manifest or listing is over one of the `limits`.
     """
     if not isinstance(source, Referrers):
         raise RelocatorError(f"{source.name} cannot list referrers")
-    finder = _Finder(source, source)
+    finder = _Finder(source, source, limits or Limits())
     found: dict[int, list[_Found]] = {}
     failures: list[ImageFailure] = []
 
@@ -170,9 +175,12 @@ async def find_referrers(
 class _Finder:
     """Looks attachments up at one source, each (repository, digest, level) once."""
 
-    def __init__(self, store: Store, referrers: Referrers) -> None:
+    def __init__(self, store: Store, referrers: Referrers, limits: Limits) -> None:
         self._store = store
         self._src = referrers
+        self._limits = limits
+        # Bytes of the manifests held (each with its overhead), as a plan counts them.
+        self._held = 0
         self.manifests: dict[Digest, Manifest] = {}
         self._lookups: dict[tuple[Repository, Digest, int], _Once[list[_Found]]] = {}
 
@@ -205,6 +213,10 @@ class _Finder:
         if digest is not None and digest in self.manifests:
             return self.manifests[digest]
         manifest = await self._store.manifest_get(ref)
+        self._limits.check(manifest, str(ref))
+        if manifest.digest not in self.manifests:
+            self._held += len(manifest.raw) + MANIFEST_OVERHEAD
+            self._limits.check_plan_bytes(self._held, str(ref))
         self.manifests[manifest.digest] = manifest
         return manifest
 
@@ -231,6 +243,12 @@ class _Finder:
 
     async def _referrers(self, repo: Repository, digest: Digest) -> list[_Found]:
         descriptors = await self._src.referrers(repo, digest)
+        if len(descriptors) > self._limits.index_entries:
+            raise ManifestError(
+                f"{repo}@{digest} has {len(descriptors)} referrers, more than the limit of "
+                f"{self._limits.index_entries}",
+                hint="raise it with --limit index-entries=N if the source is trusted",
+            )
 
         async def fetch(desc: Descriptor) -> _Found | None:
             ref = Reference.from_repo(repo, digest=desc.digest)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from relocator.errors import InputError, InvalidDigest, ManifestError
@@ -19,6 +21,9 @@ _DESCRIPTOR_KEYS = {
     for k in ("mediaType", "digest", "size", "urls", "annotations", "platform", "artifactType",
               "data")
 }
+# Shared by every descriptor without annotations (nearly all): a manifest of a thousand
+# layers must not hold a thousand empty dicts.
+_NO_ANNOTATIONS: Mapping[str, str] = MappingProxyType({})
 _PLATFORM_KEYS = {
     k.casefold(): k
     for k in ("architecture", "os", "os.version", "os.features", "variant", "features")
@@ -149,11 +154,12 @@ class Descriptor:
         platform = doc.get("platform")
         artifact_type = doc.get("artifactType")
         return cls(
-            media_type=media_type,
+            # A handful of media types, each repeated by every layer: one string each.
+            media_type=sys.intern(media_type),
             digest=parsed,
             size=size,
             urls=tuple(urls),
-            annotations=dict(annotations),
+            annotations=dict(annotations) if annotations else _NO_ANNOTATIONS,
             platform=Platform.from_json(platform) if platform is not None else None,
             artifact_type=artifact_type if isinstance(artifact_type, str) else None,
         )

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 # so a digest can never smuggle "/" or ".." into a URL or a file name (CVE-2024-3727).
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
 _SHAPE = re.compile(r"(sha256|sha512):([0-9a-f]+)")
+# One string per algorithm name: an index of thousands of descriptors must not carry a
+# copy of "sha256" in each.
+_ALGORITHM_NAMES = {name: name for name in _HEX_LENGTH}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,7 @@ class Digest:
         match = _SHAPE.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise InvalidDigest(f"invalid digest {str(text)[:140]!r}")
-        return cls(match.group(1), match.group(2))
+        return cls(_ALGORITHM_NAMES[match.group(1)], match.group(2))
 
     @classmethod
     def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:

@@ -1,0 +1,111 @@
+"""
+Planning and copying run on a fixed set of workers: however many blobs and manifests a
+plan names, the number of tasks alive at once stays bounded (a task costs about 4 KiB;
+a task per blob made a fan-out of 20 indexes' children take gigabytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import asynccontextmanager
+
+from relocator.engine import CopyOptions, Job, copy_images
+from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
+
+SOURCE = Repository.parse("src.example/app")
+DESTINATION = Repository.parse("dst.example/app")
+# 300 images of 7 one-byte layers each: 2,400 blobs (configs included), 300 manifests.
+IMAGES = 300
+LAYERS = 7
+# While copying: the executor's blob workers (16 by default), its manifest workers
+# (256) and a task per image, plus a few of the test's own; planning's 64 blob check
+# workers and a task per image stay below that.
+MAX_TASKS = 16 + 256 + IMAGES + 8
+
+
+class MemoryStore:
+    """A store in memory that records how many tasks were alive at each call."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.manifests: dict[Digest, Manifest] = {}
+        self.blobs: dict[Digest, bytes] = {}
+        self.most_tasks = 0
+
+    def _count(self) -> None:
+        self.most_tasks = max(self.most_tasks, len(asyncio.all_tasks()))
+
+    async def manifest_get(self, ref: Reference) -> Manifest:
+        assert ref.digest is not None
+        return self.manifests[ref.digest]
+
+    async def manifest_exists(self, ref: Reference) -> Digest | None:
+        return ref.digest if ref.digest in self.manifests else None
+
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
+        self._count()
+        self.manifests[manifest.digest] = manifest
+
+    async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
+        self._count()
+        await asyncio.sleep(0)
+        return desc.digest in self.blobs
+
+    @asynccontextmanager
+    async def blob_open(
+        self, repo: Repository, desc: Descriptor
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield self.blobs[desc.digest]
+
+        yield chunks()
+
+    async def blob_put(
+        self, repo: Repository, desc: Descriptor, chunks: AsyncIterable[bytes]
+    ) -> None:
+        self._count()
+        self.blobs[desc.digest] = b"".join([chunk async for chunk in chunks])
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _blob(store: MemoryStore, data: bytes, media_type: str) -> dict[str, object]:
+    store.blobs[Digest.of(data)] = data
+    return {"mediaType": media_type, "digest": str(Digest.of(data)), "size": len(data)}
+
+
+def _seed(store: MemoryStore) -> list[Job]:
+    jobs = []
+    for n in range(IMAGES):
+        raw = json.dumps({
+            "schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+            "config": _blob(store, f"config {n}".encode(), mediatypes.OCI_CONFIG),
+            "layers": [_blob(store, f"{n}/{i}".encode(), mediatypes.OCI_LAYER_GZIP)
+                       for i in range(LAYERS)],
+        }).encode()
+        manifest = Manifest.parse(raw)
+        store.manifests[manifest.digest] = manifest
+        jobs.append(Job(source=Reference.from_repo(SOURCE, digest=manifest.digest),
+                        destination=DESTINATION))
+    return jobs
+
+
+async def test_tasks_alive_at_once_do_not_grow_with_the_blobs_of_a_plan() -> None:
+    """
+    Copying 2,400 blobs and 300 manifests never has more tasks alive than the workers
+    and one per image, and every blob and manifest still lands.
+    """
+    source, destination = MemoryStore(), MemoryStore()
+    jobs = _seed(source)
+
+    report = await copy_images(jobs, source=source, destination=destination,
+                               options=CopyOptions())
+
+    assert IMAGES * (LAYERS + 1) == report.blobs_copied
+    assert source.blobs == destination.blobs
+    assert set(source.manifests) == set(destination.manifests)
+    assert destination.most_tasks <= MAX_TASKS, destination.most_tasks
