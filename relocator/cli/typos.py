@@ -62,6 +62,9 @@ def _first_problem(
     flags are suggested too.
     """
     options = {flag: action for action in parser._actions for flag in action.option_strings}
+    # Bare words the command takes (`copy SRC DST`); past those, a bare word is a value
+    # whose flag is missing.
+    slots = _positional_slots(parser)
     index = 0
     while index < len(args):
         arg = args[index]
@@ -69,8 +72,9 @@ def _first_problem(
         if arg == "--":
             return None
         if not arg.startswith("-") or arg == "-":
-            # Every command takes its arguments through flags: a bare word is a value
-            # whose flag is missing.
+            if slots > 0:
+                slots -= 1
+                continue
             hint = f" (did you mean -f {arg}?)" if "-f" in options else ""
             return f"unrecognized argument '{arg}'{hint}"
         try:
@@ -89,6 +93,21 @@ def _first_problem(
             continue
         index += 1
     return None
+
+
+def _positional_slots(parser: argparse.ArgumentParser) -> int | float:
+    """How many bare words `parser` takes (infinity when one positional takes many)."""
+    slots: int | float = 0
+    for action in parser._actions:
+        if action.option_strings or isinstance(action, argparse._SubParsersAction):
+            continue
+        if action.nargs in (None, "?"):
+            slots += 1
+        elif isinstance(action.nargs, int):
+            slots += action.nargs
+        else:
+            return float("inf")
+    return slots
 
 
 class _Ambiguous(Exception):

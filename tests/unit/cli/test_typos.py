@@ -60,6 +60,12 @@ def _usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[s
             "relocator pkg: error: unrecognized argument 'app.lock' (did you mean -f app.lock?)",
         ),
         (
+            # copy takes SRC and DST; a third bare word is not one of them.
+            ["copy", "reg.example/a:1", "reg.example/b:1", "extra"],
+            "usage: relocator copy",
+            "relocator copy: error: unrecognized argument 'extra'",
+        ),
+        (
             # The default command: a top-level flag is the likelier meaning.
             ["--verison"],
             "usage: relocator resolve",
@@ -103,6 +109,7 @@ def test_typo_is_named_with_the_nearest_spelling(
          ["resolve", "-f", "app.yml", "--lock-output", "app.lock"]),
         (["--version"], None),
         ([], None),
+        (["copy", "reg.example/a:1", "reg.example/b:1", "--dry-run"], None),
     ],
 )
 def test_valid_spellings_are_left_to_argparse(
