@@ -20,6 +20,12 @@ one line naming the file and line.
 
 from __future__ import annotations
 
+from relocator.config.bundles import (
+    BundleLock,
+    bundle_images,
+    bundle_locks,
+    image_locations_text,
+)
 from relocator.config.files import atomic_write_text
 from relocator.config.inputs import Document, FoundImage, Inputs, load_inputs
 from relocator.config.kbld import (
@@ -70,6 +76,7 @@ __all__ = (
     "KBLD_ID_ANNOTATION",
     "LOCK_MINIMUM_REQUIRED_VERSION",
     "ORIGINS_ANNOTATION",
+    "BundleLock",
     "Document",
     "FoundImage",
     "Inputs",
@@ -87,6 +94,9 @@ __all__ = (
     "UpdateStrategy",
     "ValueMatcher",
     "atomic_write_text",
+    "bundle_images",
+    "bundle_locks",
+    "image_locations_text",
     "image_repo_of",
     "imgpkg_lock_text",
     "kbld_lock_text",
