@@ -38,9 +38,9 @@ class LayerLimits:
     """The caps on reading one file out of a layer."""
 
     #: Bytes gunzipped before the file is found (a gzip bomb stops here).
-    max_inflated: int = 512 * 1024 * 1024
+    max_inflated: int = 256 * 1024 * 1024
     #: Tar members walked before the file is found.
-    max_members: int = 100_000
+    max_members: int = 10_000
     #: The file's own size.
     max_file: int = 8 * 1024 * 1024
 
