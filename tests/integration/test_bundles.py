@@ -18,7 +18,7 @@ import yaml
 
 from relocator.oci import Digest, Reference
 from relocator.testing import Registry, RegistryClient, verify_image_tree
-from relocator.testing.images import ImageFactory, Pusher, PushedImage
+from relocator.testing.images import ImageFactory, PushedImage, Pusher
 from tests.integration.bundle_support import (
     bundle,
     bundle_lock,
