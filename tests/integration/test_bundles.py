@@ -97,6 +97,7 @@ def test_relocate_of_a_bundle_lock_copies_the_bundle_its_images_and_locations(
     assert {"image": f"{fresh_registry.host}/dst@{pushed.digest}", "tag": "v1"} == printed["bundle"]
 
 
+@pytest.mark.parametrize("fmt", ["oci", "kbld"])
 def test_pkg_and_unpkg_of_a_bundle_keep_its_tag_and_images(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
@@ -105,11 +106,13 @@ def test_pkg_and_unpkg_of_a_bundle_keep_its_tag_and_images(
     repository: str,
     image_factory: ImageFactory,
     push: Pusher,
+    fmt: str,
 ) -> None:
     """
-    A bundle named by digest in plain YAML (no lock) is recognised by its label: pkg
-    packages it with its images and its tag, unpkg lands all three, re-applies `v1`
-    without --preserve-tags and writes the image-locations record.
+    pkg packages a bundle with its images and its tag, in imgpkg's `Tag` too (which
+    `imgpkg copy --tar` re-applies); unpkg, given the bundle named by digest in plain
+    YAML (recognised by its label), lands all three, re-applies `v1` without
+    --preserve-tags and writes the image-locations record.
     """
     pushed, images = _seed_bundle(registry, repository, image_factory, push)
     named = tmp_path / "bundle.yml"
@@ -118,7 +121,16 @@ def test_pkg_and_unpkg_of_a_bundle_keep_its_tag_and_images(
     lock.write_text(bundle_lock(pushed.reference, "v1"))
     tarball = tmp_path / "bundle.tar"
 
-    packaged = relocator(capsys, "pkg", "-f", str(lock), "-o", str(tarball), *insecure(registry))
+    packaged = relocator(capsys, "pkg", "-f", str(lock), "-o", str(tarball), "--format", fmt,
+                         *insecure(registry))
+    with tarfile.open(tarball) as tar:
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        described = {
+            item["Image"]["Manifest"]["Digest"]: item["Image"].get("Tag")
+            for item in json.loads(member.read()) if item.get("Image")
+        }
+    assert "v1" == described[str(pushed.digest)]
     imported = relocator(capsys, "unpkg", "-f", str(named), "-i", str(tarball),
                          "-r", f"{fresh_registry.host}/dst", *insecure(fresh_registry))
 
