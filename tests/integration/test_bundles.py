@@ -234,3 +234,73 @@ def test_a_hostile_bundle_layer_is_refused_with_one_line_and_nothing_copied(
     assert "Traceback" not in result.err
     with fresh_registry.client() as client:
         assert () == client.catalog()
+
+
+def test_a_nested_bundle_brings_its_own_images(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    registry: Registry,
+    fresh_registry: Registry,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    A bundle naming another bundle brings the inner bundle and the inner bundle's
+    images, as imgpkg copies nested bundles; each bundle gets its image-locations
+    record, the outer one marking the inner as a bundle.
+    """
+    inner, images = _seed_bundle(registry, repository, image_factory, push)
+    outer_layer = tar_layer([(".imgpkg/images.yml", images_lock([inner.reference]))])
+    outer = push(registry, f"{repository}/outer", bundle(outer_layer), tag="v2")
+    lock = tmp_path / "bundle.lock.yml"
+    lock.write_text(bundle_lock(outer.reference, "v2"))
+
+    result = relocator(capsys, "relocate", "-f", str(lock), "-r", f"{fresh_registry.host}/dst",
+                       *insecure(registry, fresh_registry))
+
+    assert 0 == result.code, result.err
+    with fresh_registry.client() as client:
+        for image in (outer, inner, *images):
+            verify_image_tree(client, "dst", image.digest, hash_blobs=True)
+        assert outer.digest == client.manifest_digest("dst", "v2")
+        assert {inner.reference: True} == _locations(client, "dst", outer.digest)
+        assert {p.reference: False for p in images} == _locations(client, "dst", inner.digest)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--repository-template", "{registry}/{repository}"], "--repository-template"),
+        (["-r", "REPO", "--platform", "linux/amd64"], "--platform cannot be used with"),
+    ],
+    ids=["template", "platform"],
+)
+def test_a_bundle_that_would_arrive_unusable_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    registry: Registry,
+    fresh_registry: Registry,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+    flags: list[str],
+    expected: str,
+) -> None:
+    """
+    A bundle whose images would land outside its repository (a template) or be cut
+    to one platform is refused with one line (exit 3) and nothing is copied.
+    """
+    pushed, _ = _seed_bundle(registry, repository, image_factory, push)
+    lock = tmp_path / "bundle.lock.yml"
+    lock.write_text(bundle_lock(pushed.reference, "v1"))
+    flags = [f.replace("REPO", f"{fresh_registry.host}/dst") for f in flags]
+
+    result = relocator(capsys, "relocate", "-f", str(lock), *flags,
+                       *insecure(registry, fresh_registry))
+
+    assert 3 == result.code, result.err
+    assert 1 == len(result.error_lines), result.err
+    assert expected in result.error_lines[0]
+    with fresh_registry.client() as client:
+        assert () == client.catalog()
