@@ -271,7 +271,7 @@ def test_a_nested_bundle_brings_its_own_images(
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        (["--repository-template", "{registry}/{repository}"], "--repository-template"),
+        (["--repository-template", "HOST/mirror/{repository}"], "--repository-template"),
         (["-r", "REPO", "--platform", "linux/amd64"], "--platform cannot be used with"),
     ],
     ids=["template", "platform"],
@@ -294,7 +294,8 @@ def test_a_bundle_that_would_arrive_unusable_is_refused(
     pushed, _ = _seed_bundle(registry, repository, image_factory, push)
     lock = tmp_path / "bundle.lock.yml"
     lock.write_text(bundle_lock(pushed.reference, "v1"))
-    flags = [f.replace("REPO", f"{fresh_registry.host}/dst") for f in flags]
+    flags = [f.replace("REPO", f"{fresh_registry.host}/dst").replace("HOST", fresh_registry.host)
+             for f in flags]
 
     result = relocator(capsys, "relocate", "-f", str(lock), *flags,
                        *insecure(registry, fresh_registry))
