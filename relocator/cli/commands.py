@@ -138,7 +138,9 @@ async def relocate(args: argparse.Namespace) -> int:
         store = registry_store(client, args)
         found = await _bundles_of(store, images, inputs, out, destinations, platforms)
         targets = [
-            dataclasses.replace(t, tags=(*t.tags, *found.tags_of(t.image.digest)))
+            dataclasses.replace(
+                t, tags=tuple(dict.fromkeys((*t.tags, *found.tags_of(t.image.digest))))
+            )
             for t in targets_of([*images, *bundles.added_images(found)], destinations,
                                 preserve_tags=args.preserve_tags)
         ]

@@ -174,8 +174,13 @@ async def _has_label(store: Store, ref: Reference, config: Descriptor) -> bool:
         )
     raw = bytearray()
     async with store.blob_open(ref.repo, config) as chunks:
-        async for chunk in chunks:
-            raw += chunk
+        try:
+            async for chunk in chunks:
+                raw += chunk
+                if len(raw) > config.size:
+                    break  # more than it should be: the digest check below refuses it
+        finally:
+            await _close(chunks)
     config.digest.verify(bytes(raw))
     try:
         doc = json.loads(raw)
@@ -197,11 +202,15 @@ async def _read_layer_file(
                 if found is not None:
                     return found
         finally:
-            # Stopping early: close the stream here, in this task, not when collected.
-            closing = getattr(chunks, "aclose", None)
-            if closing is not None:
-                await closing()
+            await _close(chunks)
     return finder.finish()
+
+
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    """Close a stream left early here, in this task, rather than when it is collected."""
+    closing = getattr(chunks, "aclose", None)
+    if closing is not None:
+        await closing()
 
 
 def mark_nested(found: BundleSet) -> BundleSet:
