@@ -49,12 +49,15 @@ async def find(
     *,
     locks: Iterable[config.BundleLock] = (),
     named_tags: dict[Digest, tuple[str, ...]] | None = None,
+    keep_going: bool = False,
 ) -> Bundles:
     """
     The bundles among `references` (and nested in them), with the tags they keep: a
     BundleLock's `bundle.tag`, and any tag the inputs or a tarball named them by.
     """
-    found = mark_nested(await find_bundles(store, references, config.bundle_images))
+    found = mark_nested(
+        await find_bundles(store, references, config.bundle_images, keep_going=keep_going)
+    )
     tags: dict[Digest, tuple[str, ...]] = {}
     lock_tags: dict[Digest, list[str]] = {}
     for lock in locks:

@@ -136,7 +136,7 @@ async def relocate(args: argparse.Namespace) -> int:
     platforms = parse_platforms(args.platform)
     async with _client(args) as client:
         store = registry_store(client, args)
-        found = await _bundles_of(store, images, inputs, out, destinations, platforms)
+        found = await _bundles_of(args, store, images, inputs, out, destinations, platforms)
         targets = [
             dataclasses.replace(
                 t, tags=tuple(dict.fromkeys((*t.tags, *found.tags_of(t.image.digest))))
@@ -164,6 +164,7 @@ async def relocate(args: argparse.Namespace) -> int:
 
 
 async def _bundles_of(
+    args: argparse.Namespace,
     store: Store,
     images: Sequence[InputImage],
     inputs: config.Inputs,
@@ -178,6 +179,7 @@ async def _bundles_of(
     found = await bundles.find(
         store, [i.reference for i in images], out,
         locks=config.bundle_locks(inputs), named_tags={i.digest: i.tags for i in images},
+        keep_going=args.keep_going,
     )
     if found and platforms:
         raise InputError(
@@ -210,7 +212,7 @@ async def pkg(args: argparse.Namespace) -> int:
     try:
         async with _client(args) as client:
             store = registry_store(client, args)
-            found = await _bundles_of(store, images, inputs, out, None)
+            found = await _bundles_of(args, store, images, inputs, out, None)
             images = [*images, *bundles.added_images(found)]
             jobs = [
                 Job(source=i.written, destination=inside,
@@ -262,7 +264,7 @@ async def unpkg(args: argparse.Namespace) -> int:
             jobs.append(_import_job(args, tar_image, source, destinations.of(source),
                                     attached.get(tar_image.digest)))
         found = await _bundles_of(
-            reader, [InputImage(reference=j.source, names=(), written=j.source) for j in jobs],
+            args, reader, [InputImage(reference=j.source, names=(), written=j.source) for j in jobs],
             inputs, out, destinations,
         )
         named = {t.digest: t.tags for t in reader.images()}

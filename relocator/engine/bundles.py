@@ -78,10 +78,12 @@ async def find_bundles(
     read_images: ReadImages,
     *,
     limits: LayerLimits | None = None,
+    keep_going: bool = False,
 ) -> BundleSet:
     """
     Look at each image (digest references) for the bundle label; read each bundle's
-    images and look at them too, down to nested bundles.
+    images and look at them too, down to nested bundles. With `keep_going`, a given
+    image that cannot be fetched is left to the copy to report (as one failed image).
 
     Raises:
         InputError: A bundle is malformed or names an image that is not a digest.
@@ -97,7 +99,8 @@ async def find_bundles(
     depth = 0
     while level:
         found = await asyncio.gather(
-            *(_bundle_of(store, r, read_images, gate, limits, manifests, top=depth == 0)
+            *(_bundle_of(store, r, read_images, gate, limits, manifests,
+                         top=depth == 0, keep_going=keep_going)
               for r in level)
         )
         next_level: list[Reference] = []
@@ -129,15 +132,16 @@ async def _bundle_of(
     manifests: dict[Digest, Manifest],
     *,
     top: bool,
+    keep_going: bool,
 ) -> Bundle | None:
     async with gate:
         try:
             manifest = await store.manifest_get(ref)
         except RelocatorError:
-            if not top:
+            if not (top and keep_going):
                 raise
-            # The plan fetches it again and reports the failure as its own (with
-            # --keep-going, beside the images that did copy); not copied, not thin.
+            # The plan fetches it again and reports the failure as one image's, beside
+            # the images that did copy; it is not copied, so not copied thin.
             return None
         manifests[manifest.digest] = manifest
         if not _bundle_shaped(manifest) or manifest.config is None:
