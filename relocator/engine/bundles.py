@@ -19,6 +19,7 @@ import tarfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
+from relocator.engine.groups import first_error
 from relocator.errors import InputError, LimitExceeded, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
 from relocator.oci.layertar import LayerFileFinder, LayerLimits
@@ -98,11 +99,18 @@ async def find_bundles(
     level = list(dict.fromkeys(references))
     depth = 0
     while level:
-        found = await asyncio.gather(
-            *(_bundle_of(store, r, read_images, gate, limits, manifests,
-                         top=depth == 0, keep_going=keep_going)
-              for r in level)
-        )
+        # A task group, not gather: one failure cancels the other lookups and waits for
+        # them, so no request is left running when the error is reported.
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(_bundle_of(store, r, read_images, gate, limits, manifests,
+                                                 top=depth == 0, keep_going=keep_going))
+                    for r in level
+                ]
+        except BaseExceptionGroup as failed:
+            raise first_error(failed) from None
+        found = [task.result() for task in tasks]
         next_level: list[Reference] = []
         for bundle in found:
             if bundle is None or bundle.digest in bundles:
