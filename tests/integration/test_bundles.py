@@ -19,7 +19,7 @@ import yaml
 from relocator.oci import Digest, Reference
 from relocator.testing import Registry, RegistryClient, verify_image_tree
 from relocator.testing.images import ImageFactory, PushedImage, Pusher
-from tests.integration.bundle_support import (
+from tests.bundle_support import (
     bundle,
     bundle_lock,
     gzip_stream,

@@ -88,3 +88,15 @@ def test_the_caps_hold() -> None:
     with pytest.raises(LimitExceeded, match="is 100 bytes"):
         _find(layer, limits=LayerLimits(max_file=99))
     assert b"y" * 100 == _find(layer, limits=LayerLimits(max_file=100))
+
+
+def test_the_file_as_a_link_is_refused() -> None:
+    """images.yml must be a regular file: a symbolic link to elsewhere is not followed."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        link = tarfile.TarInfo(WANTED)
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+
+    with pytest.raises(ManifestError, match="not a regular file"):
+        _find(gzip.compress(raw.getvalue()))

@@ -42,15 +42,20 @@ def gzip_stream(parts: Sequence[bytes], repeat: int = 1) -> bytes:
     return b"".join(out)
 
 
-def bundle(layer: bytes, *, label: bool = True) -> Image:
-    """A Docker image as `imgpkg push -b` makes it: one gzip layer, the bundle label."""
+def bundle(layer: bytes, *, label: bool = True, padding: int = 0) -> Image:
+    """
+    A Docker image as `imgpkg push -b` makes it: one gzip layer, the bundle label
+    (its config grown by `padding` bytes, for the config cap).
+    """
     layer_blob = Blob.from_bytes(layer, mediatypes.DOCKER_LAYER)
-    config_doc = {
+    config_doc: dict[str, object] = {
         "architecture": "",
         "os": "",
         "config": {"Labels": {BUNDLE_LABEL: "true"} if label else {}},
         "rootfs": {"type": "layers", "diff_ids": [str(layer_blob.digest)]},
     }
+    if padding:
+        config_doc["padding"] = "x" * padding
     config = Blob.from_bytes(json.dumps(config_doc).encode(), mediatypes.DOCKER_CONFIG)
     doc = {
         "schemaVersion": 2,
