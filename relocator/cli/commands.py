@@ -9,6 +9,7 @@ YAML on stdout; log lines go to stderr with kbld's prefixes (`resolve |`, `reloc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -47,7 +48,16 @@ from relocator.transport import HttpClient, Keychain, TransportSettings
 if TYPE_CHECKING:
     from relocator.store.tarball import TarballReader, TarballWriter
 
-from .inputs import images_of, limit_of, load, parse_reference, require_images, write_locks
+from . import bundles
+from .inputs import (
+    InputImage,
+    images_of,
+    limit_of,
+    load,
+    parse_reference,
+    require_images,
+    write_locks,
+)
 from .output import Output
 from .plain import megabytes
 from .targets import (
@@ -132,14 +142,18 @@ async def relocate(args: argparse.Namespace) -> int:
     inputs = load(args, out)
     # The flags are checked before the inputs: a bad template is the likelier mistake.
     destinations = Destinations.from_args(args)
-    targets = targets_of(
-        require_images(images_of(inputs), args.file),
-        destinations,
-        preserve_tags=args.preserve_tags,
-    )
+    images = require_images(images_of(inputs), args.file)
     platforms = parse_platforms(args.platform)
     async with _client(args, out) as client:
         store = registry_store(client, args)
+        found = await _bundles_of(args, store, images, inputs, out, destinations, platforms)
+        targets = [
+            dataclasses.replace(
+                t, tags=tuple(dict.fromkeys((*t.tags, *found.tags_of(t.image.digest))))
+            )
+            for t in targets_of([*images, *bundles.added_images(found)], destinations,
+                                preserve_tags=args.preserve_tags)
+        ]
         if platforms:
             targets = await select_platforms(targets, store, platforms, out)
         jobs = [job for target in targets for job in target.jobs()]
@@ -149,10 +163,42 @@ async def relocate(args: argparse.Namespace) -> int:
         report = await _transfer(
             args, out, jobs, store, store, client, verb="imported",
             referrers_of=jobs if args.include_referrers else (),
+            fetched=found.found.manifests,
         )
+        if report is not None and found:
+            await bundles.note_copies(store, found, bundles.one_repository(found, destinations),
+                                      out)
     if report is not None:
         _finish(args, inputs, relocated_names(targets))
     return 0
+
+
+async def _bundles_of(
+    args: argparse.Namespace,
+    store: Store,
+    images: Sequence[InputImage],
+    inputs: config.Inputs,
+    out: Output,
+    destinations: Destinations | None,
+    platforms: Sequence[Platform] = (),
+) -> bundles.Bundles:
+    """
+    The imgpkg bundles among `images`; refused where a bundle would be copied thin
+    (`--platform` choosing among its images) or where imgpkg would not find its images.
+    """
+    found = await bundles.find(
+        store, [i.reference for i in images], out,
+        locks=config.bundle_locks(inputs), named_tags={i.digest: i.tags for i in images},
+        keep_going=args.keep_going,
+    )
+    if found and platforms:
+        raise InputError(
+            "--platform cannot be used with imgpkg bundles: a bundle's images are copied "
+            "whole, as its images.yml names them",
+        )
+    if found and destinations is not None:
+        bundles.one_repository(found, destinations)
+    return found
 
 
 async def pkg(args: argparse.Namespace) -> int:
@@ -167,22 +213,31 @@ async def pkg(args: argparse.Namespace) -> int:
     images = require_images(images_of(inputs), args.file)
     # A tarball is content-addressed: every image goes to one place, so that a blob
     # shared by images of different source repositories is planned (and written) once.
-    # The tags the inputs named travel in the tarball, for `unpkg --preserve-tags`.
+    # The tags the inputs named travel in the tarball, for `unpkg --preserve-tags`; a
+    # bundle's tag travels too, and unpkg always applies it.
     inside = Repository(registry="tarball", path="images")
-    jobs = [Job(source=i.written, destination=inside, tags=i.tags) for i in images]
     from relocator.store.tarball import TarballWriter  # only pkg needs it
 
     writer = TarballWriter(Path(args.output), format=args.format, resume=args.resume)
     if not args.resume and not args.dry_run:
         await _refuse_unfinished(writer)
-    out.line(f"exporting {_count(len(jobs), 'image')}...")
-    for image in images:
-        out.line(f"will export {image.reference}")
     try:
         async with _client(args, out) as client:
+            store = registry_store(client, args)
+            found = await _bundles_of(args, store, images, inputs, out, None)
+            images = [*images, *bundles.added_images(found)]
+            jobs = [
+                Job(source=i.written, destination=inside,
+                    tags=tuple(dict.fromkeys((*i.tags, *found.tags_of(i.digest)))))
+                for i in images
+            ]
+            out.line(f"exporting {_count(len(jobs), 'image')}...")
+            for image in images:
+                out.line(f"will export {image.reference}")
             report = await _transfer(
-                args, out, jobs, registry_store(client, args), writer, client, verb="exported",
+                args, out, jobs, store, writer, client, verb="exported",
                 referrers_of=jobs if args.include_referrers else (),
+                fetched=found.found.manifests,
             )
     finally:
         await writer.aclose()
@@ -239,6 +294,17 @@ async def unpkg(args: argparse.Namespace) -> int:
             source = _tarball_source(args, tar_image, destinations)
             jobs.append(_import_job(args, tar_image, source, destinations.of(source),
                                     attached.get(tar_image.digest)))
+        found = await _bundles_of(
+            args, reader, [InputImage(reference=j.source, names=(), written=j.source) for j in jobs],
+            inputs, out, destinations,
+        )
+        named = {t.digest: t.tags for t in reader.images()}
+        # A bundle keeps its tag (imgpkg re-applies it), with or without --preserve-tags.
+        jobs = [
+            dataclasses.replace(j, tags=tuple(dict.fromkeys((*j.tags, *named[j.digest]))))
+            if j.digest in found.found.bundles else j
+            for j in jobs
+        ]
         out.line(f"importing {_count(len(jobs), 'image')}...")
         for job in jobs:
             out.line(f"importing {job.source} -> {job.target}...")
@@ -246,11 +312,15 @@ async def unpkg(args: argparse.Namespace) -> int:
             out.line(f"will merge {_count(len(index.referrers), 'referrer')} into "
                      f"{index.reference}")
         async with _client(args, out) as client:
+            target = RegistryStore(client, verify_uploads=args.verify_blobs)
             report = await _transfer(
-                args, out, jobs, reader,
-                RegistryStore(client, verify_uploads=args.verify_blobs), client,
-                verb="imported", indexes=indexes,
+                args, out, jobs, reader, target, client, verb="imported", indexes=indexes,
+                fetched=found.found.manifests,
             )
+            if report is not None and found:
+                await bundles.note_copies(
+                    target, found, bundles.one_repository(found, destinations), out
+                )
     if report is not None:
         out.line(f"imported {_count(len(report.images), 'image')}")
         landed = {job.digest: str(job.target) for job in jobs}
@@ -341,11 +411,13 @@ async def _transfer(
     verb: str,
     referrers_of: Sequence[Job] = (),
     indexes: Sequence[ReferrersIndex] = (),
+    fetched: dict[Digest, Manifest] | None = None,
 ) -> Report | None:
     """
     Plan and (unless `--dry-run`) execute; None for a dry run. With `referrers_of`, what
     is attached to those jobs' images is found first and copied too; `indexes` are
-    referrers indexes to merge at the destination afterwards (unpkg).
+    referrers indexes to merge at the destination afterwards (unpkg); `fetched` are
+    manifests already fetched from `source` (by digest), not fetched again.
 
     Raises:
         PartialFailure: With `--keep-going`, after the others finished, if any failed.
@@ -353,7 +425,7 @@ async def _transfer(
     shard = _shard(args)
     failures: list[ImageFailure] = []
     async with out.running():
-        known: dict[Digest, Manifest] = {}
+        known: dict[Digest, Manifest] = dict(fetched or {})
         if referrers_of:
             out.line(f"looking up what is attached to {_count(len(referrers_of), 'image')}...")
             found = await find_referrers(
@@ -364,7 +436,7 @@ async def _transfer(
             for job in found.jobs:
                 out.line(f"will also copy {job.source} ({describe(job)})")
             jobs = with_attachments(jobs, found.jobs, out.sink)
-            known = found.manifests
+            known = {**known, **found.manifests}
             indexes = [*indexes, *found.indexes]
             failures = found.failures
         plan = await plan_images(

@@ -20,6 +20,12 @@ one line naming the file and line.
 
 from __future__ import annotations
 
+from relocator.config.bundles import (
+    BundleLock,
+    bundle_images,
+    bundle_locks,
+    image_locations_text,
+)
 from relocator.config.files import atomic_write_text
 from relocator.config.inputs import (
     MAX_INPUT_BYTES,
@@ -77,6 +83,7 @@ __all__ = (
     "LOCK_MINIMUM_REQUIRED_VERSION",
     "MAX_INPUT_BYTES",
     "ORIGINS_ANNOTATION",
+    "BundleLock",
     "Document",
     "FoundImage",
     "Inputs",
@@ -94,6 +101,9 @@ __all__ = (
     "UpdateStrategy",
     "ValueMatcher",
     "atomic_write_text",
+    "bundle_images",
+    "bundle_locks",
+    "image_locations_text",
     "image_repo_of",
     "imgpkg_lock_text",
     "kbld_lock_text",

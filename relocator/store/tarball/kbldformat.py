@@ -140,9 +140,14 @@ class _Renderer:
     def render(self) -> bytes:
         package = self._package
         refs: dict[Digest, list[str]] = {}
+        # imgpkg's `Tag`: the tag it re-applies on import (how a bundle keeps its tag).
+        tags: dict[Digest, str] = {}
         for entry in package.images:
             digest = entry.manifest.digest
             refs.setdefault(digest, [])
+            tag = next((t for t in (entry.reference.tag, *entry.tags) if t), None)
+            if tag is not None:
+                tags.setdefault(digest, tag)
             ref = f"{entry.reference.name}@{digest}"
             if ref not in refs[digest]:
                 refs[digest].append(ref)
@@ -158,7 +163,7 @@ class _Renderer:
                     refs[manifest.digest] = [f"{repos[entry.manifest.digest]}@{manifest.digest}"]
                     self._nest(manifest, nested, 0)
         items = [
-            {**self._item(package.manifests[d], r), **self._extra.get(d, {})}
+            {**self._item(package.manifests[d], r, tags.get(d)), **self._extra.get(d, {})}
             for d, r in refs.items()
         ]
         items.sort(key=_sort_key)
@@ -170,10 +175,16 @@ class _Renderer:
             for child in manifest.manifests:
                 self._nest(self._package.manifests[child.digest], nested, depth + 1)
 
-    def _item(self, manifest: Manifest, refs: list[str]) -> dict[str, Any]:
+    def _item(self, manifest: Manifest, refs: list[str], tag: str | None) -> dict[str, Any]:
         if manifest.is_index:
-            return {"ImageIndex": self._index(manifest, refs, 0), "Image": None}
-        return {"ImageIndex": None, "Image": self._image(manifest, refs)}
+            described = self._index(manifest, refs, 0)
+        else:
+            described = self._image(manifest, refs)
+        if tag is not None:
+            described["Tag"] = tag
+        if manifest.is_index:
+            return {"ImageIndex": described, "Image": None}
+        return {"ImageIndex": None, "Image": described}
 
     def _index(self, manifest: Manifest, refs: list[str], depth: int) -> dict[str, Any]:
         if depth > MAX_DEPTH:
