@@ -186,11 +186,17 @@ async def _bundles_of(
     The imgpkg bundles among `images`; refused where a bundle would be copied thin
     (`--platform` choosing among its images) or where imgpkg would not find its images.
     """
-    found = await bundles.find(
-        store, [i.reference for i in images], out,
-        locks=config.bundle_locks(inputs), named_tags={i.digest: i.tags for i in images},
-        keep_going=args.keep_going,
-    )
+    try:
+        found = await bundles.find(
+            store, [i.reference for i in images], out,
+            locks=config.bundle_locks(inputs), named_tags={i.digest: i.tags for i in images},
+            keep_going=args.keep_going,
+        )
+    except Exception as exc:
+        # A source that fails here fails the run: its report says so, as for a failure
+        # while planning.
+        out.report_failure(exc)
+        raise
     if found and platforms:
         raise InputError(
             "--platform cannot be used with imgpkg bundles: a bundle's images are copied "
@@ -431,6 +437,7 @@ async def _transfer(
             found = await find_referrers(
                 referrers_of, source, package=not isinstance(destination, RegistryStore),
                 keep_going=args.keep_going, sink=out.sink, limits=limits_of(args),
+                known=known,
             )
             out.line(f"found {_count(len(found.jobs), 'attached image')}")
             for job in found.jobs:

@@ -214,6 +214,10 @@ class Output:
             await anyio.sleep(FLUSH_SECONDS)
             lines.flush()
 
+    def report_failure(self, exc: BaseException) -> None:
+        """Write the report (`--json`, `--report`) of a run that failed before `running`."""
+        self._failed(exc)
+
     def _failed(self, exc: BaseException) -> None:
         """Write the report of a run the engine did not finish (events seen so far)."""
         if isinstance(exc, BaseExceptionGroup):

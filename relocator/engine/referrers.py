@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -115,6 +115,7 @@ async def find_referrers(
     keep_going: bool = False,
     sink: ProgressSink | None = None,
     limits: Limits | None = None,
+    known: Mapping[Digest, Manifest] | None = None,
 ) -> Attachments:
     """
     Everything attached to the images of `jobs` at the source, as extra jobs.
@@ -134,6 +135,8 @@ async def find_referrers(
         sink: Where notices go.
         limits: Caps on index entries (referrers listings included), layers and the
             manifest bytes held while looking.
+        known: Manifests already fetched from `source`, by digest: not fetched again
+            (still held to `limits`).
 
     Raises:
         RelocatorError: A listing failed (without `keep_going`), or `source` cannot
@@ -142,7 +145,7 @@ async def find_referrers(
     """
     if not isinstance(source, Referrers):
         raise RelocatorError(f"{source.name} cannot list referrers")
-    finder = _Finder(source, source, limits or Limits())
+    finder = _Finder(source, source, limits or Limits(), known or {})
     found: dict[int, list[_Found]] = {}
     failures: list[ImageFailure] = []
 
@@ -175,8 +178,15 @@ async def find_referrers(
 class _Finder:
     """Looks attachments up at one source, each (repository, digest, level) once."""
 
-    def __init__(self, store: Store, referrers: Referrers, limits: Limits) -> None:
+    def __init__(
+        self,
+        store: Store,
+        referrers: Referrers,
+        limits: Limits,
+        known: Mapping[Digest, Manifest] | None = None,
+    ) -> None:
         self._store = store
+        self._known = dict(known or {})
         self._src = referrers
         self._limits = limits
         # Bytes of the manifests held (each with its overhead), as a plan counts them.
@@ -212,7 +222,8 @@ class _Finder:
         digest = ref.digest
         if digest is not None and digest in self.manifests:
             return self.manifests[digest]
-        manifest = await self._store.manifest_get(ref)
+        already = self._known.get(digest) if digest is not None else None
+        manifest = already if already is not None else await self._store.manifest_get(ref)
         self._limits.check(manifest, str(ref))
         if manifest.digest not in self.manifests:
             self._held += len(manifest.raw) + MANIFEST_OVERHEAD
