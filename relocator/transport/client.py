@@ -19,7 +19,7 @@ import ssl
 import time
 import urllib.request
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +85,10 @@ class TransportSettings:
     #: Seconds a response may stall without a byte arriving; a healthy but slow transfer
     #: is never cut, since there is no total timeout.
     read_timeout: float = 120.0
+    #: Seconds a request may wait for a free pooled connection (beyond connecting): the
+    #: per-host limits keep the pool from filling, so a wait this long means connections
+    #: were lost, and a temporary error beats waiting forever.
+    pool_timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: Largest piece of a body handed over at once (1 MiB): big enough that per-chunk
     #: overhead is negligible, small enough that memory stays flat.
@@ -117,7 +121,7 @@ class Response:
         """
         return await _read_capped(self._resp, limit, what=what)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """
         The raw body in pieces, never decompressed (a blob's digest is over its bytes).
 
@@ -217,7 +221,12 @@ class HttpClient:
             resp = await self._obtain(method, url, what, scopes, headers, body, ok, retry)
             try:
                 yield Response(resp, self.settings.chunk_size)
-            finally:
+            except BaseException:
+                # The body may be abandoned half-read: its connection cannot serve
+                # another request, so it is closed rather than returned to the pool.
+                resp.close()
+                raise
+            else:
                 resp.release()
 
     async def _obtain(
@@ -477,6 +486,8 @@ class HttpClient:
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(
                     total=None,
+                    # aiohttp's `connect` covers the wait for a pooled connection too.
+                    connect=self.settings.pool_timeout + self.settings.connect_timeout,
                     sock_connect=self.settings.connect_timeout,
                     sock_read=self.settings.read_timeout,
                 ),

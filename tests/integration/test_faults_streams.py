@@ -1,0 +1,57 @@
+"""
+Streams that go wrong mid-body end cleanly: an over-long chunked blob is a one-line
+integrity failure, its connection is given back, and no finaliser fails later in
+another context (no traceback on stderr, whatever the number of such blobs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relocator.testing import ImageFactory, Pusher, Registry
+from relocator.testing.proxy import FaultProxy, Forward
+from tests.integration.faults_support import images_file, insecure_flags, run_cli, through
+
+# What stderr must never hold: Python's reports of a failure nobody handled.
+_NOISE = ("Traceback", "Task exception was never retrieved", "Exception ignored")
+
+
+@pytest.mark.parametrize("command", ["relocate", "pkg"])
+def test_over_long_chunked_blobs_fail_in_one_line_without_hanging(
+    command: str,
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    proxy: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    Twelve blobs, more than the default 8 transfers per host, each sent chunked with
+    bytes past its descriptor's size, every retry too: every transfer fails as an
+    integrity error and gives its connection and slot back, so the run ends (exit 6)
+    with one error line and nothing Python printed on its own. (The subprocess timeout
+    only guards against a hang.)
+    """
+    images = [
+        push(registry, repository, image_factory.image(layer_sizes=(4096,))) for _ in range(12)
+    ]
+    for image in images:
+        proxy.add(Forward(chunked=True, extend_by=b"x" * 4096),
+                  method="GET", path=f"/blobs/{image.image.layers[0].digest}")
+    sources = images_file(tmp_path / "i.yml", [through(proxy, i) for i in images])
+    target = (["-r", f"{registry2.host}/{repository}"] if command == "relocate"
+              else ["-o", str(tmp_path / "out.tar")])
+
+    code, _, err = run_cli(
+        [command, "-f", str(sources), *target, *insecure_flags(proxy.host, registry2.host)],
+        timeout=90,
+    )
+
+    assert 6 == code, err
+    assert [] == [n for n in _NOISE if n in err], err
+    assert 1 == len([ln for ln in err.splitlines() if ln.startswith("relocator: error:")]), err
+
