@@ -30,6 +30,7 @@ from relocator.errors import (
     PartialFailure,
     RegistryError,
     RelocatorError,
+    Terminated,
     TransportError,
     UnsafeRedirect,
 )
@@ -46,7 +47,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (UnsafeRedirect, 7, "network failure: connection, DNS, TLS, timeouts"),
     (RegistryError, 8, "the registry answered with an error"),
     (PartialFailure, 9, "with --keep-going: some images failed, the others were finished"),
-    (Interrupted, 130, "interrupted (Ctrl-C or SIGTERM)"),
+    (Terminated, 143, "terminated by SIGTERM (e.g. a Kubernetes pod eviction)"),
+    (Interrupted, 130, "interrupted (Ctrl-C)"),
     (RelocatorError, 1, "any other failure"),
 )
 EXIT_USAGE = 2
@@ -64,7 +66,12 @@ def exit_code(exc: BaseException) -> int:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the command line and exit."""
-    sys.exit(run(sys.argv[1:] if argv is None else argv))
+    code = run(sys.argv[1:] if argv is None else argv)
+    # The outcome is decided and reported: a signal now would only turn the exit into
+    # a KeyboardInterrupt in the interpreter's shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def run(argv: list[str]) -> int:
@@ -79,14 +86,22 @@ def run(argv: list[str]) -> int:
         return 0
     debug = bool(getattr(args, "debug", False))
     _configure_logging(debug)
-    command = _command(args.command)
     try:
+        # Outside the event loop (starting, shutting down) SIGINT raises
+        # KeyboardInterrupt and SIGTERM `_SigTerm`; inside, `_with_signals` handles both.
+        _catch_signals()
+        command = _command(args.command)
         return anyio.run(
             _with_signals, command, args, backend="asyncio", backend_options=_loop_options()
         )
+    except _SigTerm:
+        error: RelocatorError = Terminated("terminated by SIGTERM")
+        _report(error, args)
+        return exit_code(error)
     except KeyboardInterrupt:
-        _report(Interrupted("interrupted"), args)
-        return 130
+        error = Interrupted("interrupted")
+        _report(error, args)
+        return exit_code(error)
     except RelocatorError as exc:
         _report(exc, args)
         return exit_code(exc)
@@ -125,31 +140,68 @@ def _command(name: str) -> Command:
     return handler
 
 
+class _SigTerm(KeyboardInterrupt):
+    """SIGTERM outside the event loop: unwinds like Ctrl-C, reported as SIGTERM."""
+
+
+def _raise_sigterm(signum: int, frame: object) -> None:
+    raise _SigTerm
+
+
+def _catch_signals() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_sigterm)
+
+
 async def _with_signals(command: Command, args: argparse.Namespace) -> int:
-    """Run `command`, turning SIGTERM into a clean cancellation like Ctrl-C."""
+    """
+    Run `command`; SIGINT or SIGTERM cancels it, and once it has cleaned up (unfinished
+    tarball kept, connections closed) the signal is raised as `Interrupted` or
+    `Terminated`. Later signals are ignored: the cleanup is short, and a signal landing
+    in the middle of it would only leave tracebacks and half-closed files behind.
+    """
     result = 0
-
-    async def watch() -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM) as signals:
-            async for _ in signals:
-                raise Interrupted("terminated by SIGTERM")
-
+    stop: list[Interrupted] = []
     try:
-        async with anyio.create_task_group() as tg:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with anyio.create_task_group() as tg:
+                work = anyio.CancelScope()
 
-            async def work() -> None:
-                nonlocal result
-                try:
-                    result = await command(args)
-                finally:
-                    tg.cancel_scope.cancel()
+                async def watch() -> None:
+                    async for signum in signals:
+                        if not stop:
+                            stop.append(
+                                Terminated("terminated by SIGTERM")
+                                if signum == signal.SIGTERM
+                                else Interrupted("interrupted")
+                            )
+                            work.cancel()
 
-            tg.start_soon(watch)
-            tg.start_soon(work)
+                async def run_command() -> None:
+                    nonlocal result
+                    try:
+                        with work:
+                            result = await command(args)
+                    finally:
+                        tg.cancel_scope.cancel()
+
+                tg.start_soon(watch)
+                tg.start_soon(run_command)
     except BaseExceptionGroup as group:
+        if stop:
+            raise stop[0] from None
         from relocator.engine.groups import first_error
 
         raise first_error(group) from None
+    except RelocatorError:
+        if stop:
+            raise stop[0] from None
+        raise
+    finally:
+        # The receiver put back the default handlers: keep catching until exit.
+        _catch_signals()
+    if stop:
+        raise stop[0]
     return result
 
 
