@@ -23,6 +23,7 @@ import anyio
 from relocator import __version__
 from relocator.errors import (
     AuthError,
+    DeadlineExceeded,
     InputError,
     IntegrityError,
     Interrupted,
@@ -35,7 +36,7 @@ from relocator.errors import (
     UnsafeRedirect,
 )
 
-from .parser import build_parser, with_default_command
+from .parser import build_parser, parse_duration, with_default_command
 
 #: Exit codes, documented in docs/cli.md. Ordered from the most specific class.
 EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
@@ -49,6 +50,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (PartialFailure, 9, "with --keep-going: some images failed, the others were finished"),
     (Terminated, 143, "terminated by SIGTERM (e.g. a Kubernetes pod eviction)"),
     (Interrupted, 130, "interrupted (Ctrl-C)"),
+    (DeadlineExceeded, 124, "the run took longer than --timeout"),
     (RelocatorError, 1, "any other failure"),
 )
 EXIT_USAGE = 2
@@ -91,8 +93,10 @@ def run(argv: list[str]) -> int:
         # KeyboardInterrupt and SIGTERM `_SigTerm`; inside, `_with_signals` handles both.
         _catch_signals()
         command = _command(args.command)
+        deadline = _deadline(args)
         return anyio.run(
-            _with_signals, command, args, backend="asyncio", backend_options=_loop_options()
+            _with_signals, command, args, deadline,
+            backend="asyncio", backend_options=_loop_options(),
         )
     except _SigTerm:
         error: RelocatorError = Terminated("terminated by SIGTERM")
@@ -153,19 +157,38 @@ def _catch_signals() -> None:
     signal.signal(signal.SIGTERM, _raise_sigterm)
 
 
-async def _with_signals(command: Command, args: argparse.Namespace) -> int:
+def _deadline(args: argparse.Namespace) -> float | None:
+    """Seconds the whole run may take: `--timeout`, else `$RELOCATOR_TIMEOUT`, else None."""
+    seconds: float | None = getattr(args, "timeout", None)
+    if seconds is not None or not hasattr(args, "timeout"):
+        return seconds
+    text = os.environ.get("RELOCATOR_TIMEOUT", "")
+    if not text:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InputError(f"RELOCATOR_TIMEOUT: {exc}") from None
+
+
+async def _with_signals(
+    command: Command, args: argparse.Namespace, deadline: float | None = None
+) -> int:
     """
     Run `command`; SIGINT or SIGTERM cancels it, and once it has cleaned up (unfinished
     tarball kept, connections closed) the signal is raised as `Interrupted` or
     `Terminated`. Later signals are ignored: the cleanup is short, and a signal landing
     in the middle of it would only leave tracebacks and half-closed files behind.
+    Reaching `deadline` seconds cancels it the same way and raises `DeadlineExceeded`.
     """
     result = 0
-    stop: list[Interrupted] = []
+    stop: list[RelocatorError] = []
     try:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with anyio.create_task_group() as tg:
-                work = anyio.CancelScope()
+                work = anyio.CancelScope(
+                    deadline=anyio.current_time() + deadline if deadline else float("inf")
+                )
 
                 async def watch() -> None:
                     async for signum in signals:
@@ -183,6 +206,12 @@ async def _with_signals(command: Command, args: argparse.Namespace) -> int:
                         with work:
                             result = await command(args)
                     finally:
+                        if not stop and work.cancel_called:
+                            stop.append(DeadlineExceeded(
+                                f"the run took longer than its --timeout of {deadline:g} s",
+                                hint="raise --timeout, or look for a slow registry with "
+                                "--debug",
+                            ))
                         tg.cancel_scope.cancel()
 
                 tg.start_soon(watch)

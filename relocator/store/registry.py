@@ -114,8 +114,10 @@ class RegistryStore:
         """Fetch a manifest; by digest, its bytes must hash to the digest."""
         url = self._url(ref.repo, f"manifests/{ref.identifier}")
         what = f"fetching manifest {ref}"
+        # Read within the request, so that a body that breaks or crawls is retried.
         async with self.client.request(
-            "GET", url, what=what, scopes=(pull(ref.repository),), headers={"Accept": mt.ACCEPT}
+            "GET", url, what=what, scopes=(pull(ref.repository),), headers={"Accept": mt.ACCEPT},
+            read_limit=MAX_MANIFEST_BYTES,
         ) as resp:
             raw = await resp.read(MAX_MANIFEST_BYTES, what=what)
             content_type = resp.headers.get("Content-Type")
