@@ -6,13 +6,17 @@ another context (no traceback on stderr, whatever the number of such blobs).
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from pathlib import Path
 
+import anyio
 import pytest
 
+from relocator.errors import TransportError
 from relocator.testing import ImageFactory, Pusher, Registry
 from relocator.testing.proxy import FaultProxy, Forward
-from tests.integration.faults_support import images_file, insecure_flags, run_cli, through
+from relocator.transport import HttpClient, Keychain, TransportSettings
+from tests.integration.faults_support import FAST, images_file, insecure_flags, run_cli, through
 
 # What stderr must never hold: Python's reports of a failure nobody handled.
 _NOISE = ("Traceback", "Task exception was never retrieved", "Exception ignored")
@@ -55,3 +59,39 @@ def test_over_long_chunked_blobs_fail_in_one_line_without_hanging(
     assert [] == [n for n in _NOISE if n in err], err
     assert 1 == len([ln for ln in err.splitlines() if ln.startswith("relocator: error:")]), err
 
+
+
+async def test_waiting_for_a_pooled_connection_is_bounded(
+    registry: Registry,
+    proxy: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    With every pooled connection of a host held by bodies nobody reads (what lost
+    streams used to do), a request does not wait forever for one: after the pool
+    timeout it is a temporary network error, retried, then raised.
+    """
+    image = push(registry, repository, image_factory.image(layer_sizes=(64 * 1024,)))
+    layer = image.image.layers[0]
+    proxy.add(Forward(stall_after=1024), method="GET", path=f"/blobs/{layer.digest}")
+    url = f"http://{proxy.host}/v2/{repository}/blobs/{layer.digest}"
+    settings = TransportSettings(
+        insecure_hosts=frozenset({proxy.host}), concurrency=1, use_env_proxy=False,
+        retry=FAST, pool_timeout=0.2, connect_timeout=0.2,
+    )
+    async with HttpClient(settings, Keychain(env={})) as client, AsyncExitStack() as held:
+        # The connector's backstop for one slot per host: 2 × 1 + 4 connections, all
+        # taken behind the client's back.
+        session = client._session_now()
+        for _ in range(6):
+            await held.enter_async_context(session.get(url))
+
+        with anyio.fail_after(30), pytest.raises(TransportError) as caught:
+            async with client.request("GET", url, what="fetching blob"):
+                pass
+
+    assert caught.value.temporary
+    assert f"GET from {proxy.host} timed out" == str(caught.value)
+    proxy.release()
