@@ -89,6 +89,9 @@ class Respond:
     #: Answer `Range: bytes=A-B` (or `A-`) requests with a 206 of the bytes this
     #: function gives for `(A, B + 1)`: a synthetic blob that can be read from anywhere.
     ranges: Callable[[int, int], Iterator[bytes]] | None = None
+    #: Answer after reading this many bytes of the request body, the rest unread (a
+    #: server refusing an upload early, as with 413); None: the whole body first.
+    early: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -606,7 +609,8 @@ class FaultProxy:
         self, request: web.Request, action: Respond, exchange: _Exchange
     ) -> web.StreamResponse:
         async for _ in _counted(request, exchange):
-            pass
+            if action.early is not None and exchange.request_bytes >= action.early:
+                break
         if isinstance(action.body, bytes):
             body: AsyncIterator[bytes] = _iterate([action.body])
             size: int | None = len(action.body)

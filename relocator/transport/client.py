@@ -27,6 +27,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 import aiohttp
+import anyio
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from relocator import __version__
@@ -264,6 +265,8 @@ class HttpClient:
                 raise
             else:
                 resp.release()
+            finally:
+                await _settled(resp)
 
     async def _obtain(
         self,
@@ -634,6 +637,17 @@ async def _read_capped(
     return data
 
 
+async def _settled(resp: aiohttp.ClientResponse) -> None:
+    """
+    Wait for the task that sends a streamed request body to end (releasing or closing
+    the response cancelled it): until then it is still reading the body's stream, which
+    its owner is about to close. Shielded, so a cancelled caller still waits the moment
+    it takes.
+    """
+    with anyio.CancelScope(shield=True):
+        await resp.wait_for_close()
+
+
 def _decode(data: bytes, encoding: str, limit: int, what: str, host: str) -> bytes:
     wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
     decoder = zlib.decompressobj(wbits)
@@ -669,6 +683,7 @@ async def _error_from(
         body = b""
     finally:
         resp.release()
+        await _settled(resp)
     codes, detail = _parse_errors(body)
     text = f"{what}: {host} answered HTTP {status}"
     if codes:

@@ -14,7 +14,7 @@ import pytest
 
 from relocator.errors import TransportError
 from relocator.testing import ImageFactory, Pusher, Registry
-from relocator.testing.proxy import FaultProxy, Forward
+from relocator.testing.proxy import FaultProxy, Forward, Respond
 from relocator.transport import HttpClient, Keychain, TransportSettings
 from tests.integration.faults_support import FAST, images_file, insecure_flags, run_cli, through
 
@@ -95,3 +95,36 @@ async def test_waiting_for_a_pooled_connection_is_bounded(
     assert caught.value.temporary
     assert f"GET from {proxy.host} timed out" == str(caught.value)
     proxy.release()
+
+
+def test_an_upload_refused_before_its_body_is_read_is_retried_cleanly(
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    proxy: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    A destination that answers 413 after the first 64 KiB of an upload, while the
+    upload is still reading its source: the stream is closed only once the upload task
+    let go of it, and the blob goes again in chunks (exit 0, no traceback).
+    """
+    image = push(registry, repository, image_factory.image(layer_sizes=(4 * 1024 * 1024,)))
+    layer = image.image.layers[0]
+    with FaultProxy(registry2.url) as destination:
+        destination.add(Respond(status=413, early=64 * 1024), method="PUT",
+                        path="/blobs/uploads/", query=f"digest={layer.digest}", times=1)
+        sources = images_file(tmp_path / "i.yml", [through(proxy, image)])
+
+        code, _, err = run_cli(
+            ["relocate", "-f", str(sources), "-r", f"{destination.host}/{repository}",
+             *insecure_flags(proxy.host, destination.host)],
+            timeout=90,
+        )
+
+        assert 0 == code, err
+        assert [] == [n for n in _NOISE if n in err], err
+        assert [413] == [r.status for r in destination.requests(method="PUT")
+                         if r.rule is not None]
