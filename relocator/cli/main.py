@@ -68,16 +68,23 @@ def exit_code(exc: BaseException) -> int:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the command line and exit."""
-    code = run(sys.argv[1:] if argv is None else argv)
-    # The outcome is decided and reported: a signal now would only turn the exit into
-    # a KeyboardInterrupt in the interpreter's shutdown.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sys.exit(code)
+    sys.exit(_run(sys.argv[1:] if argv is None else argv))
 
 
 def run(argv: list[str]) -> int:
-    """Run the command line; return the exit code (tests call this)."""
+    """
+    Run the command line; return the exit code (tests call this). The process's
+    signal handlers are what they were on return.
+    """
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        return _run(argv)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(with_default_command(argv))
     if args.command is None:
@@ -89,15 +96,22 @@ def run(argv: list[str]) -> int:
     debug = bool(getattr(args, "debug", False))
     _configure_logging(debug)
     try:
-        # Outside the event loop (starting, shutting down) SIGINT raises
-        # KeyboardInterrupt and SIGTERM `_SigTerm`; inside, `_with_signals` handles both.
-        _catch_signals()
-        command = _command(args.command)
-        deadline = _deadline(args)
-        return anyio.run(
-            _with_signals, command, args, deadline,
-            backend="asyncio", backend_options=_loop_options(),
-        )
+        try:
+            # Outside the event loop (starting, shutting down) SIGINT raises
+            # KeyboardInterrupt and SIGTERM `_SigTerm`; inside, `_with_signals` handles
+            # both.
+            _catch_signals()
+            command = _command(args.command)
+            deadline = _deadline(args)
+            return anyio.run(
+                _with_signals, command, args, deadline,
+                backend="asyncio", backend_options=_loop_options(),
+            )
+        finally:
+            # The outcome is decided: a signal now would only turn its report or the
+            # exit into a KeyboardInterrupt.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except _SigTerm:
         error: RelocatorError = Terminated("terminated by SIGTERM")
         _report(error, args)
