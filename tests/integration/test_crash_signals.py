@@ -42,7 +42,7 @@ _MESSAGE = {
 }
 # Interrupts per command, and interrupted runs before each run that must finish.
 _INTERRUPTS = int(os.environ.get("RELOCATOR_TEST_INTERRUPTS", "10"))
-_BETWEEN_FINISHES = 2
+_BETWEEN_FINISHES = 5
 
 
 def _seed() -> int:
@@ -103,7 +103,7 @@ def test_random_interrupts_of_relocate_end_cleanly_and_the_next_run_finishes(
 ) -> None:
     """
     Every interrupted `relocate` exits 130 (SIGINT) or 143 (SIGTERM) with its one line
-    and no traceback, or 0 if it had finished; after each pair of interrupts a run
+    and no traceback, or 0 if it had finished; after every five interrupts a run
     without one exits 0 and every image is complete at the destination.
     """
     rng = random.Random(_seed())  # noqa: S311 - moments of a test, not secrets
@@ -115,7 +115,7 @@ def test_random_interrupts_of_relocate_end_cleanly_and_the_next_run_finishes(
                 *insecure_flags(proxy.host, registry2.host)]
         for i in range(round_, min(_INTERRUPTS, round_ + _BETWEEN_FINISHES)):
             sig = signal.SIGINT if i % 2 else signal.SIGTERM
-            delay = rng.uniform(0.2, 3.0)
+            delay = rng.uniform(0.2, 2.5)
             code, err = _interrupt(argv, sig, delay)
             _check_interrupted(code, err, sig, delay)
 
@@ -136,7 +136,7 @@ def test_random_interrupts_of_pkg_end_cleanly_and_resume_finishes(
 ) -> None:
     """
     Every interrupted `pkg --resume` exits 130 or 143 with its one line and no
-    traceback, or 0 if it had finished; after each pair of interrupts a run without one
+    traceback, or 0 if it had finished; after every five interrupts a run without one
     exits 0 with the very tarball an uninterrupted run writes.
     """
     rng = random.Random(_seed() + 1)  # noqa: S311 - moments of a test, not secrets
@@ -152,7 +152,7 @@ def test_random_interrupts_of_pkg_end_cleanly_and_resume_finishes(
                 *insecure_flags(proxy.host)]
         for i in range(round_, min(_INTERRUPTS, round_ + _BETWEEN_FINISHES)):
             sig = signal.SIGINT if i % 2 else signal.SIGTERM
-            delay = rng.uniform(0.2, 3.0)
+            delay = rng.uniform(0.2, 2.5)
             code, err = _interrupt(argv, sig, delay)
             _check_interrupted(code, err, sig, delay)
 
