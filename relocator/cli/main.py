@@ -36,6 +36,7 @@ from relocator.errors import (
     UnsafeRedirect,
 )
 
+from . import early
 from .parser import build_parser, parse_duration, with_default_command
 
 #: Exit codes, documented in docs/cli.md. Ordered from the most specific class.
@@ -48,8 +49,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (UnsafeRedirect, 7, "network failure: connection, DNS, TLS, timeouts"),
     (RegistryError, 8, "the registry answered with an error"),
     (PartialFailure, 9, "with --keep-going: some images failed, the others were finished"),
-    (Terminated, 143, "terminated by SIGTERM (e.g. a Kubernetes pod eviction)"),
-    (Interrupted, 130, "interrupted (Ctrl-C)"),
+    (Terminated, early.SIGTERM_EXIT, "terminated by SIGTERM (e.g. a Kubernetes pod eviction)"),
+    (Interrupted, early.SIGINT_EXIT, "interrupted (Ctrl-C)"),
     (DeadlineExceeded, 124, "the run took longer than --timeout"),
     (RelocatorError, 1, "any other failure"),
 )
@@ -68,6 +69,7 @@ def exit_code(exc: BaseException) -> int:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the command line and exit."""
+    early.install()
     sys.exit(_run(sys.argv[1:] if argv is None else argv))
 
 
@@ -97,10 +99,8 @@ def _run(argv: list[str]) -> int:
     _configure_logging(debug)
     try:
         try:
-            # Outside the event loop (starting, shutting down) SIGINT raises
-            # KeyboardInterrupt and SIGTERM `_SigTerm`; inside, `_with_signals` handles
-            # both.
-            _catch_signals()
+            # Until the event loop runs, the process's handlers apply (`early` for the
+            # entry points); inside it, `_with_signals` handles both signals.
             command = _command(args.command)
             deadline = _deadline(args)
             return anyio.run(
@@ -112,11 +112,8 @@ def _run(argv: list[str]) -> int:
             # exit into a KeyboardInterrupt.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    except _SigTerm:
-        error: RelocatorError = Terminated("terminated by SIGTERM")
-        _report(error, args)
-        return exit_code(error)
     except KeyboardInterrupt:
+        # Only where the caller kept Python's own SIGINT handler (tests, embedding).
         error = Interrupted("interrupted")
         _report(error, args)
         return exit_code(error)
@@ -156,19 +153,6 @@ def _command(name: str) -> Command:
     canonical = {"package": "pkg", "unpackage": "unpkg"}.get(name, name)
     handler: Command = getattr(commands, canonical)
     return handler
-
-
-class _SigTerm(KeyboardInterrupt):
-    """SIGTERM outside the event loop: unwinds like Ctrl-C, reported as SIGTERM."""
-
-
-def _raise_sigterm(signum: int, frame: object) -> None:
-    raise _SigTerm
-
-
-def _catch_signals() -> None:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_sigterm)
 
 
 def _deadline(args: argparse.Namespace) -> float | None:
@@ -241,8 +225,10 @@ async def _with_signals(
             raise stop[0] from None
         raise
     finally:
-        # The receiver put back the default handlers: keep catching until exit.
-        _catch_signals()
+        # The receiver put back the default handlers, and the outcome is decided: a
+        # signal now would only turn the loop's shutdown into a KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if stop:
         raise stop[0]
     return result
