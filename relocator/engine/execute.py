@@ -155,12 +155,13 @@ class Executor:
         return event
 
     async def _blob(self, blob: BlobNode) -> None:
-        try:
-            await self._blob_landings(blob)
-        finally:
-            self._blobs_running -= 1
-            if not self._blobs_running:
-                self._blobs_done.set()
+        # Counted as done only when it returns: a blob that raises stops the run, and
+        # waking the manifests that wait for every blob (`blobs_first`) would let them
+        # push before the cancellation reaches them.
+        await self._blob_landings(blob)
+        self._blobs_running -= 1
+        if not self._blobs_running:
+            self._blobs_done.set()
 
     async def _blob_landings(self, blob: BlobNode) -> None:
         async with self._blob_slots:
