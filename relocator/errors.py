@@ -191,3 +191,11 @@ class OutOfSync(RelocatorError):
 
 class Interrupted(RelocatorError):
     """The run was cancelled (Ctrl-C or a signal) before it finished."""
+
+
+class Terminated(Interrupted):
+    """The run was asked to stop with SIGTERM (`kill`, a Kubernetes pod eviction)."""
+
+
+class DeadlineExceeded(RelocatorError):
+    """The whole run took longer than the deadline it was given (`--timeout`)."""

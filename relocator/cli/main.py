@@ -27,6 +27,7 @@ import anyio
 from relocator import __version__, redaction
 from relocator.errors import (
     AuthError,
+    DeadlineExceeded,
     InputError,
     IntegrityError,
     Interrupted,
@@ -35,14 +36,15 @@ from relocator.errors import (
     PartialFailure,
     RegistryError,
     RelocatorError,
+    Terminated,
     TransportError,
     UnsafeRedirect,
     tidy,
 )
 from relocator.outfiles import check_output
 
-from . import registryenv, typos
-from .parser import build_parser
+from . import early, registryenv, typos
+from .parser import build_parser, parse_duration
 from .scrubbed import scrubbed_output
 
 #: Exit codes, documented in docs/cli.md. Ordered from the most specific class.
@@ -56,7 +58,9 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (RegistryError, 8, "the registry answered with an error"),
     (PartialFailure, 9, "with --keep-going: some images failed, the others were finished"),
     (OutOfSync, 10, "mirror --check: images or tags are missing or stale at the destination"),
-    (Interrupted, 130, "interrupted (Ctrl-C or SIGTERM)"),
+    (Terminated, early.SIGTERM_EXIT, "terminated by SIGTERM (e.g. a Kubernetes pod eviction)"),
+    (Interrupted, early.SIGINT_EXIT, "interrupted (Ctrl-C)"),
+    (DeadlineExceeded, 124, "the run took longer than --timeout"),
     (RelocatorError, 1, "any other failure"),
 )
 EXIT_USAGE = 2
@@ -74,11 +78,16 @@ def exit_code(exc: BaseException) -> int:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the command line and exit."""
-    sys.exit(run(sys.argv[1:] if argv is None else argv))
+    early.install()
+    sys.exit(_run(sys.argv[1:] if argv is None else argv))
 
 
 def run(argv: list[str]) -> int:
-    """Run the command line; return the exit code (tests call this)."""
+    """
+    Run the command line; return the exit code (tests call this). The process's
+    signal handlers are what they were on return.
+    """
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     # Everything printed from here on, by us or by a library, passes the secret filter;
     # the secrets this run used are forgotten once its output is written.
     try:
@@ -86,6 +95,8 @@ def run(argv: list[str]) -> int:
             return _run(argv)
     finally:
         redaction.forget_all()
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def _run(argv: list[str]) -> int:
@@ -115,15 +126,27 @@ def _run(argv: list[str]) -> int:
 def _execute(args: argparse.Namespace) -> int:
     """Run the parsed command; every exception becomes one line (or event) and a code."""
     debug = bool(getattr(args, "debug", False))
-    command = _command(args.command)
     try:
-        check_outputs(args)
-        return anyio.run(
-            _with_signals, command, args, backend="asyncio", backend_options=_loop_options()
-        )
+        try:
+            # Until the event loop runs, the process's handlers apply (`early` for the
+            # entry points); inside it, `_with_signals` handles both signals.
+            command = _command(args.command)
+            check_outputs(args)
+            deadline = _deadline(args)
+            return anyio.run(
+                _with_signals, command, args, deadline,
+                backend="asyncio", backend_options=_loop_options(),
+            )
+        finally:
+            # The outcome is decided: a signal now would only turn its report or the
+            # exit into a KeyboardInterrupt.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except KeyboardInterrupt:
-        _report(Interrupted("interrupted"), args)
-        return 130
+        # Only where the caller kept Python's own SIGINT handler (tests, embedding).
+        error = Interrupted("interrupted")
+        _report(error, args)
+        return exit_code(error)
     except RelocatorError as exc:
         _report(exc, args)
         return exit_code(exc)
@@ -230,31 +253,82 @@ def _command(name: str) -> Command:
     return handler
 
 
-async def _with_signals(command: Command, args: argparse.Namespace) -> int:
-    """Run `command`, turning SIGTERM into a clean cancellation like Ctrl-C."""
-    result = 0
-
-    async def watch() -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM) as signals:
-            async for _ in signals:
-                raise Interrupted("terminated by SIGTERM")
-
+def _deadline(args: argparse.Namespace) -> float | None:
+    """Seconds the whole run may take: `--timeout`, else `$RELOCATOR_TIMEOUT`, else None."""
+    seconds: float | None = getattr(args, "timeout", None)
+    if seconds is not None or not hasattr(args, "timeout"):
+        return seconds
+    text = os.environ.get("RELOCATOR_TIMEOUT", "")
+    if not text:
+        return None
     try:
-        async with anyio.create_task_group() as tg:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InputError(f"RELOCATOR_TIMEOUT: {exc}") from None
 
-            async def work() -> None:
-                nonlocal result
-                try:
-                    result = await command(args)
-                finally:
-                    tg.cancel_scope.cancel()
 
-            tg.start_soon(watch)
-            tg.start_soon(work)
+async def _with_signals(
+    command: Command, args: argparse.Namespace, deadline: float | None = None
+) -> int:
+    """
+    Run `command`; SIGINT or SIGTERM cancels it, and once it has cleaned up (unfinished
+    tarball kept, connections closed) the signal is raised as `Interrupted` or
+    `Terminated`. Later signals are ignored: the cleanup is short, and a signal landing
+    in the middle of it would only leave tracebacks and half-closed files behind.
+    Reaching `deadline` seconds cancels it the same way and raises `DeadlineExceeded`.
+    """
+    result = 0
+    stop: list[RelocatorError] = []
+    try:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with anyio.create_task_group() as tg:
+                work = anyio.CancelScope(
+                    deadline=anyio.current_time() + deadline if deadline else float("inf")
+                )
+
+                async def watch() -> None:
+                    async for signum in signals:
+                        if not stop:
+                            stop.append(
+                                Terminated("terminated by SIGTERM")
+                                if signum == signal.SIGTERM
+                                else Interrupted("interrupted")
+                            )
+                            work.cancel()
+
+                async def run_command() -> None:
+                    nonlocal result
+                    try:
+                        with work:
+                            result = await command(args)
+                    finally:
+                        if not stop and work.cancel_called:
+                            stop.append(DeadlineExceeded(
+                                f"the run took longer than its --timeout of {deadline:g} s",
+                                hint="raise --timeout, or look for a slow registry with "
+                                "--debug",
+                            ))
+                        tg.cancel_scope.cancel()
+
+                tg.start_soon(watch)
+                tg.start_soon(run_command)
     except BaseExceptionGroup as group:
+        if stop:
+            raise stop[0] from None
         from relocator.engine.groups import first_error
 
         raise first_error(group) from None
+    except RelocatorError:
+        if stop:
+            raise stop[0] from None
+        raise
+    finally:
+        # The receiver put back the default handlers, and the outcome is decided: a
+        # signal now would only turn the loop's shutdown into a KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if stop:
+        raise stop[0]
     return result
 
 

@@ -8,6 +8,7 @@ when the two drift apart).
 from __future__ import annotations
 
 import argparse
+import re
 import textwrap
 from typing import Any
 
@@ -98,6 +99,38 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Units of a `--timeout` DURATION, in seconds.
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)([hms]))+|\d+(?:\.\d+)?")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
+
+
+def parse_duration(text: str) -> float:
+    """
+    Seconds in `90`, `90s`, `15m`, `2h` or `1h30m`; more than zero.
+
+    Raises:
+        ValueError: Anything else, with a message naming `text`.
+    """
+    shown = text[:40]
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"expected a duration such as 90s, 15m or 1h30m, got '{shown}'")
+    if text[-1] not in _UNITS:
+        seconds = float(text)
+    else:
+        seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"expected a duration of more than zero, got '{shown}'")
+    return seconds
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_files(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument(
         "-f", "--file", action="append", default=[], required=required, metavar="FILE",
@@ -142,6 +175,15 @@ def _add_registry(parser: argparse.ArgumentParser) -> None:
         "--registry-insecure", action="append", default=[], metavar="HOST",
         help="reach HOST[:PORT] over plain http; only the hosts named; repeatable; also "
         "$RELOCATOR_REGISTRY_INSECURE (comma-separated)",
+    )
+
+
+def _add_deadline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout", type=_duration, metavar="DURATION",
+        help="give up when the whole run takes longer (e.g. 90s, 15m, 1h30m): one line "
+        "and exit 124, with the unfinished work kept as after Ctrl-C. Default: "
+        "$RELOCATOR_TIMEOUT, else no limit",
     )
 
 
@@ -294,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_limits(resolve)
     _add_registry(resolve)
+    _add_deadline(resolve)
     _add_output(resolve, report=False)
 
     relocate = commands.add_parser(
@@ -330,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         "has no referrers API, its sha256-<hex> index is updated (entries kept)",
     )
     _add_registry(relocate)
+    _add_deadline(relocate)
     _add_output(relocate)
 
     pkg = commands.add_parser(
@@ -357,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Needs --format oci",
     )
     _add_registry(pkg)
+    _add_deadline(pkg)
     _add_output(pkg)
 
     unpkg = commands.add_parser(
@@ -381,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_transfer(unpkg, DEFAULT_CONCURRENCY, ranges=False)
     _add_registry(unpkg)
+    _add_deadline(unpkg)
     _add_output(unpkg)
 
     mirror = commands.add_parser(
@@ -415,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
         "relocate",
     )
     _add_registry(mirror)
+    _add_deadline(mirror)
     _add_output(mirror)
 
     copy = commands.add_parser(
@@ -439,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transfer(copy, DEFAULT_CONCURRENCY)
     _add_referrers(copy, "As for relocate")
     _add_registry(copy)
+    _add_deadline(copy)
     _add_output(copy)
 
     commands.add_parser("version", help="print the version")

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterator,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
 from dataclasses import dataclass, field
 
 import anyio
@@ -226,8 +232,11 @@ class Executor:
             try:
                 async with self._hold_hosts(source, repo):
                     self._sink.emit(BlobStarted(str(desc.digest), desc.size, str(repo)))
-                    async with self._src.blob_open(source, desc) as chunks:
-                        await self._dst.blob_put(repo, desc, self._counted(chunks, desc))
+                    async with (
+                        self._src.blob_open(source, desc) as chunks,
+                        aclosing(self._counted(chunks, desc)) as counted,
+                    ):
+                        await self._dst.blob_put(repo, desc, counted)
                 break
             except RelocatorError as exc:
                 attempt += 1
@@ -263,7 +272,9 @@ class Executor:
             return nullcontext()
         return hold(hosts)
 
-    async def _counted(self, chunks: AsyncIterable[bytes], desc: Descriptor) -> AsyncIterator[bytes]:
+    async def _counted(
+        self, chunks: AsyncIterable[bytes], desc: Descriptor
+    ) -> AsyncGenerator[bytes, None]:
         done = 0
         reported = 0
         digest = str(desc.digest)

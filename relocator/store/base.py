@@ -8,7 +8,7 @@ tar -> registry share one scheduler.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -232,7 +232,7 @@ class VerifiedBody:
     With `hashing=False` only the size is checked (see `Verifier`).
     """
 
-    __slots__ = ("_chunks", "error", "verifier")
+    __slots__ = ("_chunks", "_stream", "error", "verifier")
 
     def __init__(
         self, desc: Descriptor, chunks: AsyncIterable[bytes], *, hashing: bool = True
@@ -241,8 +241,21 @@ class VerifiedBody:
         self._chunks = chunks
         #: The exception that stopped the stream, if any (source failure or mismatch).
         self.error: RelocatorError | None = None
+        self._stream: AsyncGenerator[bytes, None] | None = None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # One stream per body, kept so that `aclose` can end it: the HTTP library that
+        # iterates it may drop it half-way (a failed upload) without closing it.
+        if self._stream is None:
+            self._stream = self._passed()
+        return self._stream
+
+    async def aclose(self) -> None:
+        """End the stream wherever it stopped (the uploader always calls this)."""
+        if self._stream is not None:
+            await self._stream.aclose()
+
+    async def _passed(self) -> AsyncGenerator[bytes, None]:
         pending: bytes | None = None
         try:
             async for chunk in self._chunks:

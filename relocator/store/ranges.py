@@ -21,8 +21,8 @@ Three rules keep this from hurting anything else:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -93,7 +93,7 @@ class Span:
 
 
 #: Streams the bytes of a span (resuming a broken connection itself).
-Fetch = Callable[[Span], AsyncIterator[bytes]]
+Fetch = Callable[[Span], AsyncGenerator[bytes, None]]
 #: A spare slot of the source host, or None when there is none right now.
 Spare = Callable[[], object | None]
 #: Gives a spare slot back.
@@ -178,7 +178,8 @@ class RangedDownload:
                 tg.start_soon(self._head, name="blob head")
                 tg.start_soon(self._recruit, tg, name="blob helpers")
                 try:
-                    yield self.chunks()
+                    async with aclosing(self.chunks()) as chunks:
+                        yield chunks
                 finally:
                     tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
@@ -201,7 +202,7 @@ class RangedDownload:
                 self._budget.give(segment.reserved)
                 segment.reserved = 0
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The blob's bytes in order; raises the first failure of the segment being read."""
         while self._segments or self._frontier < self.size:
             if not self._segments:
@@ -334,23 +335,26 @@ class RangedDownload:
         cap = self._policy.unreserved
         try:
             received = 0
-            async for chunk in self._fetch(span):
-                if span.end > self._frontier:
-                    # Answered with the whole blob: nothing is left to claim.
-                    self._frontier = span.end
-                    self.whole = True
-                elif span.start == 0 and not self._ranged.is_set():
-                    self._ranged.set()
-                received += len(chunk)
-                if received > span.end - span.start:
-                    raise IntegrityError(
-                        f"range {span.start}-{span.end - 1} of the blob brought more bytes"
-                    )
-                segment.chunks.append(chunk)
-                segment.buffered += len(chunk)
-                segment.wake()
-                while not segment.reserved and segment.buffered >= cap:
-                    await segment.wait()
+            # Closed on every way out (a failure, the reader leaving, a cancellation),
+            # so the fetch's connection and slot go back at once.
+            async with aclosing(self._fetch(span)) as fetched:
+                async for chunk in fetched:
+                    if span.end > self._frontier:
+                        # Answered with the whole blob: nothing is left to claim.
+                        self._frontier = span.end
+                        self.whole = True
+                    elif span.start == 0 and not self._ranged.is_set():
+                        self._ranged.set()
+                    received += len(chunk)
+                    if received > span.end - span.start:
+                        raise IntegrityError(
+                            f"range {span.start}-{span.end - 1} of the blob brought more bytes"
+                        )
+                    segment.chunks.append(chunk)
+                    segment.buffered += len(chunk)
+                    segment.wake()
+                    while not segment.reserved and segment.buffered >= cap:
+                        await segment.wait()
             if received != span.end - span.start:
                 raise IntegrityError(
                     f"range {span.start}-{span.end - 1} of the blob ended after {received} bytes"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -153,8 +153,10 @@ class RegistryStore:
         """Fetch a manifest; by digest, its bytes must hash to the digest."""
         url = self._manifest_url(ref)
         what = f"fetching manifest {ref}"
+        # Read within the request, so that a body that breaks or crawls is retried.
         async with self.client.request(
-            "GET", url, what=what, scopes=(pull(ref.repository),), headers={"Accept": mt.ACCEPT}
+            "GET", url, what=what, scopes=(pull(ref.repository),), headers={"Accept": mt.ACCEPT},
+            read_limit=MAX_MANIFEST_BYTES,
         ) as resp:
             raw = await resp.read(MAX_MANIFEST_BYTES, what=what)
             content_type = resp.headers.get("Content-Type")
@@ -251,7 +253,10 @@ class RegistryStore:
         """
         host = self.host_of(repo)
         if not self.ranges.applies(desc.size) or host in self._unranged_hosts:
-            yield self._span_chunks(repo, desc, Span(0, desc.size))
+            # Closed here, whatever the reader did: an abandoned stream still holds its
+            # connection and host slot, and its finaliser would run in another context.
+            async with aclosing(self._span_chunks(repo, desc, Span(0, desc.size))) as chunks:
+                yield chunks
             return
         limiter = self.client.hosts[host].limiter
         download = RangedDownload(
@@ -276,7 +281,7 @@ class RegistryStore:
 
     async def _span_chunks(
         self, repo: Repository, desc: Descriptor, span: Span
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """
         The bytes of `span`; a break is resumed with `Range` from the byte reached. A
         span of the whole blob is asked for without `Range`.
@@ -300,9 +305,10 @@ class RegistryStore:
                 ) as resp:
                     if _check_span_answer(resp, offset, span, desc, what):
                         span.end = desc.size
-                    async for chunk in resp.chunks():
-                        offset += len(chunk)
-                        yield chunk
+                    async with aclosing(resp.chunks()) as body:
+                        async for chunk in body:
+                            offset += len(chunk)
+                            yield chunk
                 return
             except TransportError as exc:
                 if not exc.temporary or offset >= span.end:
@@ -331,9 +337,9 @@ class RegistryStore:
                 pass
             payload = b""
         location = self._pending_uploads.pop((repo, desc.digest), None)
-        if location is None:
-            location = await self._start_upload(repo, scopes, what)
         try:
+            if location is None:
+                location = await self._start_upload(repo, scopes, what)
             if host in self._chunked_hosts:
                 await self._put_chunked(location, desc, payload, scopes, what)
             else:
@@ -341,6 +347,8 @@ class RegistryStore:
         except (TransportError, RegistryError):
             body.reraise()
             raise
+        finally:
+            await body.aclose()
         body.reraise()
 
     async def _start_upload(self, repo: Repository, scopes: tuple[Scope, ...], what: str) -> str:

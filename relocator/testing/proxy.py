@@ -89,6 +89,9 @@ class Respond:
     #: Answer `Range: bytes=A-B` (or `A-`) requests with a 206 of the bytes this
     #: function gives for `(A, B + 1)`: a synthetic blob that can be read from anywhere.
     ranges: Callable[[int, int], Iterator[bytes]] | None = None
+    #: Answer after reading this many bytes of the request body, the rest unread (a
+    #: server refusing an upload early, as with 413); None: the whole body first.
+    early: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +112,10 @@ class Forward:
     stall_for: float | None = None
     #: Send the body `pace[0]` bytes at a time with `pace[1]` seconds between pieces.
     pace: tuple[int, float] | None = None
+    #: Send the status line and headers `pace_headers[0]` bytes at a time with
+    #: `pace_headers[1]` seconds between pieces (written raw, with `Connection: close`),
+    #: then the body at once, and close the connection.
+    pace_headers: tuple[int, float] | None = None
     #: Flip every bit of the byte at this offset.
     corrupt_at: int | None = None
     #: Send this many bytes fewer than the registry did (Content-Length agrees).
@@ -605,7 +612,8 @@ class FaultProxy:
         self, request: web.Request, action: Respond, exchange: _Exchange
     ) -> web.StreamResponse:
         async for _ in _counted(request, exchange):
-            pass
+            if action.early is not None and exchange.request_bytes >= action.early:
+                break
         if isinstance(action.body, bytes):
             body: AsyncIterator[bytes] = _iterate([action.body])
             size: int | None = len(action.body)
@@ -719,6 +727,12 @@ class FaultProxy:
         """Send `response` with the body `chunks`, applying `action`'s body faults."""
         exchange.status = response.status
         empty = request.method == "HEAD" or response.status in (204, 304)
+        if action.pace_headers is not None:
+            body = b"" if empty else b"".join(
+                [c async for c in _transformed(chunks, size, action)]
+            )
+            await self._send_raw(request, response, body, action.pace_headers, exchange)
+            return web.Response(status=response.status)
         if action.chunked or size is None:
             if not empty:
                 response.enable_chunked_encoding()
@@ -755,6 +769,34 @@ class FaultProxy:
         await response.write_eof()
         exchange.complete = True
         return response
+
+    async def _send_raw(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        body: bytes,
+        pace: tuple[int, float],
+        exchange: _Exchange,
+    ) -> None:
+        """Write the response by hand, its head `pace[0]` bytes every `pace[1]` seconds."""
+        skip = {"content-length", "transfer-encoding", "connection"}
+        lines = [f"HTTP/1.1 {response.status} {response.reason}"]
+        lines += [f"{k}: {v}" for k, v in response.headers.items() if k.lower() not in skip]
+        lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+        head = "\r\n".join(lines).encode("latin-1")
+        transport = request.transport
+        step, pause = pace
+        for start in range(0, len(head), step):
+            if transport is None or transport.is_closing():
+                break  # the client gave up
+            transport.write(head[start : start + step])
+            await asyncio.sleep(pause)
+        else:
+            if transport is not None:
+                transport.write(body)
+                exchange.body_bytes = len(body)
+                exchange.complete = True
+        exchange.close_connection(request)
 
     async def _fault_at(
         self,

@@ -18,14 +18,15 @@ import ssl
 import time
 import urllib.request
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Collection, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 import aiohttp
+import anyio
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from relocator import __version__, redaction
@@ -64,6 +65,7 @@ from relocator.transport.guard import (
     token_realm,
 )
 from relocator.transport.hosts import Hosts, HostState
+from relocator.transport.progress import ProgressRule, headers_within
 from relocator.transport.ratelimit import PullAllowance, window_text
 from relocator.transport.retry import RetryPolicy, parse_retry_after
 
@@ -95,9 +97,20 @@ class TransportSettings:
     per_host_rps: Mapping[str, float] = field(default_factory=dict)
     #: Seconds to establish a TCP (and TLS) connection.
     connect_timeout: float = 30.0
-    #: Seconds a response may stall without a byte arriving; a healthy but slow transfer
-    #: is never cut, since there is no total timeout.
+    #: Seconds a response may stall without a byte arriving.
     read_timeout: float = 120.0
+    #: Seconds from sending a GET or HEAD (or a token request) to having its status line
+    #: and headers, all of them: a byte now and then does not stretch it.
+    response_timeout: float = 120.0
+    #: A body brings at least `progress_bytes` in every `progress_window` seconds spent
+    #: waiting for it, or ends: a trickle is cut, a slow but real transfer (over ~550
+    #: bytes/s) never is. See `relocator.transport.progress`.
+    progress_bytes: int = 64 * 1024
+    progress_window: float = 120.0
+    #: Seconds a request may wait for a free pooled connection (beyond connecting): the
+    #: per-host limits keep the pool from filling, so a wait this long means connections
+    #: were lost, and a temporary error beats waiting forever.
+    pool_timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: Largest piece of a body handed over at once (1 MiB): big enough that per-chunk
     #: overhead is negligible, small enough that memory stays flat.
@@ -113,14 +126,29 @@ class TransportSettings:
     internal_address: Classifier = is_internal
 
 
+    @property
+    def progress(self) -> ProgressRule:
+        """The least a body must bring while we wait for it."""
+        return ProgressRule(minimum=self.progress_bytes, window=self.progress_window)
+
+
 class Response:
     """A response whose status was accepted; the body is read with caps or streamed."""
 
-    __slots__ = ("_chunk", "_resp", "headers", "status", "url")
+    __slots__ = ("_body", "_chunk", "_progress", "_resp", "headers", "status", "url")
 
-    def __init__(self, resp: aiohttp.ClientResponse, chunk_size: int) -> None:
+    def __init__(
+        self,
+        resp: aiohttp.ClientResponse,
+        chunk_size: int,
+        progress: ProgressRule,
+        body: bytes | None = None,
+    ) -> None:
         self._resp = resp
         self._chunk = chunk_size
+        self._progress = progress
+        # The body, when `HttpClient.request` read it already (`read_limit`).
+        self._body = body
         self.status: int = resp.status
         self.headers: CIMultiDictProxy[str] = resp.headers
         self.url: str = str(resp.url)
@@ -132,11 +160,17 @@ class Response:
 
         Raises:
             LimitExceeded: The body (or its decoded form) is larger than `limit`.
-            TransportError: The connection broke while reading.
+            TransportError: The connection broke or was too slow while reading.
         """
-        return await _read_capped(self._resp, limit, what=what)
+        if self._body is not None:
+            if len(self._body) > limit:
+                raise LimitExceeded(
+                    f"{what}: {urls.host_of(self.url)} sent more than the {limit} bytes allowed"
+                )
+            return self._body
+        return await _read_capped(self._resp, limit, what=what, progress=self._progress)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """
         The raw body in pieces, never decompressed (a blob's digest is over its bytes).
 
@@ -145,8 +179,10 @@ class Response:
                 resume with a `Range` request).
         """
         host = urls.host_of(self.url)
+        content = self._resp.content
+        watch = self._progress.watch(host, "reading body")
         try:
-            async for chunk in self._resp.content.iter_chunked(self._chunk):
+            while chunk := await watch.read(lambda: content.read(self._chunk)):
                 yield chunk
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _network_error(exc, host, "reading body") from None
@@ -209,6 +245,7 @@ class HttpClient:
         body: Body = None,
         ok: Collection[int] = (200,),
         retry: bool = True,
+        read_limit: int | None = None,
     ) -> AsyncIterator[Response]:
         """
         Send a request to a registry and yield the response once its status is in `ok`.
@@ -226,6 +263,8 @@ class HttpClient:
             body: Nothing, bytes, or an async iterable of bytes (give Content-Length).
             ok: Statuses handed to the caller; others raise.
             retry: Whether temporary failures may be retried here.
+            read_limit: Read the whole body (at most this many bytes) before yielding,
+                so that a body that breaks or crawls is retried like a failed request.
 
         Raises:
             AuthError, NotFound, RegistryError: The registry refused.
@@ -237,11 +276,20 @@ class HttpClient:
             # Every connection made for this request (hops, token realm) is on behalf of
             # the registry `url` is on; the guard judges each by that registry.
             with self._guard.acting_for(url):
-                resp = await self._obtain(method, url, what, scopes, headers, body, ok, retry)
+                resp, read = await self._obtain(
+                    method, url, what, scopes, headers, body, ok, retry, read_limit
+                )
             try:
-                yield Response(resp, self.settings.chunk_size)
-            finally:
+                yield Response(resp, self.settings.chunk_size, self.settings.progress, read)
+            except BaseException:
+                # The body may be abandoned half-read: its connection cannot serve
+                # another request, so it is closed rather than returned to the pool.
+                resp.close()
+                raise
+            else:
                 resp.release()
+            finally:
+                await _settled(resp)
 
     async def _obtain(
         self,
@@ -253,7 +301,8 @@ class HttpClient:
         body: Body,
         ok: Collection[int],
         retry: bool,
-    ) -> aiohttp.ClientResponse:
+        read_limit: int | None,
+    ) -> tuple[aiohttp.ClientResponse, bytes | None]:
         host = urls.host_of(url)
         state = self.hosts[host]
         policy = self.settings.retry
@@ -275,8 +324,17 @@ class HttpClient:
                 state.observe(PullAllowance.from_headers(resp.headers))
                 if resp.status in ok:
                     state.answered(sent_at)
-                    return resp
-                error: RelocatorError = await _error_from(resp, what)
+                    read = None
+                    if read_limit is not None:
+                        try:
+                            read = await _read_capped(
+                                resp, read_limit, what=what, progress=self.settings.progress
+                            )
+                        except BaseException:
+                            resp.close()
+                            raise
+                    return resp, read
+                error: RelocatorError = await _error_from(resp, what, self.settings.progress)
             except (TransportError, RegistryError) as exc:
                 error = exc
             if isinstance(error, RegistryError) and error.status == 429:
@@ -368,15 +426,16 @@ class HttpClient:
             data = io.BytesIO(body) if isinstance(body, bytes) and len(body) > _BIG_BYTES else body
             self._guard.check_url(url)
             try:
-                resp = await session.request(
-                    method,
-                    url,
-                    headers=hdrs,
-                    data=data,
-                    allow_redirects=False,
-                    proxy=self._proxy_for(url),
-                    ssl=self._ssl_for(url),
-                )
+                async with self._headers_deadline(method, url):
+                    resp = await session.request(
+                        method,
+                        url,
+                        headers=hdrs,
+                        data=data,
+                        allow_redirects=False,
+                        proxy=self._proxy_for(url),
+                        ssl=self._ssl_for(url),
+                    )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 log.debug("%s %s failed: %s", method, urls.redact(url), type(exc).__name__)
                 raise _network_error(exc, urls.host_of(url), method) from None
@@ -467,6 +526,7 @@ class HttpClient:
                     realm, data=form, headers=headers, allow_redirects=False,
                     proxy=self._proxy_for(realm),
                     ssl=self._ssl_for(realm),
+                    timeout=self._token_timeout(),
                 )
             else:
                 query = [("service", service)] + [("scope", s) for s in scope_values]
@@ -478,6 +538,7 @@ class HttpClient:
                     realm, params=query, headers=headers, allow_redirects=False,
                     proxy=self._proxy_for(realm),
                     ssl=self._ssl_for(realm),
+                    timeout=self._token_timeout(),
                 )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _network_error(exc, urls.host_of(realm), "token request") from None
@@ -503,6 +564,30 @@ class HttpClient:
             resp.release()
         return parse_token_response(body, host=host)
 
+    def _timeouts(self, total: float | None = None) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=total,
+            # aiohttp's `connect` covers the wait for a pooled connection too.
+            connect=self.settings.pool_timeout + self.settings.connect_timeout,
+            sock_connect=self.settings.connect_timeout,
+            sock_read=self.settings.read_timeout,
+        )
+
+    def _token_timeout(self) -> aiohttp.ClientTimeout:
+        # A token exchange is small: all of it, body included, within the response
+        # timeout, so a trickling token service cannot hold the run.
+        return self._timeouts(total=self.settings.pool_timeout + self.settings.response_timeout)
+
+    def _headers_deadline(self, method: str, url: str) -> AbstractAsyncContextManager[None]:
+        """
+        GET and HEAD get their headers within `response_timeout`; other methods send a
+        body first (a streamed upload takes as long as it takes) and a registry may take
+        long to commit it, so only the stall and progress rules bound them.
+        """
+        if method not in ("GET", "HEAD"):
+            return nullcontext()
+        return headers_within(self.settings.response_timeout, urls.host_of(url), method)
+
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = GuardedConnector(
@@ -520,11 +605,7 @@ class HttpClient:
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=self.settings.connect_timeout,
-                    sock_read=self.settings.read_timeout,
-                ),
+                timeout=self._timeouts(),
                 auto_decompress=False,
                 # Proxies are read below; .netrc credentials must never be injected.
                 trust_env=False,
@@ -575,15 +656,26 @@ def _ssl_context(settings: TransportSettings) -> ssl.SSLContext:
     return context
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int, *, what: str) -> bytes:
+async def _read_capped(
+    resp: aiohttp.ClientResponse, limit: int, *, what: str, progress: ProgressRule | None = None
+) -> bytes:
     host = urls.host_of(str(resp.url))
     length = resp.content_length
     if length is not None and length > limit:
         raise LimitExceeded(f"{what}: {host} sent {length} bytes, more than the {limit} allowed")
+    content = resp.content
+    # The token request has its own total timeout instead (`_token_timeout`).
+    watch = progress.watch(host, what) if progress is not None else None
+
+    async def read(count: int) -> bytes:
+        if watch is None:
+            return await content.read(count)
+        return await watch.read(lambda: content.read(count))
+
     try:
-        data = await resp.content.read(limit + 1)
-        while len(data) <= limit and not resp.content.at_eof():
-            more = await resp.content.read(limit + 1 - len(data))
+        data = await read(limit + 1)
+        while len(data) <= limit and not content.at_eof():
+            more = await read(limit + 1 - len(data))
             if not more:
                 break
             data += more
@@ -595,6 +687,17 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int, *, what: str) -
     if encoding in ("gzip", "x-gzip", "deflate"):
         data = _decode(data, encoding, limit, what, host)
     return data
+
+
+async def _settled(resp: aiohttp.ClientResponse) -> None:
+    """
+    Wait for the task that sends a streamed request body to end (releasing or closing
+    the response cancelled it): until then it is still reading the body's stream, which
+    its owner is about to close. Shielded, so a cancelled caller still waits the moment
+    it takes.
+    """
+    with anyio.CancelScope(shield=True):
+        await resp.wait_for_close()
 
 
 def _decode(data: bytes, encoding: str, limit: int, what: str, host: str) -> bytes:
@@ -617,7 +720,7 @@ def _decode(data: bytes, encoding: str, limit: int, what: str, host: str) -> byt
 
 
 async def _error_from(
-    resp: aiohttp.ClientResponse, what: str
+    resp: aiohttp.ClientResponse, what: str, progress: ProgressRule
 ) -> RegistryError | TransportError:
     """
     Turn an unexpected status into an error, reading at most `MAX_ERROR_BODY`; a TLS
@@ -627,11 +730,15 @@ async def _error_from(
     status = resp.status
     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
     try:
-        body = await _read_capped(resp, MAX_ERROR_BODY, what=what) if status != 304 else b""
+        body = (
+            await _read_capped(resp, MAX_ERROR_BODY, what=what, progress=progress)
+            if status != 304 else b""
+        )
     except (LimitExceeded, TransportError):
         body = b""
     finally:
         resp.release()
+        await _settled(resp)
     if status == 400 and speaks_tls(body[:1024].decode("utf-8", "replace")):
         return http_to_tls(host)
     codes, detail = _parse_errors(body)

@@ -12,6 +12,7 @@ listeners registered with `Hosts.listen`.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import time
 from collections import Counter
@@ -297,4 +298,8 @@ class Hosts:
             try:
                 yield
             finally:
-                _held.reset(reset)
+                # Left from another context than the one that entered (a stream first
+                # read by the HTTP library's upload task, closed by its owner): that
+                # context never saw our change, so there is nothing to undo.
+                with contextlib.suppress(ValueError):
+                    _held.reset(reset)

@@ -185,12 +185,17 @@ def spawn(argv: Sequence[str], *, env: dict[str, str] | None = None, **kwargs: A
     )
 
 
-def run_cli(argv: Sequence[str], *, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run `python -m relocator ARGV...` to the end: (exit code, stdout, stderr)."""
-    # 120 s: a generous ceiling for a run that takes seconds, finite if it hangs.
+def run_cli(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> tuple[int, str, str]:
+    """
+    Run `python -m relocator ARGV...` to the end: (exit code, stdout, stderr). A run
+    still going after `timeout` seconds (a generous ceiling for runs that take seconds)
+    is killed and fails the test: it hung.
+    """
     done = subprocess.run(
         [sys.executable, "-m", "relocator", *argv],
-        cwd=ROOT, env=env or cli_env(), capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=env or cli_env(), capture_output=True, text=True, timeout=timeout,
         check=False,
     )
     return done.returncode, done.stdout, done.stderr

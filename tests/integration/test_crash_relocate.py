@@ -1,5 +1,5 @@
 """
-A relocation killed half-way (SIGKILL, or Ctrl-C's SIGINT) leaves no destination tag on
+A relocation killed half-way (SIGKILL, Ctrl-C's SIGINT, or SIGTERM) leaves no destination tag on
 an incomplete image, and running the same command again moves only what is missing.
 
 The command runs as a subprocess (`python -m relocator`); a `FaultProxy` stalls the
@@ -31,6 +31,8 @@ from tests.integration.faults_support import (
 
 # Seconds to wait for the subprocess to reach the stall, and to exit after a signal.
 _PATIENCE = 60.0
+# How the run ends: killed, or exiting with the documented code.
+_EXIT = {signal.SIGKILL: -signal.SIGKILL, signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 
@@ -40,7 +42,9 @@ def _tags(registry: Registry, repository: str) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["SIGKILL", "SIGINT", "SIGTERM"]
+)
 def test_an_interrupted_relocation_is_finished_by_running_it_again(
     sig: signal.Signals,
     tmp_path: Path,
@@ -79,9 +83,11 @@ def test_an_interrupted_relocation_is_finished_by_running_it_again(
         process.send_signal(sig)
         _, err = process.communicate(timeout=_PATIENCE)
 
-    assert (-signal.SIGKILL if sig == signal.SIGKILL else 130) == process.returncode, err
-    if sig == signal.SIGINT:
-        assert ["relocator: error: interrupted"] == [
+    assert _EXIT[sig] == process.returncode, err
+    assert "Traceback" not in err
+    if sig != signal.SIGKILL:
+        message = "interrupted" if sig == signal.SIGINT else "terminated by SIGTERM"
+        assert [f"relocator: error: {message}"] == [
             line for line in err.splitlines() if line.startswith("relocator:")
         ]
     landed = dict(walk_tags(registry2, repository))

@@ -20,7 +20,7 @@ import logging
 import os
 import stat
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Literal, Self
 
@@ -195,7 +195,8 @@ class TarballReader:
                     f"{self.name}: config {desc.digest} has {len(config)} bytes, "
                     f"expected {desc.size}"
                 )
-            yield _once(config)
+            async with aclosing(_once(config)) as once:
+                yield once
             return
         member = self._members.get(desc.digest)
         if member is None:
@@ -440,5 +441,5 @@ class TarballReader:
         self._images = tuple(contents.images)
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
+async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data

@@ -22,10 +22,10 @@ def test_cli_reference_matches_the_parser() -> None:
 
 
 def test_reference_lists_every_command_and_exit_code() -> None:
-    """Each command has a section and the exit code table names codes 0 to 9 and 130."""
+    """Each command has a section and the exit code table names codes 0 to 9, 130 and 143."""
     text = render()
 
     for command in ("resolve", "relocate", "pkg", "unpkg"):
         assert f"## relocator {command}" in text
-    for code in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 130):
+    for code in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 130, 143):
         assert f"| {code} |" in text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -44,7 +44,7 @@ class Server:
     active: int = 0
     peak: int = 0
 
-    async def fetch(self, span: Span) -> AsyncIterator[bytes]:
+    async def fetch(self, span: Span) -> AsyncGenerator[bytes, None]:
         self.spans.append((span.start, span.end))
         if self.fault is not None:
             self.fault(span)
