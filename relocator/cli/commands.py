@@ -446,6 +446,7 @@ def transport_settings(args: argparse.Namespace) -> TransportSettings:
         ca_cert_paths=paths,
         verify_certs=args.registry_verify_certs,
         insecure_hosts=frozenset(h.lower() for h in args.registry_insecure),
+        insecure_all=args.registry_insecure_all,
         concurrency=args.concurrency,
     )
 

@@ -39,6 +39,32 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
 
 
+class _Insecure(argparse.Action):
+    """
+    `--registry-insecure` as kbld's boolean and as relocator's host list at once.
+
+    Bare, or `=true|false` (any spelling `_bool` takes), it switches plain http for every
+    registry (`registry_insecure_all`); any other value is one host (`registry_insecure`,
+    repeatable). A boolean word is never taken for a host: no registry is named `true`.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        if values is None:
+            namespace.registry_insecure_all = True
+            return
+        text = str(values)
+        try:
+            namespace.registry_insecure_all = _bool(text)
+        except argparse.ArgumentTypeError:
+            namespace.registry_insecure = [*namespace.registry_insecure, text]
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -87,9 +113,14 @@ def _add_registry(parser: argparse.ArgumentParser) -> None:
         metavar="BOOL", help="verify registry TLS certificates (default true)",
     )
     group.add_argument(
-        "--registry-insecure", action="append", default=[], metavar="HOST",
-        help="reach HOST[:PORT] over plain http; only the hosts named; repeatable",
+        "--registry-insecure", action=_Insecure, nargs="?", default=[],
+        metavar="HOST|BOOL",
+        help="HOST[:PORT] (repeatable): reach that registry over plain http. Bare or "
+        "=true: as kbld, every registry may use plain http after https fails. Without "
+        "the flag, as kbld, only local registries (localhost:PORT, 127.0.0.1, ::1, "
+        "*.local, private 10/172.16/192.168 addresses) fall back to http",
     )
+    parser.set_defaults(registry_insecure_all=False)
 
 
 def _add_output(parser: argparse.ArgumentParser, *, report: bool = True) -> None:
