@@ -130,7 +130,8 @@ async def relocate(args: argparse.Namespace) -> int:
     out = Output(args, "relocate")
     inputs = load(args, out)
     targets = targets_of(
-        images_of(inputs), Destinations.from_args(args), preserve_tags=args.preserve_tags
+        images_of(inputs), Destinations.from_args(args), preserve_tags=args.preserve_tags,
+        tag_scheme=args.destination_tags,
     )
     platforms = parse_platforms(args.platform)
     async with _client(args) as client:
@@ -274,7 +275,7 @@ def _import_job(
         if found is not None and found[1] is not None:
             cosign.append(tag)
             subject = subject or found[0]
-    own = (image_tag(tar_image.digest),) if subject is None else ()
+    own = (image_tag(tar_image.digest, args.destination_tags),) if subject is None else ()
     chosen = tar_image.tags if args.preserve_tags else ()
     tags = tuple(dict.fromkeys((*own, *cosign, *chosen)))
     return Job(source=source, destination=destination, tags=tags, subject=subject)

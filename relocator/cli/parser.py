@@ -22,6 +22,9 @@ COMMANDS = {
 }
 DEFAULT_COMMAND = "resolve"
 
+#: `relocator.engine.execute.TAG_SCHEMES` (not imported, to keep `--help` fast).
+TAG_SCHEMES = ("relocator", "kbld", "imgpkg")
+
 # Five concurrent transfers was kbld's and imgpkg's default; relocator multiplexes all
 # images through one scheduler, so the per-registry figure can be a little higher.
 DEFAULT_CONCURRENCY = 8
@@ -93,6 +96,12 @@ def _add_destination(parser: argparse.ArgumentParser) -> None:
         "--repository-template", metavar="TEMPLATE",
         help="destination per image, keeping its path: {registry}, {repository} and "
         "{name} of the source, e.g. registry.internal/mirror/{repository}",
+    )
+    parser.add_argument(
+        "--destination-tags", choices=TAG_SCHEMES, default="relocator",
+        help="the tag each image lands under besides its digest: relocator "
+        "sha256-<hex>.relocator (default), kbld kbld-sha256-<hex>, imgpkg "
+        "sha256-<hex>.imgpkg; pick the one your retention rules match",
     )
     parser.add_argument(
         "--preserve-tags", action="store_true",

@@ -29,3 +29,11 @@ def test_registry_insecure_is_kbld_boolean_and_a_host_list(
     args = build_parser().parse_args(["resolve", "-f", "a.yml", *argv])
 
     assert (expected_all, expected_hosts) == (args.registry_insecure_all, args.registry_insecure)
+
+
+def test_destination_tag_schemes_are_the_engines() -> None:
+    """The parser's choices (kept import-free for a fast `--help`) are the engine's."""
+    from relocator.cli import parser
+    from relocator.engine.execute import TAG_SCHEMES
+
+    assert TAG_SCHEMES == parser.TAG_SCHEMES

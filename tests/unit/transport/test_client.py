@@ -17,11 +17,11 @@ import socket
 import time
 import types
 import zlib
-from unittest import mock
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from unittest import mock
 from urllib.parse import parse_qs
 
 import aiohttp
