@@ -41,11 +41,12 @@ from relocator.oci import Digest, Manifest, Platform, Reference, Repository, med
 from relocator.store import RangePolicy, RegistryStore, Store
 from relocator.store.base import attached_to
 from relocator.store.tarball.images import TarballImage
-from relocator.transport import HttpClient, Keychain, TransportSettings
+from relocator.transport import HttpClient, TransportSettings
 
 if TYPE_CHECKING:
     from relocator.store.tarball import TarballReader
 
+from .carvel import keychain, unresolved_inspect, with_image_map, with_imgpkg_limits
 from .inputs import images_of, load, parse_reference, write_locks
 from .output import Output
 from .plain import megabytes
@@ -62,6 +63,11 @@ async def resolve(args: argparse.Namespace) -> int:
     """`relocator resolve`: resolve every found reference to a digest and print the YAML."""
     out = Output(args, "resolve")
     inputs = load(args, out)
+    if args.image_map_file:
+        inputs = with_image_map(inputs, args.image_map_file)
+    if args.unresolved_inspect:
+        sys.stdout.write(unresolved_inspect(inputs))
+        return 0
     platform = Platform.parse(args.platform) if args.platform else None
     final: dict[str, str] = {}
     # What kbld records of each image: the lock, tag or index it came from.
@@ -443,17 +449,18 @@ def transport_settings(args: argparse.Namespace) -> TransportSettings:
     for path in paths:
         if not path.is_file():
             raise InputError(f"--registry-ca-cert-path {path}: no such file")
-    return TransportSettings(
+    settings = TransportSettings(
         ca_cert_paths=paths,
         verify_certs=args.registry_verify_certs,
         insecure_hosts=frozenset(h.lower() for h in args.registry_insecure),
         insecure_all=args.registry_insecure_all,
         concurrency=args.concurrency,
     )
+    return with_imgpkg_limits(settings, args)
 
 
 @asynccontextmanager
 async def _client(args: argparse.Namespace) -> AsyncIterator[HttpClient]:
-    async with HttpClient(transport_settings(args), Keychain()) as client:
+    async with HttpClient(transport_settings(args), keychain(args)) as client:
         yield client
 

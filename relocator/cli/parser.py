@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from relocator import __version__
+from relocator.cli.carvelflags import Refused, add_imgpkg_copy, add_kbld_ui
 
 #: Commands and their aliases; the root command (no name given) is `resolve`, as in kbld.
 COMMANDS = {
@@ -246,11 +247,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--imgpkg-lock-output, as kbld does (default true)",
     )
     resolve.add_argument(
+        "--unresolved-inspect", action="store_true",
+        help="print the references found (`- image: REF`, sorted) without resolving them, "
+        "as kbld does",
+    )
+    resolve.add_argument(
+        "--image-map-file", metavar="FILE",
+        help="CNAB relocation mapping (JSON object: image as written -> new image), used "
+        "as preresolved overrides after the config's own, as kbld does",
+    )
+    resolve.add_argument(
+        "--build", action=Refused,
+        alternative="relocator does not build images: build and push them, then resolve",
+    )
+    resolve.add_argument(
+        "--build-concurrency", action=Refused,
+        alternative="relocator does not build images; --concurrency sets resolve requests",
+    )
+    resolve.add_argument(
         "--concurrency", type=_positive, default=DEFAULT_CONCURRENCY, metavar="N",
         help=f"concurrent requests per registry (default {DEFAULT_CONCURRENCY})",
     )
     _add_registry(resolve)
     _add_output(resolve, report=False)
+    add_kbld_ui(resolve, _bool)
 
     relocate = commands.add_parser(
         "relocate", help="copy every referenced image into one repository",
@@ -286,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
         "has no referrers API, its sha256-<hex> index is updated (entries kept)",
     )
     _add_registry(relocate)
+    add_imgpkg_copy(relocate, referrers=True)
     _add_output(relocate)
+    add_kbld_ui(relocate, _bool)
 
     pkg = commands.add_parser(
         "pkg", aliases=list(COMMANDS["pkg"]),
@@ -313,7 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Needs --format oci",
     )
     _add_registry(pkg)
+    pkg.add_argument(
+        "--cosign-signatures", action="store_true", dest="include_referrers",
+        help="imgpkg's: the same as --include-referrers",
+    )
     _add_output(pkg)
+    add_kbld_ui(pkg, _bool)
 
     unpkg = commands.add_parser(
         "unpkg", aliases=list(COMMANDS["unpkg"]),
@@ -337,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_transfer(unpkg, DEFAULT_CONCURRENCY, ranges=False)
     _add_registry(unpkg)
+    add_imgpkg_copy(unpkg, referrers=False)
     _add_output(unpkg)
+    add_kbld_ui(unpkg, _bool)
 
     mirror = commands.add_parser(
         "mirror", help="mirror the repositories and tags a config file lists",
@@ -365,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_registry(mirror)
     _add_output(mirror)
+    add_kbld_ui(mirror, _bool, files=False)
 
     commands.add_parser("version", help="print the version")
     return parser

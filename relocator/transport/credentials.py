@@ -79,6 +79,9 @@ class Keychain:
         env: The process environment (injected so tests need not touch `os.environ`).
         docker_config_dir: Directory of Docker's `config.json`; default `$DOCKER_CONFIG`
             or `~/.docker`.
+        pinned: Credentials by host that win over every other source (imgpkg's
+            `--registry-username` and friends).
+        anonymous: Send no credentials to any registry (imgpkg's `--registry-anon`).
 
     Raises:
         ConfigError: An unknown `RELOCATOR_REGISTRY_*` variable or an entry without
@@ -86,9 +89,18 @@ class Keychain:
     """
 
     def __init__(
-        self, env: Mapping[str, str] | None = None, docker_config_dir: Path | None = None
+        self,
+        env: Mapping[str, str] | None = None,
+        docker_config_dir: Path | None = None,
+        *,
+        pinned: Mapping[str, Credential] | None = None,
+        anonymous: bool = False,
     ) -> None:
         env = os.environ if env is None else env
+        # Credentials given on the command line, per host, before anything else; and
+        # imgpkg's `--registry-anon`, which sends none anywhere.
+        self._pinned = {_normalize_host(h): c for h, c in (pinned or {}).items()}
+        self._anonymous = anonymous
         self._env_entries = _env_entries(env)
         if docker_config_dir is None:
             configured = env.get("DOCKER_CONFIG")
@@ -102,6 +114,10 @@ class Keychain:
     async def get(self, host: str, repository: str = "") -> Credential:
         """The credential for `repository` on `host` (anonymous if none is configured)."""
         host = _normalize_host(host)
+        if self._anonymous:
+            return ANONYMOUS
+        if host in self._pinned:
+            return self._pinned[host]
         target = f"{host}/{repository}" if repository else host
         for entry in self._env_entries:
             if _matches(entry.pattern, host, target):

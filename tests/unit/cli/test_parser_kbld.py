@@ -37,3 +37,51 @@ def test_destination_tag_schemes_are_the_engines() -> None:
     from relocator.engine.execute import TAG_SCHEMES
 
     assert TAG_SCHEMES == parser.TAG_SCHEMES
+
+
+@pytest.mark.parametrize("command", [
+    ["resolve", "-f", "a"], ["relocate", "-f", "a", "-r", "r.example/x"],
+    ["pkg", "-f", "a", "-o", "t"], ["unpkg", "-f", "a", "-i", "t", "-r", "r.example/x"],
+])
+def test_kbld_ui_flags_are_accepted_on_every_command(command: list[str]) -> None:
+    """`--tty`, `--color`, `-y`, `--column`, `--sort` parse wherever kbld has them."""
+    args = build_parser().parse_args(
+        [*command, "--tty", "--color=false", "-y", "--column", "a", "--sort=false"]
+    )
+
+    assert (True, False, True, ["a"], False) == (
+        args.tty, args.color, args.yes, args.column, args.sort
+    )
+
+
+@pytest.mark.parametrize("command", [
+    ["relocate", "-f", "a", "-r", "r.example/x"], ["pkg", "-f", "a", "-o", "t"],
+])
+def test_cosign_signatures_is_include_referrers(command: list[str]) -> None:
+    """imgpkg's `--cosign-signatures` switches `--include-referrers`."""
+    assert build_parser().parse_args([*command, "--cosign-signatures"]).include_referrers
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30s", 30.0), ("1m30s", 90.0), ("500ms", 0.5), ("2h", 7200.0), ("45", 45.0)],
+)
+def test_response_header_timeout_takes_go_durations(text: str, expected: float) -> None:
+    """imgpkg's `--registry-response-header-timeout` is a Go duration (ms|s|m|h)."""
+    args = build_parser().parse_args(
+        ["relocate", "-f", "a", "-r", "r.example/x", "--registry-response-header-timeout", text]
+    )
+
+    assert expected == args.registry_response_header_timeout
+
+
+@pytest.mark.parametrize("text", ["", "0s", "soon", "5x", "-1s"])
+def test_a_bad_duration_is_a_usage_error(text: str) -> None:
+    """Not a positive duration: argparse's usage error (exit 2)."""
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(
+            ["relocate", "-f", "a", "-r", "r.example/x",
+             f"--registry-response-header-timeout={text}"]
+        )
+
+    assert 2 == stopped.value.code
