@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,16 +145,30 @@ async def relocate(args: argparse.Namespace) -> int:
         if platforms:
             targets = await select_platforms(targets, store, platforms, out)
         jobs = [job for target in targets for job in target.jobs()]
-        out.line(f"exporting {_count(len(jobs), 'image')}...")
-        for job in jobs:
-            out.line(f"will export {job.source}")
+        _will_export(out, [str(job.source) for job in jobs])
+
+        def importing(planned: Sequence[Job]) -> None:
+            # kbld's lines between reading the sources and writing the destination.
+            out.line(f"exported {len(jobs)} images")
+            out.line(f"importing {len(planned)} images...")
+            for job in planned:
+                out.line(f"importing {job.source} -> {job.target}...")
+
         report = await _transfer(
             args, out, jobs, store, store, client, verb="imported",
-            referrers_of=jobs if args.include_referrers else (),
+            referrers_of=jobs if args.include_referrers else (), before_copy=importing,
+            after_copy=lambda report: out.line(f"imported {len(report.images)} images"),
         )
     if report is not None:
         _finish(args, inputs, relocated_names(targets))
     return 0
+
+
+def _will_export(out: Output, sources: Sequence[str]) -> None:
+    """kbld's first lines: the count (always "images"), then each source, sorted."""
+    out.line(f"exporting {len(sources)} images...")
+    for source in sorted(sources):
+        out.line(f"will export {source}")
 
 
 async def pkg(args: argparse.Namespace) -> int:
@@ -172,25 +186,35 @@ async def pkg(args: argparse.Namespace) -> int:
     # The tags the inputs named travel in the tarball, for `unpkg --preserve-tags`.
     inside = Repository(registry="tarball", path="images")
     jobs = [Job(source=i.written, destination=inside, tags=i.tags) for i in images]
-    out.line(f"exporting {_count(len(jobs), 'image')}...")
-    for image in images:
-        out.line(f"will export {image.reference}")
+    _will_export(out, [str(image.reference) for image in images])
     from relocator.store.tarball import TarballWriter  # only pkg needs it
+
+    def writing(_planned: Sequence[Job]) -> None:
+        out.line(f"exported {len(jobs)} images")
+        out.line("writing layers...")
+
+    def written(report: Report) -> None:
+        # kbld times each file it writes; relocator writes them concurrently, so a time
+        # per file would mislead: each line gives the file's size instead. A run with
+        # failed images keeps no tarball, so it lists none.
+        if report.failures:
+            return
+        for name, size in writer.members():
+            out.line(f"done: file '{name}' ({size} bytes)")
 
     writer = TarballWriter(Path(args.output), format=args.format, resume=args.resume)
     try:
         async with _client(args) as client:
-            report = await _transfer(
+            await _transfer(
                 args, out, jobs, registry_store(client, args), writer, client, verb="exported",
-                referrers_of=jobs if args.include_referrers else (),
+                referrers_of=jobs if args.include_referrers else (), before_copy=writing,
+                after_copy=written,
             )
     finally:
         await writer.aclose()
         if writer.kept is not None:
             out.line(f"kept the unfinished tarball {writer.kept}; rerun with --resume to "
                      "reuse what it holds")
-    if report is not None:
-        out.line(f"exported {_count(len(report.images), 'image')}")
     return 0
 
 
@@ -220,7 +244,7 @@ async def unpkg(args: argparse.Namespace) -> int:
             source = _tarball_source(args, tar_image, destinations)
             jobs.append(_import_job(args, tar_image, source, destinations.of(source),
                                     attached.get(tar_image.digest)))
-        out.line(f"importing {_count(len(jobs), 'image')}...")
+        out.line(f"importing {len(jobs)} images...")
         for job in jobs:
             out.line(f"importing {job.source} -> {job.target}...")
         for index in indexes:
@@ -231,9 +255,9 @@ async def unpkg(args: argparse.Namespace) -> int:
                 args, out, jobs, reader,
                 RegistryStore(client, verify_uploads=args.verify_blobs), client,
                 verb="imported", indexes=indexes,
+                after_copy=lambda report: out.line(f"imported {len(report.images)} images"),
             )
     if report is not None:
-        out.line(f"imported {_count(len(report.images), 'image')}")
         landed = {job.digest: str(job.target) for job in jobs}
         mapping = {
             name: landed.get(image.digest) or str(
@@ -322,11 +346,15 @@ async def _transfer(
     verb: str,
     referrers_of: Sequence[Job] = (),
     indexes: Sequence[ReferrersIndex] = (),
+    before_copy: Callable[[Sequence[Job]], None] | None = None,
+    after_copy: Callable[[Report], None] | None = None,
 ) -> Report | None:
     """
     Plan and (unless `--dry-run`) execute; None for a dry run. With `referrers_of`, what
     is attached to those jobs' images is found first and copied too; `indexes` are
-    referrers indexes to merge at the destination afterwards (unpkg).
+    referrers indexes to merge at the destination afterwards (unpkg). `before_copy` gets
+    the planned jobs once planning is done, before anything is copied, and `after_copy`
+    the report before the summary (kbld's lines, which JSON mode keeps before the report).
 
     Raises:
         PartialFailure: With `--keep-going`, after the others finished, if any failed.
@@ -370,6 +398,8 @@ async def _transfer(
         if args.dry_run:
             sys.stdout.write(describe_plan(plan))
             return None
+        if before_copy is not None:
+            before_copy(plan.jobs)
         options = CopyOptions(
             hold=client.hosts.hold,
             max_blobs_in_flight=2 * args.concurrency,
@@ -383,6 +413,8 @@ async def _transfer(
     if report.failures and out.display != "json":
         for failure in report.failures:
             out.line(f"failed: {failure.source}: {failure.error}")
+    if after_copy is not None:
+        after_copy(report)
     out.summary(verb, report, client.hosts.states())
     if report.failures:
         total = len(report.failures) + len(report.images)
