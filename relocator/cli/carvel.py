@@ -66,6 +66,19 @@ def keychain(args: argparse.Namespace) -> Keychain:
     return Keychain(pinned={host: credential}, anonymous=anonymous)
 
 
+def password_notice(args: argparse.Namespace) -> str | None:
+    """The warning a password or token on the command line deserves, if one is there."""
+    for flag in ("registry_password", "registry_token"):
+        if getattr(args, flag, None) is not None:
+            name = "--" + flag.replace("_", "-")
+            return (
+                f"{name} is visible in shell history and to other users' process "
+                "listings; prefer RELOCATOR_REGISTRY_PASSWORD (or _REGISTRY_TOKEN) with "
+                "RELOCATOR_REGISTRY_HOSTNAME, or docker login"
+            )
+    return None
+
+
 def with_image_map(inputs: config.Inputs, path: str) -> config.Inputs:
     """
     kbld's `--image-map-file`: a CNAB relocation mapping (a JSON object, each image as

@@ -46,7 +46,13 @@ from relocator.transport import HttpClient, TransportSettings
 if TYPE_CHECKING:
     from relocator.store.tarball import TarballReader
 
-from .carvel import keychain, unresolved_inspect, with_image_map, with_imgpkg_limits
+from .carvel import (
+    keychain,
+    password_notice,
+    unresolved_inspect,
+    with_image_map,
+    with_imgpkg_limits,
+)
 from .inputs import images_of, load, parse_reference, write_locks
 from .output import Output
 from .plain import megabytes
@@ -134,6 +140,8 @@ async def _select_tag(
 async def relocate(args: argparse.Namespace) -> int:
     """`relocator relocate`: copy every image to its destination, registry to registry."""
     out = Output(args, "relocate")
+    if notice := password_notice(args):
+        out.emit(Notice(notice))
     inputs = load(args, out)
     targets = targets_of(
         images_of(inputs), Destinations.from_args(args), preserve_tags=args.preserve_tags,
@@ -221,6 +229,8 @@ async def pkg(args: argparse.Namespace) -> int:
 async def unpkg(args: argparse.Namespace) -> int:
     """`relocator unpkg`: import every image of a tarball, with no access to its source."""
     out = Output(args, "unpackage")
+    if notice := password_notice(args):
+        out.emit(Notice(notice))
     inputs = load(args, out)
     images = images_of(inputs)
     destinations = Destinations.from_args(args)

@@ -44,6 +44,8 @@ def test_registry_username_and_password_authenticate_to_the_destination(
     assert 4 == wrong.code, wrong.err
     assert "wrong-password-123" not in wrong.err + wrong.out
     assert 0 == right.code, right.err
+    assert any("--registry-password is visible in shell history" in line
+               for line in right.err.splitlines())
     verify_image_tree(basic_auth_registry, repository, image.digest, hash_blobs=True)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from relocator.cli.parser import build_parser
@@ -85,3 +88,38 @@ def test_a_bad_duration_is_a_usage_error(text: str) -> None:
         )
 
     assert 2 == stopped.value.code
+
+
+# Every flag of kbld 0.42 (resolve, pkg, unpkg, relocate, UI) and imgpkg 0.43 copy, from
+# their command sources.
+KBLD_FLAGS = (
+    "--file", "--sort", "--registry-ca-cert-path", "--registry-verify-certs",
+    "--registry-insecure", "--build", "--build-concurrency", "--images-annotation",
+    "--origins-annotation", "--image-map-file", "--lock-output", "--imgpkg-lock-output",
+    "--unresolved-inspect", "--platform", "--output", "--concurrency", "--input",
+    "--repository", "--tty", "--color", "--json", "--yes", "--column",
+)
+IMGPKG_COPY_FLAGS = (
+    "--bundle", "--image", "--lock", "--tar", "--to-repo", "--to-tar", "--resume",
+    "--lock-output", "--concurrency", "--include-non-distributable-layers",
+    "--repo-based-tags", "--cosign-signatures", "--registry-ca-cert-path",
+    "--registry-verify-certs", "--registry-insecure", "--registry-username",
+    "--registry-password", "--registry-token", "--registry-anon",
+    "--registry-response-header-timeout", "--registry-retry-count", "--debug",
+    "--tty", "--color", "--json", "--yes", "--column",
+)
+
+
+def test_the_migration_guide_names_every_kbld_and_imgpkg_flag() -> None:
+    """docs/migration.md says what relocator does with each of their flags."""
+    guide = (Path(__file__).parents[3] / "docs" / "migration.md").read_text()
+    short = {"--file": "-f", "--output": "-o", "--input": "-i", "--repository": "-r",
+             "--yes": "-y", "--bundle": "-b", "--image": "-i"}
+
+    def named(flag: str) -> bool:
+        return any(
+            re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", guide)
+            for name in (flag, short.get(flag, flag))
+        )
+
+    assert [] == [flag for flag in (*KBLD_FLAGS, *IMGPKG_COPY_FLAGS) if not named(flag)]
