@@ -63,6 +63,8 @@ class _Insecure(argparse.Action):
             namespace.registry_insecure_all = True
             return
         text = str(values)
+        if not text:
+            parser.error(f"{option_string}= needs a HOST[:PORT], or true or false")
         try:
             namespace.registry_insecure_all = _bool(text)
         except argparse.ArgumentTypeError:

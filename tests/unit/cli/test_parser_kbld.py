@@ -34,6 +34,14 @@ def test_registry_insecure_is_kbld_boolean_and_a_host_list(
     assert (expected_all, expected_hosts) == (args.registry_insecure_all, args.registry_insecure)
 
 
+def test_an_empty_registry_insecure_value_is_a_usage_error() -> None:
+    """`--registry-insecure=` names neither a host nor a boolean: exit 2."""
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["resolve", "-f", "a", "--registry-insecure="])
+
+    assert 2 == stopped.value.code
+
+
 def test_destination_tag_schemes_are_the_engines() -> None:
     """The parser's choices (kept import-free for a fast `--help`) are the engine's."""
     from relocator.cli import parser
