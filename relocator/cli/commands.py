@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +49,13 @@ if TYPE_CHECKING:
     from relocator.store.tarball import TarballReader, TarballWriter
 
 from . import bundles
+from .carvel import keychain as carvel_keychain
+from .carvel import (
+    password_notice,
+    unresolved_inspect,
+    with_image_map,
+    with_imgpkg_limits,
+)
 from .inputs import (
     InputImage,
     images_of,
@@ -73,6 +80,11 @@ async def resolve(args: argparse.Namespace) -> int:
     """`relocator resolve`: resolve every found reference to a digest and print the YAML."""
     out = Output(args, "resolve")
     inputs = load(args, out)
+    if args.image_map_file:
+        inputs = with_image_map(inputs, args.image_map_file)
+    if args.unresolved_inspect:
+        sys.stdout.write(unresolved_inspect(inputs))
+        return 0
     platform = Platform.parse(args.platform) if args.platform else None
     final: dict[str, str] = {}
     # What kbld records of each image: the lock, tag or index it came from.
@@ -139,6 +151,8 @@ async def _select_tag(
 async def relocate(args: argparse.Namespace) -> int:
     """`relocator relocate`: copy every image to its destination, registry to registry."""
     out = Output(args, "relocate")
+    if notice := password_notice(args):
+        out.emit(Notice(notice))
     inputs = load(args, out)
     # The flags are checked before the inputs: a bad template is the likelier mistake.
     destinations = Destinations.from_args(args)
@@ -152,18 +166,26 @@ async def relocate(args: argparse.Namespace) -> int:
                 t, tags=tuple(dict.fromkeys((*t.tags, *found.tags_of(t.image.digest))))
             )
             for t in targets_of([*images, *bundles.added_images(found)], destinations,
-                                preserve_tags=args.preserve_tags)
+                                preserve_tags=args.preserve_tags,
+                                tag_scheme=args.destination_tags)
         ]
         if platforms:
             targets = await select_platforms(targets, store, platforms, out)
         jobs = [job for target in targets for job in target.jobs()]
-        out.line(f"exporting {_count(len(jobs), 'image')}...")
-        for job in jobs:
-            out.line(f"will export {job.source}")
+        _will_export(out, [str(job.source) for job in jobs])
+
+        def importing(planned: Sequence[Job]) -> None:
+            # kbld's lines between reading the sources and writing the destination.
+            out.line(f"exported {len(jobs)} images")
+            out.line(f"importing {len(planned)} images...")
+            for job in planned:
+                out.line(f"importing {job.source} -> {job.target}...")
+
         report = await _transfer(
             args, out, jobs, store, store, client, verb="imported",
             referrers_of=jobs if args.include_referrers else (),
-            fetched=found.found.manifests,
+            fetched=found.found.manifests, before_copy=importing,
+            after_copy=lambda report: out.line(f"imported {len(report.images)} images"),
         )
         if report is not None and found:
             await bundles.note_copies(store, found, bundles.one_repository(found, destinations),
@@ -207,6 +229,13 @@ async def _bundles_of(
     return found
 
 
+def _will_export(out: Output, sources: Sequence[str]) -> None:
+    """kbld's first lines: the count (always "images"), then each source, sorted."""
+    out.line(f"exporting {len(sources)} images...")
+    for source in sorted(sources):
+        out.line(f"will export {source}")
+
+
 async def pkg(args: argparse.Namespace) -> int:
     """`relocator pkg`: export every referenced image into one tarball, each blob once."""
     out = Output(args, "package")
@@ -224,6 +253,19 @@ async def pkg(args: argparse.Namespace) -> int:
     inside = Repository(registry="tarball", path="images")
     from relocator.store.tarball import TarballWriter  # only pkg needs it
 
+    def writing(_planned: Sequence[Job]) -> None:
+        out.line(f"exported {len(jobs)} images")
+        out.line("writing layers...")
+
+    def written(report: Report) -> None:
+        # kbld times each file it writes; relocator writes them concurrently, so a time
+        # per file would mislead: each line gives the file's size instead. A run with
+        # failed images keeps no tarball, so it lists none.
+        if report.failures:
+            return
+        for name, size in writer.members():
+            out.line(f"done: file '{name}' ({size} bytes)")
+
     writer = TarballWriter(Path(args.output), format=args.format, resume=args.resume)
     if not args.resume and not args.dry_run:
         await _refuse_unfinished(writer)
@@ -237,21 +279,17 @@ async def pkg(args: argparse.Namespace) -> int:
                     tags=tuple(dict.fromkeys((*i.tags, *found.tags_of(i.digest)))))
                 for i in images
             ]
-            out.line(f"exporting {_count(len(jobs), 'image')}...")
-            for image in images:
-                out.line(f"will export {image.reference}")
-            report = await _transfer(
+            _will_export(out, [str(image.reference) for image in images])
+            await _transfer(
                 args, out, jobs, store, writer, client, verb="exported",
                 referrers_of=jobs if args.include_referrers else (),
-                fetched=found.found.manifests,
+                fetched=found.found.manifests, before_copy=writing, after_copy=written,
             )
     finally:
         await writer.aclose()
         if writer.kept is not None:
             out.line(f"kept the unfinished tarball {writer.kept}; rerun with --resume to "
                      "reuse what it holds")
-    if report is not None:
-        out.line(f"exported {_count(len(report.images), 'image')}")
     return 0
 
 
@@ -274,6 +312,8 @@ async def _refuse_unfinished(writer: TarballWriter) -> None:
 async def unpkg(args: argparse.Namespace) -> int:
     """`relocator unpkg`: import every image of a tarball, with no access to its source."""
     out = Output(args, "unpackage")
+    if notice := password_notice(args):
+        out.emit(Notice(notice))
     inputs = load(args, out)
     images = images_of(inputs)
     destinations = Destinations.from_args(args)
@@ -311,7 +351,7 @@ async def unpkg(args: argparse.Namespace) -> int:
             if j.digest in found.found.bundles else j
             for j in jobs
         ]
-        out.line(f"importing {_count(len(jobs), 'image')}...")
+        out.line(f"importing {len(jobs)} images...")
         for job in jobs:
             out.line(f"importing {job.source} -> {job.target}...")
         for index in indexes:
@@ -322,13 +362,13 @@ async def unpkg(args: argparse.Namespace) -> int:
             report = await _transfer(
                 args, out, jobs, reader, target, client, verb="imported", indexes=indexes,
                 fetched=found.found.manifests,
+                after_copy=lambda report: out.line(f"imported {len(report.images)} images"),
             )
             if report is not None and found:
                 await bundles.note_copies(
                     target, found, bundles.one_repository(found, destinations), out
                 )
     if report is not None:
-        out.line(f"imported {_count(len(report.images), 'image')}")
         landed = {job.digest: str(job.target) for job in jobs}
         mapping = {
             name: landed.get(image.digest) or str(
@@ -376,7 +416,7 @@ def _import_job(
         if found is not None and found[1] is not None:
             cosign.append(tag)
             subject = subject or found[0]
-    own = (image_tag(tar_image.digest),) if subject is None else ()
+    own = (image_tag(tar_image.digest, args.destination_tags),) if subject is None else ()
     chosen = tar_image.tags if args.preserve_tags else ()
     tags = tuple(dict.fromkeys((*own, *cosign, *chosen)))
     return Job(source=source, destination=destination, tags=tags, subject=subject)
@@ -418,12 +458,17 @@ async def _transfer(
     referrers_of: Sequence[Job] = (),
     indexes: Sequence[ReferrersIndex] = (),
     fetched: dict[Digest, Manifest] | None = None,
+    before_copy: Callable[[Sequence[Job]], None] | None = None,
+    after_copy: Callable[[Report], None] | None = None,
 ) -> Report | None:
     """
     Plan and (unless `--dry-run`) execute; None for a dry run. With `referrers_of`, what
     is attached to those jobs' images is found first and copied too; `indexes` are
     referrers indexes to merge at the destination afterwards (unpkg); `fetched` are
-    manifests already fetched from `source` (by digest), not fetched again.
+    manifests already fetched from `source` (by digest), not fetched again. `before_copy`
+    gets the planned jobs once planning is done, before anything is copied, and
+    `after_copy` the report before the summary (kbld's lines, which JSON mode keeps
+    before the report).
 
     Raises:
         PartialFailure: With `--keep-going`, after the others finished, if any failed.
@@ -471,6 +516,8 @@ async def _transfer(
             for text in describe_plan(plan).splitlines():
                 out.line(text)
             return None
+        if before_copy is not None:
+            before_copy(plan.jobs)
         options = CopyOptions(
             hold=client.hosts.hold,
             max_blobs_in_flight=2 * args.concurrency,
@@ -484,6 +531,8 @@ async def _transfer(
     if report.failures and out.display != "json":
         for failure in report.failures:
             out.line(f"failed: {failure.source}: {failure.error}")
+    if after_copy is not None:
+        after_copy(report)
     out.summary(verb, report, client.hosts.states())
     if report.failures:
         total = len(report.failures) + len(report.images)
@@ -560,17 +609,22 @@ def transport_settings(args: argparse.Namespace) -> TransportSettings:
     for path in paths:
         if not path.is_file():
             raise InputError(f"--registry-ca-cert-path {path}: no such file")
-    return TransportSettings(
+    settings = TransportSettings(
         ca_cert_paths=paths,
         verify_certs=args.registry_verify_certs,
         insecure_hosts=frozenset(h.lower() for h in args.registry_insecure),
+        insecure_all=args.registry_insecure_all,
         concurrency=args.concurrency,
     )
+    return with_imgpkg_limits(settings, args)
 
 
-def keychain(out: Output) -> Keychain:
-    """The credentials of the environment; what is set up by halves is warned about."""
-    found = Keychain()
+def keychain(args: argparse.Namespace, out: Output) -> Keychain:
+    """
+    The credentials of the environment and of imgpkg's credential flags (see
+    `carvel.keychain`); what is set up by halves is warned about.
+    """
+    found = carvel_keychain(args)
     for warning in found.warnings:
         out.emit(Notice(warning))
     return found
@@ -578,7 +632,7 @@ def keychain(out: Output) -> Keychain:
 
 @asynccontextmanager
 async def _client(args: argparse.Namespace, out: Output) -> AsyncIterator[HttpClient]:
-    async with HttpClient(transport_settings(args), keychain(out)) as client:
+    async with HttpClient(transport_settings(args), keychain(args, out)) as client:
         out.watch(client.hosts)
         yield client
 

@@ -57,7 +57,7 @@ async def mirror(args: argparse.Namespace) -> int:
             hint="use --json for the check's result",
         )
     config = load_mirror_config(args.config)
-    async with HttpClient(mirror_settings(args, config), keychain(out)) as client:
+    async with HttpClient(mirror_settings(args, config), keychain(args, out)) as client:
         out.watch(client.hosts)
         store = registry_store(client, args)
         targets = await select_all(config, store, out, keep_going=args.keep_going)

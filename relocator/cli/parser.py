@@ -15,6 +15,7 @@ from typing import Any
 from relocator import __version__
 from relocator.errors import shorten
 
+from .carvelflags import Refused, add_imgpkg_copy, add_kbld_ui
 from .docpaths import docs_dir
 
 #: Commands and their aliases; the root command (no name given) is `resolve`, as in kbld.
@@ -28,6 +29,9 @@ COMMANDS = {
     "version": (),
 }
 DEFAULT_COMMAND = "resolve"
+
+#: `relocator.engine.execute.TAG_SCHEMES` (not imported, to keep `--help` fast).
+TAG_SCHEMES = ("relocator", "kbld", "imgpkg")
 
 # Five concurrent transfers was kbld's and imgpkg's default; relocator multiplexes all
 # images through one scheduler, so the per-registry figure can be a little higher.
@@ -57,6 +61,34 @@ def _bool(text: str) -> bool:
     if lowered in ("false", "0", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
+
+
+class _Insecure(argparse.Action):
+    """
+    `--registry-insecure` as kbld's boolean and as relocator's host list at once.
+
+    Bare, or `=true|false` (any spelling `_bool` takes), it switches plain http for every
+    registry (`registry_insecure_all`); any other value is one host (`registry_insecure`,
+    repeatable). A boolean word is never taken for a host: no registry is named `true`.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        if values is None:
+            namespace.registry_insecure_all = True
+            return
+        text = str(values)
+        if not text:
+            parser.error(f"{option_string}= needs a HOST[:PORT], or true or false")
+        try:
+            namespace.registry_insecure_all = _bool(text)
+        except argparse.ArgumentTypeError:
+            namespace.registry_insecure = [*namespace.registry_insecure, text]
 
 
 def _positive(text: str) -> int:
@@ -151,6 +183,12 @@ def _add_destination(parser: argparse.ArgumentParser) -> None:
         "{name} of the source, e.g. registry.internal/mirror/{repository}",
     )
     parser.add_argument(
+        "--destination-tags", choices=TAG_SCHEMES, default="relocator",
+        help="the tag each image lands under besides its digest: relocator "
+        "sha256-<hex>.relocator (default), kbld kbld-sha256-<hex>, imgpkg "
+        "sha256-<hex>.imgpkg; pick the one your retention rules match",
+    )
+    parser.add_argument(
         "--preserve-tags", action="store_true",
         help="also apply the tags the inputs named (or the tarball recorded) at the "
         "destination; a tag that is not valid, or two images wanting one tag in one "
@@ -172,10 +210,15 @@ def _add_registry(parser: argparse.ArgumentParser) -> None:
         "$RELOCATOR_REGISTRY_VERIFY_CERTS, else true)",
     )
     group.add_argument(
-        "--registry-insecure", action="append", default=[], metavar="HOST",
-        help="reach HOST[:PORT] over plain http; only the hosts named; repeatable; also "
-        "$RELOCATOR_REGISTRY_INSECURE (comma-separated)",
+        "--registry-insecure", action=_Insecure, nargs="?", default=[],
+        metavar="HOST|BOOL",
+        help="HOST[:PORT] (repeatable): reach that registry over plain http. Bare or "
+        "=true: as kbld, every registry may use plain http after https fails. Without "
+        "the flag, as kbld, only local registries (localhost:PORT, 127.0.0.1, ::1, "
+        "*.local, private 10/172.16/192.168 addresses) fall back to http. Also "
+        "$RELOCATOR_REGISTRY_INSECURE (comma-separated hosts, or true)",
     )
+    parser.set_defaults(registry_insecure_all=False)
 
 
 def _add_deadline(parser: argparse.ArgumentParser) -> None:
@@ -331,6 +374,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--imgpkg-lock-output, as kbld does (default true)",
     )
     resolve.add_argument(
+        "--unresolved-inspect", action="store_true",
+        help="print the references found (`- image: REF`, sorted) without resolving them, "
+        "as kbld does",
+    )
+    resolve.add_argument(
+        "--image-map-file", metavar="FILE",
+        help="CNAB relocation mapping (JSON object: image as written -> new image), used "
+        "as preresolved overrides after the config's own, as kbld does",
+    )
+    resolve.add_argument(
+        "--build", action=Refused,
+        alternative="relocator does not build images: build and push them, then resolve",
+    )
+    resolve.add_argument(
+        "--build-concurrency", action=Refused,
+        alternative="relocator does not build images; --concurrency sets resolve requests",
+    )
+    resolve.add_argument(
         "--concurrency", type=_positive, default=DEFAULT_CONCURRENCY, metavar="N",
         help=f"concurrent requests per registry (default {DEFAULT_CONCURRENCY})",
     )
@@ -338,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry(resolve)
     _add_deadline(resolve)
     _add_output(resolve, report=False)
+    add_kbld_ui(resolve, _bool)
 
     relocate = commands.add_parser(
         "relocate", help="copy every referenced image into one repository",
@@ -374,7 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_registry(relocate)
     _add_deadline(relocate)
+    add_imgpkg_copy(relocate, referrers=True)
     _add_output(relocate)
+    add_kbld_ui(relocate, _bool)
 
     pkg = commands.add_parser(
         "pkg", aliases=list(COMMANDS["pkg"]),
@@ -402,7 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_registry(pkg)
     _add_deadline(pkg)
+    pkg.add_argument(
+        "--cosign-signatures", action="store_true", dest="include_referrers",
+        help="imgpkg's: the same as --include-referrers",
+    )
     _add_output(pkg)
+    add_kbld_ui(pkg, _bool)
 
     unpkg = commands.add_parser(
         "unpkg", aliases=list(COMMANDS["unpkg"]),
@@ -427,7 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transfer(unpkg, DEFAULT_CONCURRENCY, ranges=False)
     _add_registry(unpkg)
     _add_deadline(unpkg)
+    add_imgpkg_copy(unpkg, referrers=False)
     _add_output(unpkg)
+    add_kbld_ui(unpkg, _bool)
 
     mirror = commands.add_parser(
         "mirror", help="mirror the repositories and tags a config file lists",
@@ -463,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry(mirror)
     _add_deadline(mirror)
     _add_output(mirror)
+    add_kbld_ui(mirror, _bool, files=False)
 
     copy = commands.add_parser(
         "copy", help="copy one image to a repository, like crane copy",

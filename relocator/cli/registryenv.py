@@ -2,7 +2,8 @@
 Environment variables for the registry flags, so that a CI job can set them once.
 
 `RELOCATOR_REGISTRY_INSECURE` and `RELOCATOR_REGISTRY_CA_CERT_PATH` (comma-separated)
-add to `--registry-insecure` and `--registry-ca-cert-path`;
+add to `--registry-insecure` and `--registry-ca-cert-path` (`RELOCATOR_REGISTRY_INSECURE=true`
+is the bare kbld flag: every registry may fall back to plain http);
 `RELOCATOR_REGISTRY_VERIFY_CERTS` is the default of `--registry-verify-certs`, which
 wins when given. kbld and imgpkg have no variables for these (imgpkg even refuses
 unknown `IMGPKG_REGISTRY_*` ones), so there are no KBLD_ or IMGPKG_ spellings.
@@ -32,7 +33,11 @@ def apply(args: argparse.Namespace, env: Mapping[str, str]) -> None:
     """
     if not hasattr(args, "registry_insecure"):
         return
-    args.registry_insecure = [*_items(env.get(INSECURE)), *args.registry_insecure]
+    named = _items(env.get(INSECURE))
+    if any(item.lower() in _TRUE for item in named):
+        args.registry_insecure_all = True
+    hosts = [item for item in named if item.lower() not in _TRUE | _FALSE]
+    args.registry_insecure = [*hosts, *args.registry_insecure]
     args.registry_ca_cert_path = [*_items(env.get(CA_CERT_PATH)), *args.registry_ca_cert_path]
     if args.registry_verify_certs is None:
         text = env.get(VERIFY_CERTS, "").strip().lower()

@@ -77,6 +77,8 @@ class Target:
     tags: tuple[str, ...] = ()
     #: Copy what is attached to the copied images too (`--include-referrers`).
     include_referrers: bool = False
+    #: The scheme of the digest tag each copied image lands under (`image_tag`).
+    tag_scheme: str = "relocator"
 
     def jobs(self) -> list[Job]:
         """One job per copied source; the user's tags go with the primary one."""
@@ -88,7 +90,7 @@ class Target:
             extra = self.tags if source == self.primary else ()
             jobs.append(
                 Job(source=source, destination=self.destination,
-                    tags=(image_tag(digest), *extra))
+                    tags=(image_tag(digest, self.tag_scheme), *extra))
             )
         return jobs
 
@@ -102,7 +104,11 @@ class Target:
 
 
 def targets_of(
-    images: Sequence[InputImage], destinations: Destinations, *, preserve_tags: bool
+    images: Sequence[InputImage],
+    destinations: Destinations,
+    *,
+    preserve_tags: bool,
+    tag_scheme: str = "relocator",
 ) -> list[Target]:
     """Each image copied whole to its destination."""
     return [
@@ -112,6 +118,7 @@ def targets_of(
             sources=(image.reference,),
             tags=image.tags if preserve_tags else (),
             primary=image.reference,
+            tag_scheme=tag_scheme,
         )
         for image in images
     ]

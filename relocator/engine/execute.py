@@ -371,11 +371,20 @@ async def put_tag(
         )
 
 
-def image_tag(digest: Digest, suffix: str = "relocator") -> str:
-    """
-    The tag relocator gives each image it lands: `sha256-<hex>.relocator`.
+#: Names of the schemes of the tag each landed image gets (`--destination-tags`).
+TAG_SCHEMES = ("relocator", "kbld", "imgpkg")
 
-    Never the bare `sha256-<hex>`, which the OCI referrers tag scheme owns (kbld used
-    `kbld-sha256-<hex>`, imgpkg `sha256-<hex>.imgpkg`).
+
+def image_tag(digest: Digest, scheme: str = "relocator") -> str:
     """
-    return f"{digest.tag}.{suffix}"
+    The tag relocator gives each image it lands: `sha256-<hex>.relocator`, or kbld's
+    `kbld-sha256-<hex>` or imgpkg's `sha256-<hex>.imgpkg`, so that retention rules
+    written for those tools keep matching.
+
+    Never the bare `sha256-<hex>`, which the OCI referrers tag scheme owns. A sha512
+    digest makes every scheme's tag longer than the 128 characters a tag may have; the
+    store refuses it rather than land the image under a truncated, ambiguous tag.
+    """
+    if scheme == "kbld":
+        return f"kbld-{digest.tag}"
+    return f"{digest.tag}.{scheme}"

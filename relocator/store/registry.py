@@ -362,7 +362,7 @@ class RegistryStore:
         """Resolve an upload `Location`; it must stay on the registry's own host."""
         if not location:
             raise RegistryError(f"{what}: no upload Location", host=urls.host_of(url), status=0)
-        target = urls.follow(url, location, insecure_hosts=self.client.settings.insecure_hosts)
+        target = urls.follow(url, location, insecure_hosts=self.client.http_hosts())
         if urls.origin(target) != urls.origin(url):
             raise UnsafeRedirect(
                 f"{what}: registry handed an upload location on another host "
@@ -515,7 +515,7 @@ class RegistryStore:
             following = _next_link(link)
             if following is not None:
                 url = urls.follow(
-                    resp.url, following, insecure_hosts=self.client.settings.insecure_hosts
+                    resp.url, following, insecure_hosts=self.client.http_hosts()
                 )
                 if urls.origin(url) != origin:
                     raise UnsafeRedirect(
@@ -584,7 +584,7 @@ class RegistryStore:
             following = _next_link(link)
             if following is not None:
                 url = urls.follow(
-                    page_url, following, insecure_hosts=self.client.settings.insecure_hosts
+                    page_url, following, insecure_hosts=self.client.http_hosts()
                 )
                 if urls.origin(url) != origin:
                     raise UnsafeRedirect(

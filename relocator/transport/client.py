@@ -79,6 +79,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Bytes bodies larger than aiohttp's 1 MiB `TOO_LARGE_BYTES_BODY` go as a stream.
 _BIG_BYTES = 1024 * 1024
 Body = bytes | AsyncIterable[bytes] | None
+# OpenSSL's error for a peer that answered the TLS hello with something else (plain http).
+_NO_TLS = "WRONG_VERSION_NUMBER"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,8 +90,10 @@ class TransportSettings:
     #: Extra CA certificates (PEM) trusted beside the system's.
     ca_cert_paths: tuple[Path, ...] = ()
     verify_certs: bool = True
-    #: Hosts reached over plain http; every other host is https only.
+    #: Hosts reached over plain http at once.
     insecure_hosts: frozenset[str] = frozenset()
+    #: Every registry may fall back to plain http (kbld's boolean `--registry-insecure`).
+    insecure_all: bool = False
     #: Concurrent requests (and blob transfers) per registry host.
     concurrency: int = 8
     per_host_concurrency: Mapping[str, int] = field(default_factory=dict)
@@ -214,6 +218,8 @@ class HttpClient:
         )
         self._proxies: dict[tuple[str, str], str | None] = {}
         self._guard = Guard(settings.internal_address)
+        # Hosts whose port answered https without TLS and that may use http instead.
+        self._fell_back: set[str] = set()
 
     async def __aenter__(self) -> Self:
         return self
@@ -230,8 +236,25 @@ class HttpClient:
     def base_url(self, registry: str) -> str:
         """`https://host` (or `http://host` for insecure hosts) of a registry's API."""
         host = urls.api_host(registry)
-        scheme = "http" if host in self.settings.insecure_hosts else "https"
+        scheme = "http" if host in self.http_hosts() else "https"
         return f"{scheme}://{host}"
+
+    def http_hosts(self) -> frozenset[str]:
+        """The hosts named insecure and those that answered https without TLS."""
+        return self.settings.insecure_hosts | self._fell_back
+
+    def _may_fall_back(self, url: str) -> bool:
+        """
+        Whether an https URL whose port speaks no TLS may be retried over http.
+
+        As go-containerregistry (kbld, imgpkg) does: https first, then http for every
+        registry under kbld's boolean `--registry-insecure`, and without any flag for
+        local ones (`urls.local_registry`).
+        """
+        if urlsplit(url).scheme != "https":
+            return False
+        host = urls.host_of(url)
+        return self.settings.insecure_all or urls.local_registry(host)
 
     @asynccontextmanager
     async def request(
@@ -438,6 +461,13 @@ class HttpClient:
                     )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 log.debug("%s %s failed: %s", method, urls.redact(url), type(exc).__name__)
+                if _NO_TLS in str(exc) and self._may_fall_back(url):
+                    # A port that speaks no TLS is asked again over http, and so is
+                    # every later request to that host (as go-containerregistry does).
+                    self._fell_back.add(urls.host_of(url))
+                    url = "http" + url[len("https"):]
+                    start_origin = urls.origin(url)
+                    continue
                 raise _network_error(exc, urls.host_of(url), method) from None
             # Only the method, the redacted URL and the status: headers carry secrets.
             log.debug("%s %s -> %d", method, urls.redact(url), resp.status)
@@ -447,7 +477,7 @@ class HttpClient:
             resp.release()
             if not location:
                 raise UnsafeRedirect(f"{urls.redact(url)} redirected without a Location")
-            url = urls.follow(url, location, insecure_hosts=self.settings.insecure_hosts)
+            url = urls.follow(url, location, insecure_hosts=self.http_hosts())
             if urls.origin(url) != start_origin:
                 # Credentials never cross a host boundary, and once dropped they stay
                 # dropped even if a later hop comes back (Go CVE-2024-45336).
@@ -501,9 +531,9 @@ class HttpClient:
         realm = challenge.realm
         if not realm:
             raise AuthError(f"{host} sent a Bearer challenge without realm", host=host, status=401)
-        registry_url = f"{'http' if host in self.settings.insecure_hosts else 'https'}://{host}/"
+        registry_url = f"{'http' if host in self.http_hosts() else 'https'}://{host}/"
         realm = token_realm(
-            registry_url, realm, insecure_hosts=self.settings.insecure_hosts, guard=self._guard
+            registry_url, realm, insecure_hosts=self.http_hosts(), guard=self._guard
         )
         service = challenge.params.get("service", "")
         scope_values = [str(s) for s in scopes]

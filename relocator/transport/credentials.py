@@ -90,6 +90,9 @@ class Keychain:
             or `~/.docker`.
         auth_files: The containers `auth.json` files, in lookup order; default
             `containers_auth_files(env)`.
+        pinned: Credentials by host that win over every other source (imgpkg's
+            `--registry-username` and friends).
+        anonymous: Send no credentials to any registry (imgpkg's `--registry-anon`).
 
     Raises:
         ConfigError: An unknown `RELOCATOR_REGISTRY_*` variable or an entry without
@@ -101,8 +104,15 @@ class Keychain:
         env: Mapping[str, str] | None = None,
         docker_config_dir: Path | None = None,
         auth_files: Sequence[Path] | None = None,
+        *,
+        pinned: Mapping[str, Credential] | None = None,
+        anonymous: bool = False,
     ) -> None:
         env = os.environ if env is None else env
+        # Credentials given on the command line, per host, before anything else; and
+        # imgpkg's `--registry-anon`, which sends none anywhere.
+        self._pinned = {_normalize_host(h): c for h, c in (pinned or {}).items()}
+        self._anonymous = anonymous
         self._env_entries = _env_entries(env)
         #: Credentials set up by halves (a user name without a password...), one
         #: sentence each, for the caller to show: the library does not print.
@@ -123,6 +133,10 @@ class Keychain:
     async def get(self, host: str, repository: str = "") -> Credential:
         """The credential for `repository` on `host` (anonymous if none is configured)."""
         host = _normalize_host(host)
+        if self._anonymous:
+            return ANONYMOUS
+        if host in self._pinned:
+            return self._pinned[host]
         target = f"{host}/{repository}" if repository else host
         for entry in self._env_entries:
             if _matches(entry.pattern, host, target):

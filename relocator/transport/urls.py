@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from relocator.errors import UnsafeRedirect
@@ -16,6 +18,32 @@ _SAFE_PARAMS = frozenset({"scope", "service", "mount", "from", "digest", "n", "l
 def api_host(registry: str) -> str:
     """The host that serves the registry API for the registry named in references."""
     return _API_HOSTS.get(registry, registry)
+
+
+# go-containerregistry's `name.Registry.Scheme()`: names of registries it may reach over
+# plain http without being told (after https fails), which kbld and imgpkg inherit.
+_LOCAL_NAME = re.compile(r".*\.local(?:host)?(?::\d{1,5})?$")
+_PRIVATE_NETS = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+
+
+def local_registry(host: str) -> bool:
+    """
+    Whether go-containerregistry would try plain http for registry `host` with no flag:
+    `localhost:PORT`, a name ending in `.local` or `.localhost`, one containing
+    `127.0.0.1` or `::1`, or an RFC 1918 private IPv4 address.
+    """
+    host = host.lower()
+    if host.startswith("localhost:") or _LOCAL_NAME.match(host):
+        return True
+    if "127.0.0.1" in host or "::1" in host:
+        return True
+    try:
+        address = ipaddress.ip_address(host.split(":")[0])
+    except ValueError:
+        return False
+    return any(address in net for net in _PRIVATE_NETS)
 
 
 def origin(url: str) -> tuple[str, str]:

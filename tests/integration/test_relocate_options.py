@@ -86,3 +86,48 @@ def test_keep_going_finishes_the_others_and_names_the_failed_image(
         verify_image_tree(registry2, f"{repository}-b", image.digest, hash_blobs=True)
     assert not lock.exists()
     assert "" == kept.out
+
+
+@pytest.mark.parametrize(
+    ("scheme", "expected"),
+    [("kbld", "kbld-{tag}"), ("imgpkg", "{tag}.imgpkg"), ("relocator", "{tag}.relocator")],
+)
+def test_destination_tags_picks_kbld_imgpkg_or_relocator_tags(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+    scheme: str,
+    expected: str,
+) -> None:
+    """
+    `--destination-tags` names the tag each image lands under, through relocate and
+    through pkg/unpkg: kbld's `kbld-sha256-<hex>`, imgpkg's `sha256-<hex>.imgpkg` or
+    relocator's `sha256-<hex>.relocator`, and no other.
+    """
+    pushed = push(registry, repository, image_factory.image())
+    manifest = tmp_path / "m.yml"
+    manifest.write_text(yaml.safe_dump({"images": [{"image": pushed.reference}]}))
+    tarball = tmp_path / "images.tar"
+    wanted = expected.format(tag=pushed.digest.tag)
+
+    relocated = relocator(
+        capsys, "relocate", "-f", str(manifest), "-r", f"{registry2.host}/{repository}/r",
+        "--destination-tags", scheme, *insecure(registry, registry2),
+    )
+    packaged = relocator(capsys, "pkg", "-f", str(manifest), "-o", str(tarball),
+                         *insecure(registry))
+    unpackaged = relocator(
+        capsys, "unpkg", "-f", str(manifest), "-i", str(tarball),
+        "-r", f"{registry2.host}/{repository}/u", "--destination-tags", scheme,
+        *insecure(registry2),
+    )
+
+    assert [0, 0, 0] == [relocated.code, packaged.code, unpackaged.code], unpackaged.err
+    with registry2.client() as client:
+        for path in (f"{repository}/r", f"{repository}/u"):
+            assert (wanted,) == client.tags(path)
+            assert pushed.digest == client.manifest_digest(path, wanted)

@@ -333,6 +333,12 @@ class TarballWriter:
         await anyio.to_thread.run_sync(self._file.finish, layout.slot(MANIFEST_JSON), data)
         self._committed = True
 
+    def members(self) -> tuple[tuple[str, int], ...]:
+        """Name and size of each file in the tarball, in tar order (after `prepare`)."""
+        if self._layout is None:
+            return ()
+        return tuple((slot.name, slot.size) for slot in self._layout.slots)
+
     # -- internals ---------------------------------------------------------------------
 
     def _prepared(self) -> Package:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from unittest import mock
 from urllib.parse import parse_qs
 
 import aiohttp
@@ -1350,3 +1351,66 @@ def test_unreadable_ca_certificate_is_an_input_error(tmp_path: Path, connect: Co
         assert str(path) in str(caught.value)
         assert reason in str(caught.value)
         assert "_ssl.c" not in str(caught.value)
+
+
+# --- Plain http after https, as go-containerregistry -------------------------------
+
+_NO_TLS_ERROR = aiohttp.ClientOSError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+
+
+@pytest.mark.parametrize(
+    ("host", "insecure_all", "expected_http"),
+    [
+        ("reg.example", False, False),
+        ("reg.example", True, True),
+        ("127.0.0.1:5000", False, True),
+        ("localhost:5000", False, True),
+        ("[::1]:5000", False, True),
+        ("reg.local", False, True),
+        ("reg.localhost:5000", False, True),
+        ("192.168.1.9:5000", False, True),
+        ("10.1.2.3", False, True),
+        ("172.16.0.1:443", False, True),
+        ("172.32.0.1", False, False),
+        ("8.8.8.8:5000", False, False),
+        ("localhost", False, False),
+    ],
+)
+async def test_a_port_without_tls_is_asked_over_http_only_where_ggcr_would(
+    connect: Connect, host: str, insecure_all: bool, expected_http: bool
+) -> None:
+    """
+    https first; when the port answers without TLS, the request goes again over http
+    for local registries (go-containerregistry's `Scheme()` rule) or every registry under
+    kbld's boolean `--registry-insecure`; any other host gets the error, never http.
+    Later URLs of a host that fell back are http.
+    """
+    with aioresponses() as mocked:
+        mocked.get(f"https://{host}{MANIFEST}", exception=_NO_TLS_ERROR)
+        stub(mocked, "GET", f"http://{host}{MANIFEST}", status=200, body=b"manifest")
+        async with connect(insecure_all=insecure_all) as client:
+            if expected_http:
+                assert b"manifest" == await get(client, f"https://{host}{MANIFEST}")
+                assert f"http://{host}" == client.base_url(host)
+            else:
+                with pytest.raises(TransportError, match="does not answer https"):
+                    await get(client, f"https://{host}{MANIFEST}")
+                assert f"https://{host}" == client.base_url(host)
+
+        assert int(expected_http) == calls(mocked, "GET", f"http://{host}{MANIFEST}")
+
+
+async def test_a_tls_error_on_a_local_registry_is_not_answered_with_plain_http(
+    connect: Connect,
+) -> None:
+    """A certificate failure means the port speaks TLS: no fallback, the TLS error stands."""
+    url = f"https://127.0.0.1:5000{MANIFEST}"
+    with aioresponses() as mocked:
+        mocked.get(url, exception=aiohttp.ClientSSLError(
+            mock.Mock(), OSError(1, "CERTIFICATE_VERIFY_FAILED")))
+        stub(mocked, "GET", f"http://127.0.0.1:5000{MANIFEST}", status=200)
+        async with connect() as client:
+            with pytest.raises(TransportError, match="TLS verification failed"):
+                await get(client, url, retry=False)
+
+        assert 0 == calls(mocked, "GET", f"http://127.0.0.1:5000{MANIFEST}")
