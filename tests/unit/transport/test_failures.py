@@ -49,6 +49,8 @@ class Fault:
     hint: str | None = None
     tls: bool = False
     host: str | None = None
+    #: A name (not local, so no plain-http fallback) the server is reached by.
+    alias: str | None = None
 
 
 async def _plain_200(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -85,9 +87,11 @@ FAULTS = {
         "https", None, "GET", "cannot resolve relocator-test.invalid:443",
         hint="check the registry name", host="relocator-test.invalid:443",
     ),
+    # Named as a remote registry: a local one (127.0.0.1) is asked again over http,
+    # as kbld does (`test_client.py`).
     "https to a plain-http port": Fault(
         "https", _plain_200, "GET", "{host} does not answer https (no TLS on that port)",
-        hint="pass --registry-insecure {host}",
+        hint="pass --registry-insecure {host}", alias="plain.example.test",
     ),
     "plain http to a TLS port, GET": Fault(
         "http", _go_tls_port, "GET", "{host} answers https, not plain http",
@@ -128,7 +132,7 @@ async def _server(fault: Fault, tmp_path: Path) -> AsyncIterator[str]:
     server = await asyncio.start_server(fault.handler, "127.0.0.1", 0, ssl=context)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"{fault.alias or '127.0.0.1'}:{port}"
     finally:
         server.close()
 
@@ -138,6 +142,7 @@ async def _failure(fault: Fault, host: str, tmp_path: Path) -> RelocatorError:
         insecure_hosts=frozenset({host}) if fault.scheme == "http" else frozenset(),
         use_env_proxy=False,
         retry=FAST,
+        static_hosts={fault.alias: "127.0.0.1"} if fault.alias else {},
     )
     keychain = Keychain(env={}, docker_config_dir=tmp_path / "no-docker-config")
     async with HttpClient(settings, keychain) as client:
