@@ -9,6 +9,8 @@ import argparse
 import re
 from collections.abc import Callable
 
+from .docpaths import docs_dir
+
 
 class Refused(argparse.Action):
     """A kbld or imgpkg flag relocator has no counterpart for: one line naming what to use."""
@@ -63,7 +65,7 @@ def add_kbld_ui(
     `boolean` parses their `=true|false` as the parser's other boolean flags do.
     """
     group = parser.add_argument_group(
-        "accepted for kbld and imgpkg scripts (no effect; docs/migration.md)"
+        f"accepted for kbld and imgpkg scripts (no effect; {docs_dir()}/migration.md)"
     )
     group.add_argument(
         "--tty", type=boolean, nargs="?", const=True, default=False, metavar="BOOL",

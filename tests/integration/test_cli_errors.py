@@ -118,10 +118,6 @@ CASES: dict[str, Callable[[Path, Registry, FaultProxy, Registry], Case]] = {
         f"{tls.host} answers https, not plain http (hint: the registry speaks https: drop "
         f"--registry-insecure for {tls.host})",
     ),
-    "https to a plain-http registry": lambda tmp, dst, proxy, tls: Case(
-        _relocate(tmp, dst, f"{proxy.host}/x@{DIGEST}"), 7,
-        f"{proxy.host} does not answer https (no TLS on that port)",
-    ),
     "CA file that is not PEM": lambda tmp, dst, proxy, tls: Case(
         _relocate(tmp, dst, f"{tls.host}/x@{DIGEST}", "--registry-ca-cert-path",
                   _images(tmp / "ca.pem", "not a certificate")), 3,

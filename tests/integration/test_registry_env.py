@@ -42,15 +42,18 @@ def test_insecure_hosts_from_the_environment(
     image_factory: ImageFactory,
     push: Pusher,
 ) -> None:
-    """$RELOCATOR_REGISTRY_INSECURE (comma-separated) does what --registry-insecure does."""
+    """
+    $RELOCATOR_REGISTRY_INSECURE (comma-separated) does what --registry-insecure does.
+    (Without it a registry on 127.0.0.1 is reached too, after https, as kbld reaches
+    local registries; `tests/unit/cli/test_registryenv.py` checks what the variable
+    sets.)
+    """
     image = push(registry, repository, image_factory.image(), tag="latest")
     manifest = _manifest(tmp_path, image)
 
-    refused = relocator(capsys, "resolve", "-f", str(manifest))
     monkeypatch.setenv("RELOCATOR_REGISTRY_INSECURE", f"other.example:5000, {registry.host}")
     accepted = relocator(capsys, "resolve", "-f", str(manifest))
 
-    assert 7 == refused.code, refused.err
     assert 0 == accepted.code, accepted.err
     assert _resolved(image) == _printed(accepted.out)
 
