@@ -232,6 +232,11 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+            # A connection closed in the last moments (a body abandoned by a cancelled
+            # range) finishes closing only when the loop next runs its callbacks: give it
+            # those turns, so that no socket is left open when the caller's loop ends.
+            for _ in range(2):
+                await asyncio.sleep(0)
 
     def base_url(self, registry: str) -> str:
         """`https://host` (or `http://host` for insecure hosts) of a registry's API."""
