@@ -215,6 +215,9 @@ class TokenServer:
                 loop.run_forever()
             finally:
                 loop.run_until_complete(runner.cleanup())
+                # Let the connections closed by the cleanup finish closing before the
+                # loop goes (else their sockets warn later, in another test).
+                loop.run_until_complete(asyncio.sleep(0))
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
 
