@@ -90,6 +90,8 @@ class RateLimiter:
             await self._sleep(delay)
 
 
+# Digits of a header count read at most: counts and windows below 2**63.
+_MAX_DIGITS = 18
 #: Below this share of its pull allowance left, a host gets one request at a time.
 PULLS_LOW_FRACTION = 0.10
 
@@ -143,11 +145,19 @@ def _quota(value: str | None) -> tuple[int | None, int | None]:
     if value is None:
         return None, None
     count, *params = (part.strip() for part in value.split(";"))
-    if not count.isdigit():
+    if not _number(count):
         return None, None
     window = None
     for param in params:
         key, _, text = param.partition("=")
-        if key.strip().lower() == "w" and text.strip().isdigit():
+        if key.strip().lower() == "w" and _number(text.strip()):
             window = int(text.strip())
     return int(count), window
+
+
+def _number(text: str) -> bool:
+    """
+    A count a registry may send: ASCII digits only (str.isdigit() also takes '²',
+    which int() refuses), and few enough that int() reads them (18: below 2**63).
+    """
+    return 0 < len(text) <= _MAX_DIGITS and text.isascii() and text.isdigit()

@@ -199,6 +199,11 @@ async def test_the_client_paces_every_exchange_with_a_limited_host() -> None:
          PullAllowance(limit=100, remaining=100, window=21600)),
         ({"ratelimit-limit": "100;w=21600"}, None),
         ({"ratelimit-limit": "many", "ratelimit-remaining": "76"}, None),
+        # A hostile registry: digits str.isdigit() takes and int() refuses, or too many.
+        ({"ratelimit-limit": "100", "ratelimit-remaining": "²"}, None),
+        ({"ratelimit-limit": "100", "ratelimit-remaining": "7" * 5000}, None),
+        ({"ratelimit-limit": "100;w=²", "ratelimit-remaining": "76;w=²"},
+         PullAllowance(limit=100, remaining=76, window=None)),
         ({}, None),
     ],
 )
