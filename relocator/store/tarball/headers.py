@@ -39,14 +39,7 @@ def link_header(name: str, target: str) -> bytes:
     make `name` a second name for `target`'s file; readers that look members up by name
     without extracting never open it.
     """
-    info = tarfile.TarInfo(name)
-    info.type = tarfile.LNKTYPE
-    info.linkname = target
-    info.mode = _FILE_MODE
-    info.mtime = 0
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
+    return _header(name, 0, tarfile.LNKTYPE, _FILE_MODE, linkname=target)
 
 
 def padding(size: int) -> int:
@@ -54,10 +47,11 @@ def padding(size: int) -> int:
     return -size % BLOCK
 
 
-def _header(name: str, size: int, kind: bytes, mode: int) -> bytes:
+def _header(name: str, size: int, kind: bytes, mode: int, *, linkname: str = "") -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     info.type = kind
+    info.linkname = linkname
     info.mode = mode
     info.mtime = 0
     info.uid = info.gid = 0
