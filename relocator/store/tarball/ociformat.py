@@ -5,8 +5,9 @@ The default format: an OCI image layout inside a plain tar that kbld, imgpkg and
     oci-layout             {"imageLayoutVersion":"1.0.0"}
     index.json             one entry per packaged image, annotated with its reference
     manifest.json          kbld's and imgpkg's descriptor list (`kbldformat.py`); the
-                           entries of single-platform images also carry Docker's
-                           `Config`, `RepoTags` and `Layers`, for `docker load`
+                           entries of images docker can load (an index's: one of its
+                           images) also carry Docker's `Config`, `RepoTags` and
+                           `Layers`, for `docker load`
     sha256-<hex>.tar.gz    each layer's bytes, under the name kbld and imgpkg look for
     blobs/, blobs/sha256/  directories
     blobs/sha256/<hex>     manifests and indexes, then configs, by digest; then each
@@ -163,18 +164,19 @@ def index_json(images: Sequence[ImageEntry]) -> bytes:
 def docker_entries(package: Package) -> dict[Digest, dict[str, Any]]:
     """
     Docker's `manifest.json` keys (`Config`, `RepoTags`, `Layers`) for each top-level
-    single-platform image `docker load` can take, by digest. Layers are named by their
-    kbld member, which holds their bytes (the OCI name is a hard link to it).
+    image `docker load` can take (for an index, its linux/amd64 image, else its first
+    loadable one), by the top-level digest. Layers are named by their kbld member, which
+    holds their bytes (the OCI name is a hard link to it).
     """
     entries: dict[Digest, dict[str, Any]] = {}
     for entry in package.images:
-        manifest = entry.manifest
-        config = manifest.config
-        if config is None or not _docker_loadable(manifest, package):
+        manifest = _loadable_image(entry.manifest, package)
+        config = manifest.config if manifest is not None else None
+        if manifest is None or config is None:
             continue
-        item = entries.get(manifest.digest)
+        item = entries.get(entry.manifest.digest)
         if item is None:
-            item = entries[manifest.digest] = {
+            item = entries[entry.manifest.digest] = {
                 "Config": oci_blob_name(config.digest),
                 "RepoTags": [],
                 "Layers": [kbld_layer_name(layer.digest) for layer in manifest.layers],
@@ -184,6 +186,23 @@ def docker_entries(package: Package) -> dict[Digest, dict[str, Any]]:
             if repo_tag not in item["RepoTags"]:
                 item["RepoTags"].append(repo_tag)
     return entries
+
+
+def _loadable_image(manifest: Manifest, package: Package) -> Manifest | None:
+    # Docker's loader reads every manifest.json entry and fails on one without a config,
+    # so an index's entry carries one of its images: linux/amd64's, else the first one.
+    if not manifest.is_index:
+        return manifest if _docker_loadable(manifest, package) else None
+    loadable = []
+    for desc in manifest.manifests:
+        child = package.manifests.get(desc.digest)
+        if child is None or child.is_index or not _docker_loadable(child, package):
+            continue
+        platform = desc.platform
+        if platform is not None and (platform.os, platform.architecture) == ("linux", "amd64"):
+            return child
+        loadable.append(child)
+    return loadable[0] if loadable else None
 
 
 def _docker_loadable(manifest: Manifest, package: Package) -> bool:

@@ -188,13 +188,16 @@ async def test_index_json_names_each_image_by_its_reference(tmp_path: Path) -> N
 
 async def test_docker_manifest_json_lists_the_single_platform_images(tmp_path: Path) -> None:
     """
-    `docker load`'s keys in manifest.json are on the entries of the top-level
-    single-platform images (OCI and Docker): their config, layers in order (by the
-    member holding their bytes) and tags; indexes and artifacts, which docker cannot
-    load, carry kbld's keys only.
+    `docker load`'s keys in manifest.json are on the entries of the top-level images
+    (OCI and Docker): their config, layers in order (by the member holding their bytes)
+    and tags; an index's entry carries its linux/amd64 image's (Docker's loader fails on
+    an entry without a config); artifacts, which docker cannot load, carry kbld's keys
+    only.
     """
-    oci, docker = image("w/oci"), image("w/docker", kind="docker")
-    images = [oci, docker, multi_platform("w/index"), artifact("w/artifact", image("w/s"))]
+    oci, docker, listing = image("w/oci"), image("w/docker", kind="docker"), multi_platform(
+        "w/index", platforms=("linux/arm64/v8", "linux/amd64")
+    )
+    images = [oci, docker, listing, artifact("w/artifact", image("w/s"))]
     out = tmp_path / "out.tar"
 
     await package(out, images, jobs=[
@@ -203,17 +206,20 @@ async def test_docker_manifest_json_lists_the_single_platform_images(tmp_path: P
         for i, img in enumerate(images)
     ])
 
+    loaded = {oci.digest: oci, docker.digest: docker, listing.digest: listing.children[1]}
     expected = {
-        str(img.digest): {
+        str(digest): {
             "Config": f"blobs/sha256/{img.blobs[0].digest.hex}",
             "RepoTags": [f"registry.test/team/app{i}:v1"],
             "Layers": [f"sha256-{layer.digest.hex}.tar.gz" for layer in img.layers],
         }
-        for i, img in enumerate((oci, docker))
+        for i, (digest, img) in enumerate(loaded.items())
     }
     entries = json.loads(tar_member(out, "manifest.json"))
     docker_keys = {
-        e["Image"]["Manifest"]["Digest"]: {k: e[k] for k in ("Config", "RepoTags", "Layers")}
+        (e["Image"]["Manifest"] if e["Image"] else e["ImageIndex"])["Digest"]: {
+            k: e[k] for k in ("Config", "RepoTags", "Layers")
+        }
         for e in entries if "Config" in e
     }
     assert expected == docker_keys

@@ -1,0 +1,104 @@
+"""
+The other readers and writers of image tarballs in a kbld or imgpkg pipeline: Docker's
+loader reads relocator's default tarball.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from relocator.oci import Reference
+from relocator.testing import Image, Pusher, Registry, index
+from tests.integration.carvel_support import loadable_image
+from tests.integration.cli import insecure, relocator
+
+
+def _inside(root: Path, name: str) -> Path:
+    """`name` under `root`, as Docker's `safePath` resolves it (never outside `root`)."""
+    path = (root / name).resolve()
+    assert path.is_relative_to(root.resolve()), name
+    return path
+
+
+def docker_load(tarball: Path, into: Path) -> list[dict[str, Any]]:
+    """
+    Check `tarball` the way Docker's loader (moby `image/tarexport/load.go`) does, and
+    return what it would load: every `manifest.json` entry must name a config that is
+    a file in the archive, whose OS is linux and whose `rootfs.diff_ids` match the
+    entry's `Layers` one for one, each layer decompressing to the bytes of its diff ID;
+    every `RepoTags` item must be a `name:tag`.
+    """
+    with tarfile.open(tarball) as tar:
+        tar.extractall(into, filter="data")
+    entries = json.loads(_inside(into, "manifest.json").read_bytes())
+    assert isinstance(entries, list)
+    loaded = []
+    for entry in entries:
+        config_path = _inside(into, entry.get("Config", ""))
+        assert config_path.is_file(), f"entry without a loadable config: {sorted(entry)}"
+        config_bytes = config_path.read_bytes()
+        config = json.loads(config_bytes)
+        assert "linux" == config["os"]
+        diff_ids = config["rootfs"]["diff_ids"]
+        assert len(diff_ids) == len(entry["Layers"])
+        for name, diff_id in zip(entry["Layers"], diff_ids, strict=True):
+            layer = _inside(into, name).read_bytes()
+            assert diff_id == f"sha256:{hashlib.sha256(gzip.decompress(layer)).hexdigest()}"
+        for repo_tag in entry.get("RepoTags") or []:
+            assert Reference.parse(repo_tag).tag is not None, repo_tag
+        loaded.append({
+            "config": f"sha256:{hashlib.sha256(config_bytes).hexdigest()}",
+            "tags": entry.get("RepoTags") or [],
+        })
+    return loaded
+
+
+def _config(image: Image) -> str:
+    return str(image.blobs[0].digest)
+
+
+def test_docker_load_reads_the_default_tarball(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, registry: Registry, push: Pusher
+) -> None:
+    """
+    `docker load` of relocator's default tarball (a Docker image, an OCI image and a
+    two-platform index) finds a config and every layer for each `manifest.json` entry,
+    each layer's diff ID as its config lists it, and tags each image as it was tagged;
+    the index loads its linux/amd64 image under the index's tag (Docker's loader fails
+    on an entry without a config, so no entry may lack one).
+    """
+    app = loadable_image("load/app", layer_sizes=(900, 1300, 700))
+    oci = loadable_image("load/oci", kind="oci")
+    arm = loadable_image("load/arm", kind="oci", platform="linux/arm64/v8")
+    amd = loadable_image("load/amd", kind="oci", platform="linux/amd64")
+    pushed = [
+        push(registry, "load/app", app, tag="1.0"),
+        push(registry, "load/oci", oci, tag="3.1"),
+        push(registry, "load/multi", index([arm, amd]), tag="2.0"),
+    ]
+    images = tmp_path / "images.yml"
+    images.write_text(yaml.safe_dump(
+        {"images": [{"image": f"{p.host}/{p.repository}:{p.tag}"} for p in pushed]}
+    ))
+    lock, out = tmp_path / "lock.yml", tmp_path / "rel.tar"
+    resolved = relocator(capsys, "-f", str(images), "--lock-output", str(lock),
+                         *insecure(registry))
+    assert 0 == resolved.code, resolved.err
+
+    result = relocator(capsys, "pkg", "-f", str(lock), "-o", str(out), *insecure(registry))
+
+    assert 0 == result.code, result.err
+    expected = sorted([
+        {"config": _config(app), "tags": [f"{registry.host}/load/app:1.0"]},
+        {"config": _config(oci), "tags": [f"{registry.host}/load/oci:3.1"]},
+        {"config": _config(amd), "tags": [f"{registry.host}/load/multi:2.0"]},
+    ], key=str)
+    assert expected == sorted(docker_load(out, tmp_path / "loaded"), key=str)
