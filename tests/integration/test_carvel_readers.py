@@ -1,6 +1,7 @@
 """
 The other readers and writers of image tarballs in a kbld or imgpkg pipeline: Docker's
-loader reads relocator's default tarball.
+loader reads relocator's default tarball, and relocator imports what
+go-containerregistry (crane) writes (`tests/data/carvel/`, see its README).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,11 @@ import pytest
 import yaml
 
 from relocator.oci import Reference
-from relocator.testing import Image, Pusher, Registry, index
+from relocator.testing import Image, Pusher, Registry, index, verify_image_tree
 from tests.integration.carvel_support import loadable_image
 from tests.integration.cli import insecure, relocator
+
+FIXTURES = Path(__file__).parents[1] / "data" / "carvel"
 
 
 def _inside(root: Path, name: str) -> Path:
@@ -102,3 +106,73 @@ def test_docker_load_reads_the_default_tarball(
         {"config": _config(amd), "tags": [f"{registry.host}/load/multi:2.0"]},
     ], key=str)
     assert expected == sorted(docker_load(out, tmp_path / "loaded"), key=str)
+
+
+def _fixture_digests() -> list[Reference]:
+    doc = yaml.safe_load((FIXTURES / "ggcr-images.yml").read_text())
+    return [Reference.parse(item["image"]) for item in doc["images"]]
+
+
+def test_unpkg_imports_the_oci_layout_crane_pull_wrote(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fresh_registry: Registry
+) -> None:
+    """
+    `relocator unpkg` imports the OCI layout go-containerregistry writes for
+    `crane pull --format oci` (a Docker image, an OCI image and a two-platform index;
+    index.json entries without names), tarred: every image lands by its digest, every
+    blob hashed from what the registry serves, and the lock names them.
+    """
+    work = tmp_path / "work"
+    shutil.copytree(FIXTURES, work)
+    repository = f"{fresh_registry.host}/imported"
+    lock = tmp_path / "copied.lock.yml"
+
+    result = relocator(capsys, "unpkg", "-f", str(work / "ggcr-images.yml"),
+                       "-i", str(work / "ggcr-0.20-pull-oci.tar"), "-r", repository,
+                       "--lock-output", str(lock), *insecure(fresh_registry))
+
+    assert 0 == result.code, result.err
+    sources = _fixture_digests()
+    for source in sources:
+        assert source.digest is not None
+        verify_image_tree(fresh_registry, "imported", source.digest, hash_blobs=True)
+    written = yaml.safe_load(lock.read_text())
+    expected = {str(s): f"{repository}@{s.digest}" for s in sources}
+    assert expected == {o["image"]: o["newImage"] for o in written["overrides"]}
+
+
+def test_unpkg_refuses_crane_pulls_default_tarball_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fresh_registry: Registry
+) -> None:
+    """
+    The tarball `crane pull` writes by default (`docker save`'s older format: configs
+    and layers, no manifests, so no manifest digest to keep) is refused with one line
+    naming it and the way out, exit 3, and nothing reaches the registry.
+    """
+    work = tmp_path / "work"
+    shutil.copytree(FIXTURES, work)
+
+    result = relocator(capsys, "unpkg", "-f", str(work / "ggcr-images.yml"),
+                       "-i", str(work / "ggcr-0.20-pull.tar"),
+                       "-r", f"{fresh_registry.host}/imported", *insecure(fresh_registry))
+
+    assert 3 == result.code, result.err
+    assert 1 == len(result.error_lines)
+    line = result.error_lines[0]
+    assert "ggcr-0.20-pull.tar" in line
+    assert "'docker save' manifest without an OCI layout" in line
+    assert "Traceback" not in result.err
+    with fresh_registry.client() as client:
+        assert () == client.catalog()
+
+
+def test_the_docker_load_check_accepts_a_docker_format_writers_tarball(tmp_path: Path) -> None:
+    """
+    `docker_load` above is no stricter than Docker: it accepts the tarball
+    go-containerregistry writes for `crane pull` (Docker's format), one entry per image
+    pulled, each tagged as pulled.
+    """
+    loaded = docker_load(FIXTURES / "ggcr-0.20-pull.tar", tmp_path / "loaded")
+
+    tags = sorted(t.rsplit(":", 1)[0] for entry in loaded for t in entry["tags"])
+    assert sorted(f"{r.registry}/{r.repository}" for r in _fixture_digests()) == tags
