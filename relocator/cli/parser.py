@@ -572,8 +572,45 @@ def with_default_command(argv: list[str]) -> list[str]:
     mistyped command, not something to resolve.
     """
     names = {name for name, aliases in COMMANDS.items() for name in (name, *aliases)}
+    argv = registry_flags_after_command(argv, names)
     if not argv or argv[0] in names or argv[0] in ("-h", "--help", "--version"):
         return argv
     if not argv[0].startswith("-"):
         return argv
     return [DEFAULT_COMMAND, *argv]
+
+
+# kbld's registry flags, by whether a value must follow (cobra reads them before the
+# command too: `kbld --registry-insecure pkg ...`).
+_LEADING_REGISTRY_FLAGS = {
+    "--registry-ca-cert-path": True,
+    "--registry-verify-certs": False,
+    "--registry-insecure": False,
+}
+
+
+def registry_flags_after_command(argv: list[str], names: set[str]) -> list[str]:
+    """
+    `relocator --registry-insecure pkg ...` read as `relocator pkg --registry-insecure
+    ...`: kbld's registry flags written before the command move after it. A flag whose
+    value is optional takes the next word unless it is a command or a flag. Anything
+    else is returned as it is (the same list).
+    """
+    moved: list[str] = []
+    at = 0
+    while at < len(argv):
+        flag, has_value, _ = argv[at].partition("=")
+        needs = _LEADING_REGISTRY_FLAGS.get(flag)
+        if needs is None:
+            break
+        moved.append(argv[at])
+        at += 1
+        follows = argv[at] if at < len(argv) else None
+        if not has_value and follows is not None and (
+            needs or (follows not in names and not follows.startswith("-"))
+        ):
+            moved.append(follows)
+            at += 1
+    if not moved or at >= len(argv) or argv[at] not in names:
+        return argv
+    return [argv[at], *moved, *argv[at + 1 :]]
