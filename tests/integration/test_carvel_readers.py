@@ -1,7 +1,7 @@
 """
 The other readers and writers of image tarballs in a kbld or imgpkg pipeline: Docker's
 loader reads relocator's default tarball, and relocator imports what
-go-containerregistry (crane) writes (`tests/data/carvel/`, see its README).
+go-containerregistry (crane) and regctl write (`tests/data/carvel/`, see its README).
 """
 
 from __future__ import annotations
@@ -108,31 +108,41 @@ def test_docker_load_reads_the_default_tarball(
     assert expected == sorted(docker_load(out, tmp_path / "loaded"), key=str)
 
 
-def _fixture_digests() -> list[Reference]:
-    doc = yaml.safe_load((FIXTURES / "ggcr-images.yml").read_text())
+def _fixture_digests(images: str = "ggcr-images.yml") -> list[Reference]:
+    doc = yaml.safe_load((FIXTURES / images).read_text())
     return [Reference.parse(item["image"]) for item in doc["images"]]
 
 
-def test_unpkg_imports_the_oci_layout_crane_pull_wrote(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, fresh_registry: Registry
+@pytest.mark.parametrize(
+    ("tarball", "images"),
+    [("ggcr-0.20-pull-oci.tar", "ggcr-images.yml"), ("regctl-export.tar", "regctl-images.yml")],
+    ids=["crane-pull-oci", "regctl-export"],
+)
+def test_unpkg_imports_the_oci_layouts_crane_and_regctl_write(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    fresh_registry: Registry,
+    tarball: str,
+    images: str,
 ) -> None:
     """
     `relocator unpkg` imports the OCI layout go-containerregistry writes for
     `crane pull --format oci` (a Docker image, an OCI image and a two-platform index;
-    index.json entries without names), tarred: every image lands by its digest, every
-    blob hashed from what the registry serves, and the lock names them.
+    index.json entries without names), tarred, and the tarball `regctl image export`
+    writes (the index): every image lands by its digest, every blob hashed from what
+    the registry serves, and the lock names them.
     """
     work = tmp_path / "work"
     shutil.copytree(FIXTURES, work)
     repository = f"{fresh_registry.host}/imported"
     lock = tmp_path / "copied.lock.yml"
 
-    result = relocator(capsys, "unpkg", "-f", str(work / "ggcr-images.yml"),
-                       "-i", str(work / "ggcr-0.20-pull-oci.tar"), "-r", repository,
-                       "--lock-output", str(lock), *insecure(fresh_registry))
+    result = relocator(capsys, "unpkg", "-f", str(work / images), "-i", str(work / tarball),
+                       "-r", repository, "--lock-output", str(lock),
+                       *insecure(fresh_registry))
 
     assert 0 == result.code, result.err
-    sources = _fixture_digests()
+    sources = _fixture_digests(images)
     for source in sources:
         assert source.digest is not None
         verify_image_tree(fresh_registry, "imported", source.digest, hash_blobs=True)
