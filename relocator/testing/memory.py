@@ -14,22 +14,56 @@ on the pure data model (`relocator.oci`) and the error hierarchy.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 import anyio.lowlevel
 
 from relocator.errors import NotFound, RegistryError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, Verifier
-from relocator.testing.images import Image
 
 # Chunks a blob is served in: small, so a test blob of a few KiB streams in pieces.
 _CHUNK = 4096
 # The status a refused manifest push answers with (the distribution spec's "unknown
 # blob"-style client error: not retried).
 _REFUSED = 400
+
+
+class BlobSource(Protocol):
+    """A config or layer to seed a `MemoryStore` with: its digest and its bytes."""
+
+    @property
+    def digest(self) -> Digest: ...
+
+    def read(self) -> bytes:
+        """The whole blob."""
+        ...
+
+
+class ImageTree(Protocol):
+    """
+    An image to seed a `MemoryStore` with: a manifest's exact bytes, its blobs, and
+    every manifest of its tree (the test suite's image factory builds such trees).
+    """
+
+    @property
+    def digest(self) -> Digest: ...
+
+    @property
+    def media_type(self) -> str: ...
+
+    @property
+    def raw(self) -> bytes: ...
+
+    @property
+    def blobs(self) -> tuple[BlobSource, ...]: ...
+
+    def walk(self) -> Iterable[ImageTree]:
+        """Every manifest of the tree once, itself included."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,16 +120,35 @@ class MemoryStore:
 
     # -- seeding and inspecting ---------------------------------------------------------
 
-    def add(self, repository: str, image: Image, *, tag: str | None = None) -> Reference:
+    def add(self, repository: str, image: ImageTree, *, tag: str | None = None) -> Reference:
         """Put `image` and everything below it into `repository`; its reference by digest."""
         for node in image.walk():
             for blob in node.blobs:
-                self._blobs.setdefault(repository, {})[blob.digest] = blob.read()
-            manifest = Manifest.parse(node.raw, content_type=node.media_type)
-            self._manifests.setdefault(repository, {})[manifest.digest] = manifest
+                self.add_blob(repository, blob.read())
+            self.add_manifest(repository, node.raw, media_type=node.media_type)
         if tag is not None:
             self._tags.setdefault(repository, {})[tag] = image.digest
         return Reference(self.name, repository, None, image.digest)
+
+    def add_blob(self, repository: str, data: bytes) -> Digest:
+        """Put one blob into `repository` (no log entry); its digest."""
+        digest = Digest.of(data)
+        self._blobs.setdefault(repository, {})[digest] = data
+        return digest
+
+    def add_manifest(
+        self, repository: str, raw: bytes, *, media_type: str | None = None,
+        tag: str | None = None,
+    ) -> Reference:
+        """
+        Put one manifest's exact bytes into `repository`, unchecked (no log entry), so a
+        test can also seed what a registry would refuse; its reference by digest.
+        """
+        manifest = Manifest.parse(raw, content_type=media_type)
+        self._manifests.setdefault(repository, {})[manifest.digest] = manifest
+        if tag is not None:
+            self._tags.setdefault(repository, {})[tag] = manifest.digest
+        return Reference(self.name, repository, None, manifest.digest)
 
     def has_blob(self, repository: str, digest: Digest) -> bool:
         """Whether `repository` holds the blob."""

@@ -13,8 +13,8 @@ from relocator.cli.main import run
 from relocator.engine import CopyOptions
 from relocator.errors import DigestMismatch
 from relocator.store.tarball import TarballWriter, journal_path, temporary_path
-from relocator.testing import image
 from relocator.transport import RetryPolicy
+from tests.support import image
 from tests.unit.store.tarball_support import MemoryStore, package
 
 # Sizes of the image's layers: the two large ones land, the small one arrives damaged.

@@ -17,18 +17,9 @@ import pytest
 from relocator.engine import CopyOptions, Job, Report, copy_images
 from relocator.errors import IntegrityError, RegistryError
 from relocator.oci import Digest, Manifest, Reference, Repository
-from relocator.testing import (
-    Image,
-    MemoryStore,
-    Operation,
-    artifact,
-    corpus,
-    image,
-    index,
-    multi_platform,
-    nested_index,
-)
+from relocator.testing import MemoryStore, Operation
 from relocator.transport import RetryPolicy
+from tests.support import Image, artifact, corpus, image, index, multi_platform, nested_index
 
 SOURCE_REPO = "team/app"
 TARGET = Repository("dst.test", "mirror/app")

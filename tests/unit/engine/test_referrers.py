@@ -38,8 +38,8 @@ from relocator.errors import (
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
 from relocator.store import RegistryStore
 from relocator.store.base import attached_to, cosign_tags, referrers_tag
-from relocator.testing import Image, ImageFactory
 from relocator.transport import HttpClient, Keychain, TransportSettings
+from tests.support import Image, ImageFactory
 
 SOURCE = Repository("source.example", "team/app")
 TARGET = Repository("target.example", "mirror/app")

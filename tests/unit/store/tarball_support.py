@@ -1,7 +1,7 @@
 """
 Helpers for the tarball tests: an in-memory source store and a way to package images.
 
-`MemoryStore` serves `relocator.testing` image trees the way a registry would (manifests
+`MemoryStore` serves `tests.support` image trees the way a registry would (manifests
 verified by digest, blobs streamed in 1 MiB chunks) and counts the bytes it serves, so a
 test can tell what a run fetched.
 """
@@ -20,7 +20,7 @@ from relocator.errors import NotFound
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
 from relocator.store import Contents, ImageEntry, VerifiedBody
 from relocator.store.tarball import Format, TarballImage, TarballWriter
-from relocator.testing import Blob, Image
+from tests.support import Blob, Image
 
 #: Tarballs written by other tools, by hand (tests/data/tarballs/README.md).
 FIXTURES = Path(__file__).parents[2] / "data" / "tarballs"

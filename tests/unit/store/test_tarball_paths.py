@@ -21,7 +21,7 @@ from relocator.engine import copy_images
 from relocator.errors import DigestMismatch, InputError
 from relocator.oci import Descriptor, Repository
 from relocator.store.tarball import TarballWriter, journal_path, temporary_path
-from relocator.testing import Image, image
+from tests.support import Image, image
 from tests.unit.store.tarball_support import MemoryStore, jobs_for, package
 from tests.unit.store.test_tarball_resume import ONE_AT_A_TIME
 

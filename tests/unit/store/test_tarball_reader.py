@@ -15,7 +15,7 @@ from relocator.engine import copy_images
 from relocator.errors import NotFound, TarError
 from relocator.oci import Descriptor, Digest, Reference, Repository, mediatypes
 from relocator.store.tarball import TarballReader
-from relocator.testing import Blob, Image, artifact, image, multi_platform, nested_index
+from tests.support import Blob, Image, artifact, image, multi_platform, nested_index
 from tests.unit.store.tarball_support import (
     FIXTURES,
     SOURCE_REGISTRY,

@@ -16,8 +16,8 @@ from relocator.engine import CopyOptions
 from relocator.errors import DigestMismatch
 from relocator.oci import Digest
 from relocator.store.tarball import journal_path, temporary_path
-from relocator.testing import Image, image
 from relocator.transport import RetryPolicy
+from tests.support import Image, image
 from tests.unit.store.tarball_support import MemoryStore, files_in, package
 
 ONE_AT_A_TIME = CopyOptions(max_blobs_in_flight=1, retry=RetryPolicy(attempts=0))

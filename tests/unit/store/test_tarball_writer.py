@@ -23,7 +23,8 @@ from relocator.store.tarball import (
     kbldformat,
     temporary_path,
 )
-from relocator.testing import (
+from relocator.transport import RetryPolicy
+from tests.support import (
     Blob,
     Image,
     artifact,
@@ -33,7 +34,6 @@ from relocator.testing import (
     nested_index,
     with_empty_layer,
 )
-from relocator.transport import RetryPolicy
 from tests.unit.store.tarball_support import (
     SOURCE_REGISTRY,
     MemoryStore,
