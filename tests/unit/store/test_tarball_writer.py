@@ -36,10 +36,10 @@ from tests.support import (
 )
 from tests.unit.store.tarball_support import (
     SOURCE_REGISTRY,
-    MemoryStore,
     chunks_of,
     contents_of,
     files_in,
+    memory_source,
     package,
     source_ref,
     tar_member,
@@ -280,8 +280,8 @@ async def test_a_failed_run_leaves_the_target_untouched_and_keeps_finished_blobs
     img = image("w/fail", layer_sizes=(5000, 6000, 100))
     out = tmp_path / "out.tar"
     out.write_bytes(b"an earlier tarball")
-    source = MemoryStore([img])
-    source.corrupt.add(img.layers[-1].digest)  # the smallest blob: it goes last
+    source = memory_source([img])
+    source.faults.corrupt.add(img.layers[-1].digest)  # the smallest blob: it goes last
 
     with pytest.raises(DigestMismatch):
         await package(out, [img], source=source,
@@ -296,8 +296,8 @@ async def test_a_failed_run_that_finished_no_blob_leaves_nothing_behind(tmp_path
     """A run that fails before any blob is complete removes its temporary file."""
     img = image("w/fail-early", layer_sizes=(5000, 100))
     out = tmp_path / "out.tar"
-    source = MemoryStore([img])
-    source.corrupt.add(img.layers[0].digest)  # the largest blob: it goes first
+    source = memory_source([img])
+    source.faults.corrupt.add(img.layers[0].digest)  # the largest blob: it goes first
 
     with pytest.raises(DigestMismatch):
         await package(out, [img], source=source,
