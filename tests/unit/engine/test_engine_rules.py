@@ -17,6 +17,8 @@ import pytest
 from relocator.engine import CopyOptions, Job, Report, copy_images
 from relocator.errors import IntegrityError, RegistryError
 from relocator.oci import Digest, Manifest, Reference, Repository
+from relocator.store import BlobMounter, Store, Untrusted
+from relocator.store.base import Referrers
 from relocator.testing import MemoryStore, Operation
 from relocator.transport import RetryPolicy
 from tests.support import Image, artifact, corpus, image, index, multi_platform, nested_index
@@ -325,3 +327,16 @@ def test_memory_store_manifests_parse_as_relocator_reads_them() -> None:
         assert store.has_manifest(SOURCE_REPO, node.digest)
     manifest = Manifest.parse(img.raw, content_type=img.media_type)
     assert img.digest == manifest.digest
+
+
+def test_memory_store_has_the_capabilities_the_engine_looks_for() -> None:
+    """
+    MemoryStore is a `Store` (checked by mypy here) that mounts, lists referrers and can
+    declare itself untrusted, so the engine takes the same paths on it as on a registry.
+    """
+    store: Store = MemoryStore(untrusted=True)
+
+    assert isinstance(store, BlobMounter)
+    assert isinstance(store, Referrers)
+    assert isinstance(store, Untrusted)
+    assert store.untrusted
