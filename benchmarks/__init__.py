@@ -7,5 +7,5 @@ a markdown table and writes it with the raw samples to `benchmarks/results/`.
 
 Every tool runs as a child process and is measured the same way (wall time, CPU and
 peak RSS from `wait4`, registry CPU from `/proc`). The corpus, registries, verification
-and pushing reuse `relocator.testing`.
+and pushing reuse the test suite's `tests.support`.
 """

@@ -7,11 +7,11 @@ import sys
 try:
     from .cli import main
 except ModuleNotFoundError as exc:
-    # relocator.testing (registries, images, checks) imports its own dependencies, such
+    # tests.support (registries, images, checks) imports its own dependencies, such
     # as cryptography for its token server; say which one is missing, not a traceback.
     sys.exit(
         f"benchmarks: missing Python module {exc.name!r}; the benchmarks reuse "
-        "relocator.testing, so they need its dependencies (the `tests` dependency group) "
+        "tests.support, so they need its dependencies (the `tests` dependency group) "
         "besides pyinstrument (the `bench` group)"
     )
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from relocator import __version__
-from relocator.testing import find_registry_binary
+from tests.support import find_registry_binary
 
 from . import report, tools
 from .ceiling import DEFAULT_STREAMS

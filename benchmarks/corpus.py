@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from relocator.oci import Digest
-from relocator.testing import (
+from tests.support import (
     Blob,
     Image,
     Registry,

@@ -1,7 +1,7 @@
 """
 Gzip-compressed layers of seeded random and text content, kept in files.
 
-`relocator.testing.Blob.random` layers are pure random bytes; real layers are gzip
+`tests.support.Blob.random` layers are pure random bytes; real layers are gzip
 streams of files that are partly compressible (text, code) and partly not (binaries,
 already-compressed assets). Layers here interleave both, gzip them (level 6, gzip's
 default) and stop once the compressed stream reaches the wanted size, so a layer is
@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from relocator.oci import Digest, mediatypes
-from relocator.testing import Blob
+from tests.support import Blob
 
 MiB = 1024 * 1024
 # Files are read (and pushed) 1 MiB at a time.

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relocator.testing import Registry
+from tests.support import Registry
 
 # Clock ticks per second, the unit of utime and stime in /proc/<pid>/stat.
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

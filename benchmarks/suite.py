@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from relocator.oci import Digest
-from relocator.testing import Registry, VerificationError, start_registry
+from tests.support import Registry, VerificationError, start_registry
 
 from . import tools
 from .ceiling import write_blob_list

@@ -1,7 +1,7 @@
 """
 Checking what a measured run produced, outside the timing.
 
-Registries: `relocator.testing.verify_image_tree` walks every expected tree at the
+Registries: `tests.support.verify_image_tree` walks every expected tree at the
 destination (each manifest fetched and hashed, each blob HEADed for its size), and one
 sampled tree per run has every blob downloaded and hashed too. Tarballs: every expected
 blob and manifest must be a `blobs/sha256/<hex>` member of the right size, and the
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from relocator.oci import Digest
-from relocator.testing import Registry, VerificationError, verify_image_tree
+from tests.support import Registry, VerificationError, verify_image_tree
 
 # Tar members are hashed 1 MiB at a time.
 _CHUNK = 1024 * 1024

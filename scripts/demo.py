@@ -22,7 +22,7 @@ import yaml
 from rich.console import Console
 from rich.rule import Rule
 
-from relocator.testing import Blob, Registry, image, index, push, running_registry
+from tests.support import Blob, Registry, image, index, push, running_registry
 
 MiB = 1024 * 1024
 console = Console(stderr=True, highlight=False)

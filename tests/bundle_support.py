@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Sequence
 
 from relocator.oci import mediatypes
-from relocator.testing.images import Blob, Image
+from tests.support.images import Blob, Image
 
 #: The label imgpkg puts on a bundle's config.
 BUNDLE_LABEL = "dev.carvel.imgpkg.bundle"

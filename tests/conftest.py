@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from relocator.testing import (
+from tests.support import (
     DockerConfigDir,
     ImageFactory,
     Pusher,

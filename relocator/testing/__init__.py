@@ -1,125 +1,17 @@
 """
-Test helpers shipped with relocator: real registries, a token server, test images.
+Helpers for users' own tests of code that drives relocator.
 
-- `start_registry` / `running_registry` run the CNCF distribution registry
-  (`docker-registry`) on 127.0.0.1: plain, TLS, htpasswd or bearer-token auth.
-- `TokenServer` issues the bearer tokens the token variant trusts.
-- `image`, `index`, `artifact`, `corpus`, ... build deterministic `Image` trees and
-  `push` seeds a registry with them through `RegistryClient`, a small independent client.
-- `verify_image_tree` / `verify_pushed` check a registry's content without relocator's
-  own code.
-- `MemoryStore` is a registry in memory (the `Store` protocol with mounts and
-  referrers), with an operation log and fault options, for engine tests.
-- `FaultProxy` sits in front of a registry and injects faults per request (resets,
-  stalls, 429/5xx, wrong bodies and headers, redirects to a "CDN" host), logging what
-  both hosts received.
+- `MemoryStore` is a registry in memory (the `Store` protocol with the `BlobMounter`
+  and `Referrers` capabilities), with an operation log (`Operation`) and fault options
+  (`Faults`).
 
-These helpers never import the engine, stores, transport, config or CLI (only the pure
-data model in `relocator.oci` and the error hierarchy): tests use
-them to judge that code, so they must not depend on it. Production code never imports
-this package.
+It depends only on the pure data model in `relocator.oci` and the error hierarchy, so it
+can judge the engine, stores and CLI without depending on them. Production code never
+imports this package.
 """
 
 from __future__ import annotations
 
-from relocator.testing.client import RegistryClient, RegistryRequestError, Response
-from relocator.testing.dockerconfig import DockerConfigDir, credential_variables
-from relocator.testing.images import (
-    Blob,
-    Image,
-    ImageFactory,
-    PushedImage,
-    Pusher,
-    artifact,
-    big_image,
-    corpus,
-    image,
-    index,
-    multi_platform,
-    nested_index,
-    push,
-    random_layer,
-    with_empty_layer,
-)
 from relocator.testing.memory import Faults, MemoryStore, Operation
-from relocator.testing.proxy import (
-    PRESIGNED_QUERY,
-    FaultProxy,
-    Forward,
-    ProxyRequest,
-    Redirect,
-    Reset,
-    Respond,
-    Rule,
-)
-from relocator.testing.registry import (
-    AccessLogEntry,
-    Registry,
-    RegistryLog,
-    RegistryNotFound,
-    RegistryStartError,
-    TLSFiles,
-    find_registry_binary,
-    running_registry,
-    start_registry,
-)
-from relocator.testing.tokenserver import DEFAULT_USERS, TokenRequest, TokenServer, TokenUser
-from relocator.testing.verify import (
-    VerificationError,
-    VerifiedTree,
-    fetch_manifest,
-    verify_image_tree,
-    verify_pushed,
-)
 
-__all__ = (
-    "DEFAULT_USERS",
-    "PRESIGNED_QUERY",
-    "AccessLogEntry",
-    "Blob",
-    "DockerConfigDir",
-    "FaultProxy",
-    "Faults",
-    "Forward",
-    "Image",
-    "ImageFactory",
-    "MemoryStore",
-    "Operation",
-    "ProxyRequest",
-    "PushedImage",
-    "Pusher",
-    "Redirect",
-    "Registry",
-    "RegistryClient",
-    "RegistryLog",
-    "RegistryNotFound",
-    "RegistryRequestError",
-    "RegistryStartError",
-    "Reset",
-    "Respond",
-    "Response",
-    "Rule",
-    "TLSFiles",
-    "TokenRequest",
-    "TokenServer",
-    "TokenUser",
-    "VerificationError",
-    "VerifiedTree",
-    "artifact",
-    "big_image",
-    "corpus",
-    "credential_variables",
-    "fetch_manifest",
-    "find_registry_binary",
-    "image",
-    "index",
-    "multi_platform",
-    "nested_index",
-    "push",
-    "random_layer",
-    "running_registry",
-    "start_registry",
-    "verify_image_tree",
-    "verify_pushed",
-    "with_empty_layer",
-)
+__all__ = ("Faults", "MemoryStore", "Operation")

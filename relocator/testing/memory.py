@@ -3,33 +3,69 @@ An in-memory registry for engine tests and for users' own tests of code that dri
 relocator.
 
 `MemoryStore` implements the `Store` protocol with the `BlobMounter` and `Referrers`
-capabilities, keeps an ordered log of every write and read, and can be told to
-misbehave (fail a blob a number of times, serve corrupt bytes, decline mounts, refuse a
-manifest push). It holds whole blobs in memory, so it is for small test images only.
+capabilities, keeps an ordered log of every write and read and the bytes it served, and
+can be told to misbehave (fail a blob a number of times, serve corrupt bytes, decline
+mounts, refuse a manifest push, fail a referrers listing). It holds whole blobs in
+memory, so it is for small test images only. Seed it with `add` (any image tree, such as
+the test suite's image factory builds) or `add_blob` and `add_manifest` (raw bytes).
 
-Like the rest of `relocator.testing` it judges relocator's own code, so it depends only
-on the pure data model (`relocator.oci`) and the error hierarchy.
+It judges relocator's own code, so it depends only on the pure data model
+(`relocator.oci`) and the error hierarchy.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 import anyio.lowlevel
 
 from relocator.errors import NotFound, RegistryError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, Verifier
-from relocator.testing.images import Image
 
 # Chunks a blob is served in: small, so a test blob of a few KiB streams in pieces.
 _CHUNK = 4096
 # The status a refused manifest push answers with (the distribution spec's "unknown
 # blob"-style client error: not retried).
 _REFUSED = 400
+
+
+class BlobSource(Protocol):
+    """A config or layer to seed a `MemoryStore` with: its digest and its bytes."""
+
+    @property
+    def digest(self) -> Digest: ...
+
+    def read(self) -> bytes:
+        """The whole blob."""
+        ...
+
+
+class ImageTree(Protocol):
+    """
+    An image to seed a `MemoryStore` with: a manifest's exact bytes, its blobs, and
+    every manifest of its tree (the test suite's image factory builds such trees).
+    """
+
+    @property
+    def digest(self) -> Digest: ...
+
+    @property
+    def media_type(self) -> str: ...
+
+    @property
+    def raw(self) -> bytes: ...
+
+    @property
+    def blobs(self) -> tuple[BlobSource, ...]: ...
+
+    def walk(self) -> Iterable[ImageTree]:
+        """Every manifest of the tree once, itself included."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +93,8 @@ class Faults:
     decline_mounts: bool = False
     #: Manifest digests whose push is refused with a non-temporary error.
     refused_manifests: set[Digest] = field(default_factory=set)
+    #: Subject digests whose referrers cannot be listed (a 500 each time).
+    failing_referrers: set[Digest] = field(default_factory=set)
 
 
 class MemoryStore:
@@ -80,22 +118,44 @@ class MemoryStore:
         self.faults = Faults()
         #: Every call served, in order.
         self.log: list[Operation] = []
+        #: Bytes of each blob handed to readers, so a test can tell what a run fetched.
+        self.served: Counter[Digest] = Counter()
         self._blobs: dict[str, dict[Digest, bytes]] = {}
         self._manifests: dict[str, dict[Digest, Manifest]] = {}
         self._tags: dict[str, dict[str, Digest]] = {}
 
     # -- seeding and inspecting ---------------------------------------------------------
 
-    def add(self, repository: str, image: Image, *, tag: str | None = None) -> Reference:
+    def add(self, repository: str, image: ImageTree, *, tag: str | None = None) -> Reference:
         """Put `image` and everything below it into `repository`; its reference by digest."""
         for node in image.walk():
             for blob in node.blobs:
-                self._blobs.setdefault(repository, {})[blob.digest] = blob.read()
-            manifest = Manifest.parse(node.raw, content_type=node.media_type)
-            self._manifests.setdefault(repository, {})[manifest.digest] = manifest
+                self.add_blob(repository, blob.read())
+            self.add_manifest(repository, node.raw, media_type=node.media_type)
         if tag is not None:
             self._tags.setdefault(repository, {})[tag] = image.digest
         return Reference(self.name, repository, None, image.digest)
+
+    def add_blob(self, repository: str, data: bytes) -> Digest:
+        """Put one blob into `repository` (no log entry); its digest."""
+        digest = Digest.of(data)
+        self._blobs.setdefault(repository, {})[digest] = data
+        return digest
+
+    def add_manifest(
+        self, repository: str, raw: bytes, *, media_type: str | None = None,
+        tag: str | None = None,
+    ) -> Digest:
+        """
+        Put one manifest's exact bytes into `repository` (no log entry), without checking
+        that what it references is there, so a test can also seed what a registry would
+        refuse; its digest.
+        """
+        manifest = Manifest.parse(raw, content_type=media_type)
+        self._manifests.setdefault(repository, {})[manifest.digest] = manifest
+        if tag is not None:
+            self._tags.setdefault(repository, {})[tag] = manifest.digest
+        return manifest.digest
 
     def has_blob(self, repository: str, digest: Digest) -> bool:
         """Whether `repository` holds the blob."""
@@ -104,6 +164,14 @@ class MemoryStore:
     def has_manifest(self, repository: str, digest: Digest) -> bool:
         """Whether `repository` holds the manifest."""
         return digest in self._manifests.get(repository, {})
+
+    def blobs(self, repository: str) -> dict[Digest, bytes]:
+        """The blobs of `repository`."""
+        return dict(self._blobs.get(repository, {}))
+
+    def manifests(self, repository: str) -> dict[Digest, Manifest]:
+        """The manifests of `repository`, by digest."""
+        return dict(self._manifests.get(repository, {}))
 
     def tags(self, repository: str) -> dict[str, Digest]:
         """The tags of `repository` and what they point at."""
@@ -175,7 +243,16 @@ class MemoryStore:
                                   target=str(desc.digest)))
         if desc.digest in self.faults.corrupt and data:
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
-        yield _chunks(data)
+        yield self._chunks(desc.digest, data)
+
+    async def _chunks(self, digest: Digest, data: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(data), _CHUNK):
+            # A real stream waits for the network between chunks; so does this one, so
+            # that concurrent transfers interleave as they would against a registry.
+            await anyio.lowlevel.checkpoint()
+            chunk = data[start:start + _CHUNK]
+            self.served[digest] += len(chunk)
+            yield chunk
 
     async def blob_put(
         self, repo: Repository, desc: Descriptor, chunks: AsyncIterable[bytes]
@@ -214,6 +291,7 @@ class MemoryStore:
 
     async def referrers_api(self, repo: Repository, digest: Digest) -> list[Descriptor] | None:
         """Manifests of `repo` whose subject is `digest`; None without the API."""
+        self._listing_fault(repo, digest)
         if not self.referrers_api_enabled:
             return None
         return [
@@ -224,6 +302,7 @@ class MemoryStore:
 
     async def referrers(self, repo: Repository, digest: Digest) -> list[Descriptor]:
         """The API's list, or the entries of the fallback index `<alg>-<hex>`."""
+        self._listing_fault(repo, digest)
         listed = await self.referrers_api(repo, digest)
         if listed is not None:
             return listed
@@ -237,6 +316,11 @@ class MemoryStore:
         tags = self._tags.get(repo.path, {})
         wanted = (f"{digest.tag}.{suffix}" for suffix in ("sig", "att", "sbom"))
         return {tag: tags[tag] for tag in wanted if tag in tags}
+
+    def _listing_fault(self, repo: Repository, digest: Digest) -> None:
+        if digest in self.faults.failing_referrers:
+            raise RegistryError(f"{repo}: listing the referrers of {digest} failed",
+                                host=self.name, status=500)
 
     def _resolve(self, ref: Reference) -> Digest | None:
         if ref.digest is not None:
@@ -254,11 +338,3 @@ def _listing(manifest: Manifest) -> Descriptor:
     )
     return Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size,
                       annotations=dict(manifest.annotations), artifact_type=artifact_type)
-
-
-async def _chunks(data: bytes) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), _CHUNK):
-        # A real stream waits for the network between chunks; so does this one, so that
-        # concurrent transfers interleave as they would against a registry.
-        await anyio.lowlevel.checkpoint()
-        yield data[start:start + _CHUNK]

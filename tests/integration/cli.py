@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from relocator.cli.main import run
-from relocator.testing import Registry
+from tests.support import Registry
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from relocator.testing import FaultProxy, Registry, RegistryClient, running_registry
+from tests.support import FaultProxy, Registry, RegistryClient, running_registry
 
 
 @pytest.fixture

@@ -23,10 +23,10 @@ from relocator.engine import CopyOptions, Job, Report, copy_images, image_tag
 from relocator.engine.events import Event, ListSink, Retrying
 from relocator.oci import Digest, Reference, Repository
 from relocator.store import RangePolicy, RegistryStore
-from relocator.testing import PushedImage, Registry
-from relocator.testing.proxy import FaultProxy, ProxyRequest
 from relocator.transport import HostState, HttpClient, Keychain, RetryPolicy, TransportSettings
 from tests.integration.cli import Result, relocator
+from tests.support import PushedImage, Registry
+from tests.support.proxy import FaultProxy, ProxyRequest
 
 MiB = 1024 * 1024
 # Retries in these tests wait milliseconds: the logic is under test, not the pacing.

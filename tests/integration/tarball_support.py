@@ -13,8 +13,8 @@ from relocator.engine import Job, Report, copy_images
 from relocator.oci import Reference, Repository
 from relocator.store import RegistryStore
 from relocator.store.tarball import Format, TarballImage, TarballReader, TarballWriter
-from relocator.testing import PushedImage, Registry
 from relocator.transport import HttpClient, Keychain, TransportSettings
+from tests.support import PushedImage, Registry
 
 
 @asynccontextmanager

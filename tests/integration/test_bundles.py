@@ -17,8 +17,6 @@ import pytest
 import yaml
 
 from relocator.oci import Digest, Reference
-from relocator.testing import Registry, RegistryClient, verify_image_tree
-from relocator.testing.images import ImageFactory, PushedImage, Pusher
 from tests.bundle_support import (
     bundle,
     bundle_lock,
@@ -27,6 +25,8 @@ from tests.bundle_support import (
     tar_layer,
 )
 from tests.integration.cli import insecure, relocator
+from tests.support import Registry, RegistryClient, verify_image_tree
+from tests.support.images import ImageFactory, PushedImage, Pusher
 
 FIXTURES = Path(__file__).parents[1] / "data" / "carvel"
 IMGPKG_BUNDLE = "fdd0ec999360a98225d6d96e975912d0335530945d0ac9a59ed7ff53773619d2"

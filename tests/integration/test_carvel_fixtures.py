@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from relocator.oci import Digest, Reference
-from relocator.testing import Registry, verify_image_tree
 from tests.integration.cli import insecure, relocator
+from tests.support import Registry, verify_image_tree
 
 FIXTURES = Path(__file__).parents[1] / "data" / "carvel"
 

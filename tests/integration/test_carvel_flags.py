@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from relocator.testing import ImageFactory, Pusher, Registry, verify_image_tree
 from tests.integration.cli import insecure, relocator
 from tests.integration.faults_support import images_file
+from tests.support import ImageFactory, Pusher, Registry, verify_image_tree
 
 # A registry that does not exist: any attempt to reach it fails the test's exit code.
 NOWHERE = "registry.invalid"

@@ -23,10 +23,10 @@ import yaml
 from relocator import redaction
 from relocator.cli import commands
 from relocator.oci import Digest, mediatypes
-from relocator.testing import DockerConfigDir, Registry
-from relocator.testing.proxy import FaultProxy, Respond
 from tests.integration.cli import relocator
 from tests.integration.faults_support import fast_cli
+from tests.support import DockerConfigDir, Registry
+from tests.support.proxy import FaultProxy, Respond
 
 DIGEST = Digest.of(b"a manifest that is never fetched")
 AIOHTTP_NAMES = sorted(

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from relocator.oci import Digest
-from relocator.testing import ImageFactory, PushedImage, Pusher, Registry
 from tests.integration.cli import Result, insecure, relocator
+from tests.support import ImageFactory, PushedImage, Pusher, Registry
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

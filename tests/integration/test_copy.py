@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relocator.testing import ImageFactory, Pusher, Registry, verify_image_tree
 from tests.integration.cli import insecure, relocator
+from tests.support import ImageFactory, Pusher, Registry, verify_image_tree
 
 WRITES = ("PUT", "POST", "PATCH")
 

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from relocator.testing import ImageFactory, PushedImage, Pusher, Registry
-from relocator.testing.proxy import FaultProxy, Forward
 from tests.integration.faults_support import (
     MiB,
     images_file,
@@ -27,6 +25,8 @@ from tests.integration.faults_support import (
     spawn,
     through,
 )
+from tests.support import ImageFactory, PushedImage, Pusher, Registry
+from tests.support.proxy import FaultProxy, Forward
 
 # Seconds to wait for the subprocess to reach the stall, and to exit after a signal.
 _PATIENCE = 60.0

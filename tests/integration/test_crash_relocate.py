@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 
 from relocator.engine import image_tag
-from relocator.testing import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
-from relocator.testing.proxy import FaultProxy, Forward
 from tests.integration.faults_support import (
     MiB,
     blob_requests,
@@ -28,6 +26,8 @@ from tests.integration.faults_support import (
     through,
     walk_tags,
 )
+from tests.support import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
+from tests.support.proxy import FaultProxy, Forward
 
 # Seconds to wait for the subprocess to reach the stall, and to exit after a signal.
 _PATIENCE = 60.0

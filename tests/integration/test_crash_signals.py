@@ -23,8 +23,6 @@ from pathlib import Path
 import pytest
 
 from relocator.engine import image_tag
-from relocator.testing import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
-from relocator.testing.proxy import FaultProxy, Forward
 from tests.integration.faults_support import (
     MiB,
     images_file,
@@ -33,6 +31,8 @@ from tests.integration.faults_support import (
     spawn,
     through,
 )
+from tests.support import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
+from tests.support.proxy import FaultProxy, Forward
 
 # What stderr must never hold: Python's reports of a failure nobody handled.
 _NOISE = ("Traceback", "Task exception was never retrieved", "Exception ignored")

@@ -13,8 +13,6 @@ import anyio
 import pytest
 
 from relocator.errors import RegistryError, TransportError
-from relocator.testing import ImageFactory, Pusher, Registry, verify_image_tree
-from relocator.testing.proxy import FaultProxy, Forward, Reset, Respond
 from relocator.transport import RetryPolicy
 from tests.integration.faults_support import (
     FAST,
@@ -26,6 +24,8 @@ from tests.integration.faults_support import (
     relocate_through,
     through,
 )
+from tests.support import ImageFactory, Pusher, Registry, verify_image_tree
+from tests.support.proxy import FaultProxy, Forward, Reset, Respond
 
 KiB = 1024
 

@@ -9,8 +9,8 @@ import http.client
 import threading
 from urllib.parse import parse_qs
 
-from relocator.testing import ImageFactory, Pusher, Registry
-from relocator.testing.proxy import PRESIGNED_QUERY, FaultProxy, Forward, Redirect
+from tests.support import ImageFactory, Pusher, Registry
+from tests.support.proxy import PRESIGNED_QUERY, FaultProxy, Forward, Redirect
 
 KiB = 1024
 

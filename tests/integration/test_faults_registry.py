@@ -21,18 +21,6 @@ import pytest
 
 from relocator.engine import image_tag
 from relocator.oci import Digest, mediatypes
-from relocator.testing import (
-    Blob,
-    Image,
-    ImageFactory,
-    PushedImage,
-    Pusher,
-    Registry,
-    image,
-    random_layer,
-    verify_image_tree,
-)
-from relocator.testing.proxy import FaultProxy, Forward, Redirect, Respond
 from relocator.transport import RetryPolicy
 from tests.integration.cli import insecure, relocator
 from tests.integration.faults_support import (
@@ -43,6 +31,18 @@ from tests.integration.faults_support import (
     move,
     through,
 )
+from tests.support import (
+    Blob,
+    Image,
+    ImageFactory,
+    PushedImage,
+    Pusher,
+    Registry,
+    image,
+    random_layer,
+    verify_image_tree,
+)
+from tests.support.proxy import FaultProxy, Forward, Redirect, Respond
 
 # Error bodies of registries that answer 404 in their own way.
 NOT_FOUND_SHAPES = {

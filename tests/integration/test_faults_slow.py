@@ -13,8 +13,6 @@ from pathlib import Path
 import anyio
 import pytest
 
-from relocator.testing import ImageFactory, Pusher, Registry, verify_image_tree
-from relocator.testing.proxy import FaultProxy, Forward, ProxyRequest
 from tests.integration.faults_support import (
     blob_requests,
     cli_env,
@@ -26,6 +24,8 @@ from tests.integration.faults_support import (
     run_cli,
     through,
 )
+from tests.support import ImageFactory, Pusher, Registry, verify_image_tree
+from tests.support.proxy import FaultProxy, Forward, ProxyRequest
 
 KiB = 1024
 # Seconds the library runs below may take before the test calls them hung: far more

@@ -13,10 +13,10 @@ import anyio
 import pytest
 
 from relocator.errors import TransportError
-from relocator.testing import ImageFactory, Pusher, Registry
-from relocator.testing.proxy import FaultProxy, Forward, Respond
 from relocator.transport import HttpClient, Keychain, TransportSettings
 from tests.integration.faults_support import FAST, images_file, insecure_flags, run_cli, through
+from tests.support import ImageFactory, Pusher, Registry
+from tests.support.proxy import FaultProxy, Forward, Respond
 
 # What stderr must never hold: Python's reports of a failure nobody handled.
 _NOISE = ("Traceback", "Task exception was never retrieved", "Exception ignored")

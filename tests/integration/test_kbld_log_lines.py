@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from relocator.testing import Pusher, Registry, image, multi_platform
 from tests.integration.cli import relocator
+from tests.support import Pusher, Registry, image, multi_platform
 
 DATA = Path(__file__).parent.parent / "data" / "carvel"
 KBLD_HOST = "127.0.0.1:5055"

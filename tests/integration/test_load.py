@@ -22,16 +22,6 @@ import pytest
 
 from relocator.engine import image_tag
 from relocator.oci import mediatypes
-from relocator.testing import (
-    Blob,
-    Image,
-    PushedImage,
-    Registry,
-    push,
-    random_layer,
-    verify_image_tree,
-)
-from relocator.testing.proxy import FaultProxy, Respond
 from tests.integration.faults_support import (
     ROOT,
     MiB,
@@ -41,6 +31,16 @@ from tests.integration.faults_support import (
     through,
     upload_puts,
 )
+from tests.support import (
+    Blob,
+    Image,
+    PushedImage,
+    Registry,
+    push,
+    random_layer,
+    verify_image_tree,
+)
+from tests.support.proxy import FaultProxy, Respond
 
 # 500 images, as many as a large Helm chart collection.
 IMAGES = 500
@@ -157,7 +157,7 @@ def scratch_registry(
     tmp_path_factory: pytest.TempPathFactory, registry_binary: str
 ) -> Iterator[Registry]:
     """A registry of this test alone whose storage is deleted afterwards (it gets GiBs)."""
-    from relocator.testing import running_registry
+    from tests.support import running_registry
 
     with running_registry(tmp_path_factory.mktemp("scratch"), binary=registry_binary) as reg:
         yield reg

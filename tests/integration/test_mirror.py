@@ -16,9 +16,9 @@ import pytest
 from relocator.config.mirror import API_VERSION
 from relocator.engine import image_tag
 from relocator.oci import Digest
-from relocator.testing import ImageFactory, Pusher, Registry, index, verify_image_tree
-from relocator.testing import push as push_to
 from tests.integration.cli import Result, insecure, relocator
+from tests.support import ImageFactory, Pusher, Registry, index, verify_image_tree
+from tests.support import push as push_to
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 HEAD = f"apiVersion: {API_VERSION}\nkind: Mirror\n"

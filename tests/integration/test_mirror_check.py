@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from relocator.engine import image_tag
-from relocator.testing import ImageFactory, Pusher, Registry
 from tests.integration.cli import insecure, relocator
 from tests.integration.test_mirror import WRITES, config_file, seed
+from tests.support import ImageFactory, Pusher, Registry
 
 OUT_OF_SYNC = 10
 

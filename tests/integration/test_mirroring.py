@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from relocator.engine import image_tag
-from relocator.testing import (
+from tests.integration.cli import insecure, relocator
+from tests.support import (
     ImageFactory,
     Pusher,
     Registry,
@@ -20,8 +21,7 @@ from relocator.testing import (
     index,
     verify_image_tree,
 )
-from relocator.testing import push as push_to
-from tests.integration.cli import insecure, relocator
+from tests.support import push as push_to
 
 
 def test_repository_template_keeps_paths_and_uploads_shared_blobs_once(

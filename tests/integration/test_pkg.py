@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from relocator.testing import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
 from tests.integration.cli import insecure, relocator
+from tests.support import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ import pytest
 
 from relocator.cli.parser import DEFAULT_RANGE_STREAMS
 from relocator.store.ranges import RangePolicy
-from relocator.testing import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
-from relocator.testing.proxy import FaultProxy, Forward, ProxyRequest
 from tests.integration.faults_support import (
     MiB,
     Moved,
@@ -24,6 +22,8 @@ from tests.integration.faults_support import (
     relocate_through,
     through,
 )
+from tests.support import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
+from tests.support.proxy import FaultProxy, Forward, ProxyRequest
 
 KiB = 1024
 # 1 MiB segments so that a 12 MiB layer is a dozen ranges; heads of 4 MiB.

@@ -18,7 +18,8 @@ import yaml
 
 from relocator.engine import image_tag
 from relocator.oci import Digest, mediatypes
-from relocator.testing import (
+from tests.integration.cli import Result, insecure, relocator
+from tests.support import (
     FaultProxy,
     Image,
     ImageFactory,
@@ -28,7 +29,6 @@ from relocator.testing import (
     Respond,
     verify_image_tree,
 )
-from tests.integration.cli import Result, insecure, relocator
 
 
 def listing(image: Image) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from relocator.testing import DockerConfigDir, ImageFactory, PushedImage, Pusher, Registry
 from tests.integration.cli import relocator
+from tests.support import DockerConfigDir, ImageFactory, PushedImage, Pusher, Registry
 
 
 def _manifest(tmp_path: Path, image: PushedImage) -> Path:

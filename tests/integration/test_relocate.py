@@ -17,7 +17,9 @@ import yaml
 from relocator.engine import CopyOptions, Job, copy_images, image_tag
 from relocator.oci import Digest, Reference, Repository
 from relocator.store import RegistryStore
-from relocator.testing import (
+from relocator.transport import HttpClient, Keychain, TransportSettings
+from tests.integration.cli import insecure, relocator
+from tests.support import (
     DockerConfigDir,
     ImageFactory,
     PushedImage,
@@ -26,8 +28,6 @@ from relocator.testing import (
     TokenServer,
     verify_image_tree,
 )
-from relocator.transport import HttpClient, Keychain, TransportSettings
-from tests.integration.cli import insecure, relocator
 
 
 def _manifest(path: Path, images: list[PushedImage]) -> Path:

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from relocator.oci import Digest
-from relocator.testing import ImageFactory, Pusher, Registry, verify_image_tree
 from tests.integration.cli import insecure, relocator
+from tests.support import ImageFactory, Pusher, Registry, verify_image_tree
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from relocator.oci import Digest
-from relocator.testing import ImageFactory, PushedImage, Pusher, Registry
 from tests.integration.cli import insecure, relocator
+from tests.support import ImageFactory, PushedImage, Pusher, Registry
 
 SEED_MANIFEST = "images:\n- image: {registry}/library/nginx\n- image: {registry}/library/haproxy\n"
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from relocator.oci import MAX_MANIFEST_BYTES, Digest, mediatypes
-from relocator.testing import DockerConfigDir, ImageFactory, Pusher, Registry, verify_image_tree
-from relocator.testing.proxy import FaultProxy, Forward, Respond
 from relocator.transport.auth import MAX_TOKEN_BODY
 from tests.integration.cli import Result, relocator
 from tests.integration.faults_support import MiB, fast_cli, images_file, insecure_flags, through
+from tests.support import DockerConfigDir, ImageFactory, Pusher, Registry, verify_image_tree
+from tests.support.proxy import FaultProxy, Forward, Respond
 
 # Bodies far over every cap, yet small enough that a run without the caps fails fast
 # instead of reading for minutes.

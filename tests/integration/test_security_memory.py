@@ -18,10 +18,10 @@ import pytest
 
 from relocator.engine.limits import MANIFEST_OVERHEAD, Limits
 from relocator.oci import Digest, mediatypes
-from relocator.testing import Blob, Image, Pusher, Registry, image, index, verify_image_tree
-from relocator.testing.proxy import FaultProxy, Respond
 from tests.integration.cli import Result, relocator
 from tests.integration.faults_support import ROOT, MiB, cli_env, images_file, insecure_flags
+from tests.support import Blob, Image, Pusher, Registry, image, index, verify_image_tree
+from tests.support.proxy import FaultProxy, Respond
 
 # The exit codes of docs/cli.md: bad input, and an image that cannot be copied as is.
 EXIT_INPUT = 3

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from relocator.store.tarball import journal_path, temporary_path
-from relocator.testing import ImageFactory, PushedImage, Pusher, Registry
 from tests.integration.cli import insecure, relocator
 from tests.integration.faults_support import images_file
+from tests.support import ImageFactory, PushedImage, Pusher, Registry
 
 
 @pytest.fixture

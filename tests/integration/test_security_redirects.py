@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from relocator.oci import mediatypes
-from relocator.testing import (
+from tests.integration.cli import Result, insecure, relocator
+from tests.integration.faults_support import (
+    Secured,
+    images_file,
+    insecure_flags,
+    secured_proxy,
+    through,
+)
+from tests.support import (
     Blob,
     DockerConfigDir,
     Image,
@@ -26,15 +34,7 @@ from relocator.testing import (
     running_registry,
     verify_image_tree,
 )
-from relocator.testing.proxy import FaultProxy, Forward, Redirect
-from tests.integration.cli import Result, insecure, relocator
-from tests.integration.faults_support import (
-    Secured,
-    images_file,
-    insecure_flags,
-    secured_proxy,
-    through,
-)
+from tests.support.proxy import FaultProxy, Forward, Redirect
 
 FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 

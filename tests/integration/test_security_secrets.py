@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from relocator.testing import DockerConfigDir, ImageFactory, Pusher, Registry
-from relocator.testing.proxy import PRESIGNED_QUERY, Redirect
 from tests.integration.faults_support import (
     Secured,
     cli_env,
@@ -23,6 +21,8 @@ from tests.integration.faults_support import (
     secured_proxy,
     through,
 )
+from tests.support import DockerConfigDir, ImageFactory, Pusher, Registry
+from tests.support.proxy import PRESIGNED_QUERY, Redirect
 
 WRONG_PASSWORD = "wrong-PASSWORD-s3cr3t"
 

@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from relocator.testing import (
+from relocator.transport.addresses import IPAddress, is_internal
+from tests.integration.cli import Result, insecure, relocator
+from tests.integration.faults_support import fast_cli, images_file, insecure_flags
+from tests.support import (
     DockerConfigDir,
     ImageFactory,
     Pusher,
@@ -27,10 +30,7 @@ from relocator.testing import (
     TokenServer,
     verify_image_tree,
 )
-from relocator.testing.proxy import FaultProxy, Forward, Redirect
-from relocator.transport.addresses import IPAddress, is_internal
-from tests.integration.cli import Result, insecure, relocator
-from tests.integration.faults_support import fast_cli, images_file, insecure_flags
+from tests.support.proxy import FaultProxy, Forward, Redirect
 
 PUBLIC = "registry.example.test"
 TOKENS = "tokens.example.test"

@@ -19,10 +19,10 @@ import pytest
 
 from relocator.engine import image_tag
 from relocator.oci import Digest, shown
-from relocator.testing import FaultProxy, ImageFactory, Pusher, Registry
-from relocator.testing.proxy import Respond
 from tests.integration.cli import relocator
 from tests.integration.faults_support import images_file, insecure_flags
+from tests.support import FaultProxy, ImageFactory, Pusher, Registry
+from tests.support.proxy import Respond
 from tests.unit.store.tarball_support import write_tar
 
 TRAVERSAL = "../../../victim/app/manifests/latest"

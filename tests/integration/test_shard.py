@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from relocator.testing import ImageFactory, Pusher, Registry, verify_image_tree
+from tests.support import ImageFactory, Pusher, Registry, verify_image_tree
 
 
 def test_four_shards_copy_the_same_as_one_worker_without_copying_a_blob_twice(

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from relocator.errors import IntegrityError
-from relocator.testing import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
-from relocator.testing.client import RegistryClient
 from relocator.transport import HttpClient
 from tests.integration.tarball_support import http_client, import_tarball, package_pushed
+from tests.support import ImageFactory, PushedImage, Pusher, Registry, verify_image_tree
+from tests.support.client import RegistryClient
 
 MiB = 1024 * 1024
 

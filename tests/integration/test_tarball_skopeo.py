@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from relocator.store.tarball import REF_NAME
-from relocator.testing import Image, ImageFactory, Pusher, Registry, verify_image_tree
 from relocator.transport import HttpClient
 from tests.integration.tarball_support import http_client, import_tarball, package_pushed
+from tests.support import Image, ImageFactory, Pusher, Registry, verify_image_tree
 
 # skopeo 1.9.3 (containers/image 5.23) limits, checked by hand against that version:
 _DOCKER_TYPES = (

@@ -1,5 +1,5 @@
 """
-The shipped test helpers (`relocator.testing`) do what the integration tests rely on:
+The test helpers (`tests.support`) do what the integration tests rely on:
 registries start and enforce their auth, images push and verify, verification catches
 tampering. Everything runs against the real distribution registry.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from relocator.oci import Digest, mediatypes
-from relocator.testing import (
+from tests.support import (
     DockerConfigDir,
     ImageFactory,
     Pusher,
@@ -43,8 +43,8 @@ from relocator.testing import (
     verify_image_tree,
     verify_pushed,
 )
-from relocator.testing import push as push_image
-from relocator.testing.images import Image, MiB
+from tests.support import push as push_image
+from tests.support.images import Image, MiB
 
 
 def _open(

@@ -1,7 +1,8 @@
 """
 The wheel installs and works on its own: built from this tree, installed with its
 dependencies into a fresh virtualenv (no source tree on the path), it runs, and every
-file its `--help` names is part of what was installed.
+file its `--help` names is part of what was installed. It ships the in-memory registry
+for users' tests and none of the test servers.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,10 @@ _TIMEOUT = 600
 # A command line (indented shell, or a CI step's `- run:` / `- `) installing `relocator`.
 _INSTALL_RELOCATOR = re.compile(r"\s*(?:-\s*)?(?:run:\s*)?pip install [\"']?relocator(?![\w-])")
 _PATH = re.compile(r"(?<![\w.}\]>\[-])/[\w./+-]+")
+# The test servers, image factory and checks that once lived in relocator.testing and
+# are test infrastructure now (tests/support).
+_TEST_SERVERS = ("client", "dockerconfig", "images", "proxy", "registry", "tokenserver",
+                 "verify")
 
 
 def _run(argv: list[str], cwd: Path) -> str:
@@ -124,3 +130,37 @@ def test_every_path_the_help_names_was_installed(venv: Path) -> None:
     assert [] == missing
     assert [] == outside
     assert [] == re.findall(r"(?<![/\w])docs/\S+", text)
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_memory_store_and_no_test_server(wheel: Path) -> None:
+    """
+    relocator.testing in the wheel is the in-memory registry and nothing else; no test
+    server, image factory or check is in it, under its old name or under tests/.
+    """
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    servers = {f"relocator/testing/{module}.py" for module in _TEST_SERVERS}
+
+    assert {"relocator/testing/__init__.py", "relocator/testing/memory.py"} == {
+        name for name in names if name.startswith("relocator/testing/")
+    }
+    assert set() == servers & names
+    assert [] == sorted(name for name in names if name.startswith("tests/"))
+
+
+@pytest.mark.slow
+def test_the_installed_package_imports_no_test_server(venv: Path) -> None:
+    """
+    Installed alone, the command line and `relocator.testing.MemoryStore` import; the
+    command line loads no testing module, and MemoryStore none of the test servers.
+    """
+    python = str(venv / "bin" / "python")
+    probe = ("import sys, {module}; print(sorted(m for m in sys.modules"
+             " if m == 'tests' or m.startswith(('tests.', 'relocator.testing'))))")
+    cli = _run([python, "-c", probe.format(module="relocator.cli.main")], cwd=venv)
+    memory = _run([python, "-c", probe.format(module="relocator.testing") +
+                   "; from relocator.testing import MemoryStore; MemoryStore()"], cwd=venv)
+
+    assert "[]\n" == cli
+    assert "['relocator.testing', 'relocator.testing.memory']\n" == memory

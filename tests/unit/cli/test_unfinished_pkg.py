@@ -13,9 +13,9 @@ from relocator.cli.main import run
 from relocator.engine import CopyOptions
 from relocator.errors import DigestMismatch
 from relocator.store.tarball import TarballWriter, journal_path, temporary_path
-from relocator.testing import image
 from relocator.transport import RetryPolicy
-from tests.unit.store.tarball_support import MemoryStore, package
+from tests.support import image
+from tests.unit.store.tarball_support import memory_source, package
 
 # Sizes of the image's layers: the two large ones land, the small one arrives damaged.
 LAYERS = (5000, 6000, 100)
@@ -26,8 +26,8 @@ async def interrupted(tmp_path: Path) -> Path:
     """`out.tar` whose packaging failed after its two large layers were written."""
     img = image("w/unfinished", layer_sizes=LAYERS)
     out = tmp_path / "out.tar"
-    source = MemoryStore([img])
-    source.corrupt.add(img.layers[-1].digest)  # the smallest blob goes last
+    source = memory_source([img])
+    source.faults.corrupt.add(img.layers[-1].digest)  # the smallest blob goes last
     with pytest.raises(DigestMismatch):
         await package(out, [img], source=source,
                       options=CopyOptions(max_blobs_in_flight=1, retry=RetryPolicy(attempts=0)))

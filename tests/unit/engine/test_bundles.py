@@ -7,9 +7,9 @@ import pytest
 from relocator.config import bundle_images
 from relocator.engine.bundles import MAX_CONFIG_BYTES, MAX_NESTING, find_bundles
 from relocator.errors import LimitExceeded
-from relocator.testing.images import image
 from relocator.testing.memory import MemoryStore
 from tests.bundle_support import bundle, images_lock, tar_layer
+from tests.support.images import image
 
 
 def _bundle_of(images: list[str]) -> bytes:

@@ -17,18 +17,11 @@ import pytest
 from relocator.engine import CopyOptions, Job, Report, copy_images
 from relocator.errors import IntegrityError, RegistryError
 from relocator.oci import Digest, Manifest, Reference, Repository
-from relocator.testing import (
-    Image,
-    MemoryStore,
-    Operation,
-    artifact,
-    corpus,
-    image,
-    index,
-    multi_platform,
-    nested_index,
-)
+from relocator.store import BlobMounter, Store, Untrusted
+from relocator.store.base import Referrers
+from relocator.testing import MemoryStore, Operation
 from relocator.transport import RetryPolicy
+from tests.support import Image, artifact, corpus, image, index, multi_platform, nested_index
 
 SOURCE_REPO = "team/app"
 TARGET = Repository("dst.test", "mirror/app")
@@ -175,6 +168,47 @@ async def test_what_the_destination_has_is_neither_read_nor_written() -> None:
     assert 1 == first.manifests_pushed
 
 
+# What the destination already holds of a two-platform index before the copy: its blob
+# digests and its manifests (as images).
+Held = tuple[set[Digest], list[Image]]
+HELD: dict[str, Callable[[Image], Held]] = {
+    "nothing": lambda index: (set(), []),
+    "one layer": lambda index: ({index.children[0].layers[0].digest}, []),
+    "one platform's image": lambda index: (
+        {b.digest for b in index.children[0].blobs}, [index.children[0]]
+    ),
+    "the whole index": lambda index: (
+        {b.digest for b in index.all_blobs()}, list(index.walk())
+    ),
+}
+
+
+@pytest.mark.parametrize("held", list(HELD))
+async def test_only_what_the_destination_lacks_is_read_and_written(held: str) -> None:
+    """
+    A blob the destination repository has is neither read nor uploaded; a manifest it has
+    is neither fetched from the source nor pushed, and neither are its blobs.
+    """
+    img = multi_platform("rules/skip")
+    blobs, manifests = HELD[held](img)
+    source, destination = seeded(img), MemoryStore("dst.test")
+    for blob in img.all_blobs():
+        if blob.digest in blobs:
+            destination.add_blob(TARGET.path, blob.read())
+    for node in manifests:
+        destination.add_manifest(TARGET.path, node.raw, media_type=node.media_type)
+
+    await copy(source, destination, [job(img)])
+
+    missing_blobs = {str(b.digest) for b in img.all_blobs() if b.digest not in blobs}
+    missing = {str(n.digest) for n in img.walk()} - {str(n.digest) for n in manifests}
+    assert missing_blobs == {op.target for op in destination.operations("blob_put")}
+    assert missing_blobs == {op.target for op in source.operations("blob_open")}
+    assert missing == {op.target for op in destination.operations("manifest_put")}
+    assert missing == {op.target for op in source.operations("manifest_get")}
+    assert destination.has_manifest(TARGET.path, img.digest)
+
+
 @pytest.mark.parametrize(
     ("decline", "expected"),
     [(False, ("blob_put", "blob_mount")), (True, ("blob_put", "blob_put"))],
@@ -240,29 +274,34 @@ async def test_keep_going_finishes_the_others_and_names_the_failure() -> None:
         await copy(source, strict, [job(good), job(bad)])
 
 
-async def test_an_untrusted_source_lands_no_manifest_when_any_blob_is_bad() -> None:
+@pytest.mark.parametrize(
+    ("untrusted", "blobs_first", "intact_lands"),
+    [(True, False, False), (False, True, False), (False, False, True)],
+    ids=["untrusted-source", "blobs-first-asked", "trusted-source"],
+)
+async def test_blobs_first_lands_no_manifest_when_any_blob_is_bad(
+    untrusted: bool, blobs_first: bool, intact_lands: bool
+) -> None:
     """
     A source that declares itself untrusted (a tarball) gets blobs-first from the
-    engine, whoever calls it: one corrupt blob leaves no image of the run behind, not
-    even those whose own blobs were intact. A trusted source's intact image lands.
+    engine, whoever calls it, as does a caller asking for it: one corrupt blob leaves no
+    image of the run behind, not even those whose own blobs were intact. Otherwise a
+    trusted source's intact image lands.
     """
     intact = image("rules/intact", layer_sizes=(512,))
     tampered = image("rules/tampered", layer_sizes=(256 * 1024,))
-    results: dict[bool, set[str]] = {}
-    for untrusted in (True, False):
-        source = MemoryStore("src.test", untrusted=untrusted)
-        source.add(SOURCE_REPO, intact)
-        source.add(SOURCE_REPO, tampered)
-        source.faults.corrupt.add(tampered.layers[-1].digest)
-        destination = MemoryStore("dst.test")
+    source = MemoryStore("src.test", untrusted=untrusted)
+    source.add(SOURCE_REPO, intact)
+    source.add(SOURCE_REPO, tampered)
+    source.faults.corrupt.add(tampered.layers[-1].digest)
+    destination = MemoryStore("dst.test")
 
-        with pytest.raises(IntegrityError):
-            await copy(source, destination, [job(intact), job(tampered)],
-                       retry=RetryPolicy(attempts=0))
+    with pytest.raises(IntegrityError):
+        await copy(source, destination, [job(intact), job(tampered)],
+                   retry=RetryPolicy(attempts=0), blobs_first=blobs_first)
 
-        results[untrusted] = {op.target for op in destination.operations("manifest_put")}
-    assert set() == results[True]
-    assert {str(intact.digest)} == results[False]
+    expected = {str(intact.digest)} if intact_lands else set()
+    assert expected == {op.target for op in destination.operations("manifest_put")}
 
 
 async def test_a_failing_upload_is_retried_and_counted() -> None:
@@ -288,3 +327,16 @@ def test_memory_store_manifests_parse_as_relocator_reads_them() -> None:
         assert store.has_manifest(SOURCE_REPO, node.digest)
     manifest = Manifest.parse(img.raw, content_type=img.media_type)
     assert img.digest == manifest.digest
+
+
+def test_memory_store_has_the_capabilities_the_engine_looks_for() -> None:
+    """
+    MemoryStore is a `Store` (checked by mypy here) that mounts, lists referrers and can
+    declare itself untrusted, so the engine takes the same paths on it as on a registry.
+    """
+    store: Store = MemoryStore(untrusted=True)
+
+    assert isinstance(store, BlobMounter)
+    assert isinstance(store, Referrers)
+    assert isinstance(store, Untrusted)
+    assert store.untrusted

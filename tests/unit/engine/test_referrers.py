@@ -7,8 +7,8 @@ listing against small local HTTP servers, and the index merge as a pure function
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -30,7 +30,6 @@ from relocator.engine.referrers import (
 )
 from relocator.errors import (
     ManifestError,
-    NotFound,
     RegistryError,
     RelocatorError,
     UnsafeRedirect,
@@ -38,8 +37,9 @@ from relocator.errors import (
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
 from relocator.store import RegistryStore
 from relocator.store.base import attached_to, cosign_tags, referrers_tag
-from relocator.testing import Image, ImageFactory
+from relocator.testing import MemoryStore
 from relocator.transport import HttpClient, Keychain, TransportSettings
+from tests.support import Image, ImageFactory
 
 SOURCE = Repository("source.example", "team/app")
 TARGET = Repository("target.example", "mirror/app")
@@ -50,74 +50,12 @@ def parsed(image: Image) -> Manifest:
     return Manifest.parse(image.raw, content_type=image.media_type)
 
 
-@dataclass
-class MemorySource:
-    """
-    A source (and destination) in memory: manifests by digest, what the referrers
-    listing names for a digest, cosign tags per digest; `broken` digests fail to list.
-    """
-
-    name: str = "memory"
-    manifests: dict[Digest, Manifest] = field(default_factory=dict)
-    listed: dict[Digest, list[Descriptor]] = field(default_factory=dict)
-    tagged: dict[Digest, dict[str, Digest]] = field(default_factory=dict)
-    broken: set[Digest] = field(default_factory=set)
-
-    def add(self, *images: Image) -> None:
-        for image in images:
-            for node in image.walk():
-                self.manifests[node.digest] = parsed(node)
-
-    def refer(self, subject: Image, *referrers: Image) -> None:
-        self.add(*referrers)
-        self.listed.setdefault(subject.digest, []).extend(
-            listing_descriptor(parsed(r)) for r in referrers
-        )
-
-    def sign(self, subject: Image, signature: Image, suffix: str = "sig") -> str:
-        self.add(signature)
-        tag = f"{subject.digest.tag}.{suffix}"
-        self.tagged.setdefault(subject.digest, {})[tag] = signature.digest
-        return tag
-
-    async def manifest_get(self, ref: Reference) -> Manifest:
-        manifest = self.manifests.get(ref.digest) if ref.digest else None
-        if manifest is None:
-            raise NotFound(f"no {ref}", host=self.name, status=404)
-        return manifest
-
-    async def manifest_exists(self, ref: Reference) -> Digest | None:
-        return None
-
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
-        raise NotImplementedError
-
-    async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
-        return False
-
-    def blob_open(
-        self, repo: Repository, desc: Descriptor
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        raise NotImplementedError
-
-    async def blob_put(
-        self, repo: Repository, desc: Descriptor, chunks: AsyncIterable[bytes]
-    ) -> None:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        return None
-
-    async def referrers_api(self, repo: Repository, digest: Digest) -> list[Descriptor] | None:
-        return None
-
-    async def referrers(self, repo: Repository, digest: Digest) -> list[Descriptor]:
-        if digest in self.broken:
-            raise RegistryError(f"listing referrers of {digest} failed", host="x", status=500)
-        return list(self.listed.get(digest, []))
-
-    async def attached_tags(self, repo: Repository, digest: Digest) -> dict[str, Digest]:
-        return dict(self.tagged.get(digest, {}))
+def memory_source(*images: Image) -> MemoryStore:
+    """A registry in memory holding `images` (and their subjects) in the source repository."""
+    store = MemoryStore(SOURCE.registry)
+    for image in images:
+        store.add(SOURCE.path, image)
+    return store
 
 
 def job_of(image: Image, *tags: str) -> Job:
@@ -153,13 +91,9 @@ async def test_attachments_of_an_index_and_its_images_are_found_two_levels_deep(
     sbom_signature = image_factory.artifact(subject=sbom)
     too_deep = image_factory.artifact(subject=sbom_signature)
     signature = image_factory.image()
-    source = MemorySource()
-    source.add(index)
-    source.refer(index, sbom)
-    source.refer(child, provenance)
-    source.refer(sbom, sbom_signature)
-    source.refer(sbom_signature, too_deep)
-    tag = source.sign(index, signature)
+    tag = f"{index.digest.tag}.sig"
+    source = memory_source(index, sbom, provenance, sbom_signature, too_deep)
+    source.add(SOURCE.path, signature, tag=tag)
 
     attachments = await find_referrers([job_of(index, "v1")], source)
 
@@ -184,10 +118,13 @@ async def test_a_listed_referrer_the_source_no_longer_has_is_left_out(
     """A fallback index entry whose manifest is gone is neither copied nor listed."""
     image = image_factory.image()
     kept, gone = image_factory.artifact(subject=image), image_factory.artifact(subject=image)
-    source = MemorySource()
-    source.add(image)
-    source.refer(image, kept, gone)
-    del source.manifests[gone.digest]
+    source = MemoryStore(SOURCE.registry, referrers_api=False)
+    source.add(SOURCE.path, kept)
+    fallback = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": [
+        listing_descriptor(parsed(r)).to_json() for r in (kept, gone)
+    ]}
+    source.add_manifest(SOURCE.path, json.dumps(fallback).encode(),
+                        tag=referrers_tag(image.digest))
 
     attachments = await find_referrers([job_of(image)], source)
 
@@ -204,9 +141,7 @@ async def test_for_a_tarball_each_index_becomes_an_image_tagged_sha256_hex(
     """
     image = image_factory.image()
     sbom = image_factory.artifact(subject=image)
-    source = MemorySource()
-    source.add(image)
-    source.refer(image, sbom)
+    source = memory_source(image, sbom)
 
     attachments = await find_referrers([job_of(image)], source, package=True)
 
@@ -227,9 +162,8 @@ async def test_an_image_whose_attachments_cannot_be_listed(
     """
     broken, fine = image_factory.image(), image_factory.image()
     sbom = image_factory.artifact(subject=fine)
-    source = MemorySource(broken={broken.digest})
-    source.add(broken, fine)
-    source.refer(fine, sbom)
+    source = memory_source(broken, fine, sbom)
+    source.faults.failing_referrers.add(broken.digest)
     sink = ListSink()
 
     with pytest.raises(RegistryError):
@@ -247,7 +181,7 @@ async def test_a_missing_image_is_left_for_the_planner_to_report(
     image_factory: ImageFactory,
 ) -> None:
     """An image the source does not have has nothing attached and is no listing failure."""
-    attachments = await find_referrers([job_of(image_factory.image())], MemorySource(),
+    attachments = await find_referrers([job_of(image_factory.image())], memory_source(),
                                        keep_going=True)
 
     assert ([], []) == (attachments.jobs, attachments.failures)
@@ -294,12 +228,11 @@ async def test_an_attached_image_lands_after_its_subject(image_factory: ImageFac
     for that image, which is pushed first.
     """
     image, signature = image_factory.image(), image_factory.image()
-    source = MemorySource()
-    source.add(image, signature)
+    source = memory_source(image, signature)
     sig_job = Job(source=job_of(signature).source, destination=TARGET,
                   tags=(f"{image.digest.tag}.sig",), subject=image.digest)
 
-    plan = await make_plan([sig_job, job_of(image)], source, MemorySource())
+    plan = await make_plan([sig_job, job_of(image)], source, MemoryStore(TARGET.registry))
 
     assert [(TARGET, image.digest)] == plan.manifests[(TARGET, signature.digest)].manifests
     assert [image.digest, signature.digest] == [key[1] for key in plan.manifests]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable
 
 from relocator.engine import CopyOptions, Job, copy_images
-from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
+from relocator.oci import Descriptor, Manifest, Reference, Repository, mediatypes
+from relocator.testing import MemoryStore
 
 SOURCE = Repository.parse("src.example/app")
 DESTINATION = Repository.parse("dst.example/app")
@@ -25,57 +25,35 @@ LAYERS = 7
 MAX_TASKS = 16 + 256 + IMAGES + 8
 
 
-class MemoryStore:
-    """A store in memory that records how many tasks were alive at each call."""
+class CountingStore(MemoryStore):
+    """The in-memory registry, recording how many tasks were alive at each write or check."""
 
-    name = "memory"
-
-    def __init__(self) -> None:
-        self.manifests: dict[Digest, Manifest] = {}
-        self.blobs: dict[Digest, bytes] = {}
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
         self.most_tasks = 0
 
     def _count(self) -> None:
         self.most_tasks = max(self.most_tasks, len(asyncio.all_tasks()))
 
-    async def manifest_get(self, ref: Reference) -> Manifest:
-        assert ref.digest is not None
-        return self.manifests[ref.digest]
-
-    async def manifest_exists(self, ref: Reference) -> Digest | None:
-        return ref.digest if ref.digest in self.manifests else None
-
     async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
         self._count()
-        self.manifests[manifest.digest] = manifest
+        await super().manifest_put(ref, manifest)
 
     async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
         self._count()
         await asyncio.sleep(0)
-        return desc.digest in self.blobs
-
-    @asynccontextmanager
-    async def blob_open(
-        self, repo: Repository, desc: Descriptor
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
-        async def chunks() -> AsyncIterator[bytes]:
-            yield self.blobs[desc.digest]
-
-        yield chunks()
+        return await super().blob_exists(repo, desc)
 
     async def blob_put(
         self, repo: Repository, desc: Descriptor, chunks: AsyncIterable[bytes]
     ) -> None:
         self._count()
-        self.blobs[desc.digest] = b"".join([chunk async for chunk in chunks])
-
-    async def aclose(self) -> None:
-        return None
+        await super().blob_put(repo, desc, chunks)
 
 
 def _blob(store: MemoryStore, data: bytes, media_type: str) -> dict[str, object]:
-    store.blobs[Digest.of(data)] = data
-    return {"mediaType": media_type, "digest": str(Digest.of(data)), "size": len(data)}
+    digest = store.add_blob(SOURCE.path, data)
+    return {"mediaType": media_type, "digest": str(digest), "size": len(data)}
 
 
 def _seed(store: MemoryStore) -> list[Job]:
@@ -87,9 +65,8 @@ def _seed(store: MemoryStore) -> list[Job]:
             "layers": [_blob(store, f"{n}/{i}".encode(), mediatypes.OCI_LAYER_GZIP)
                        for i in range(LAYERS)],
         }).encode()
-        manifest = Manifest.parse(raw)
-        store.manifests[manifest.digest] = manifest
-        jobs.append(Job(source=Reference.from_repo(SOURCE, digest=manifest.digest),
+        digest = store.add_manifest(SOURCE.path, raw)
+        jobs.append(Job(source=Reference.from_repo(SOURCE, digest=digest),
                         destination=DESTINATION))
     return jobs
 
@@ -99,13 +76,13 @@ async def test_tasks_alive_at_once_do_not_grow_with_the_blobs_of_a_plan() -> Non
     Copying 2,400 blobs and 300 manifests never has more tasks alive than the workers
     and one per image, and every blob and manifest still lands.
     """
-    source, destination = MemoryStore(), MemoryStore()
+    source, destination = CountingStore("src.example"), CountingStore("dst.example")
     jobs = _seed(source)
 
     report = await copy_images(jobs, source=source, destination=destination,
                                options=CopyOptions())
 
     assert IMAGES * (LAYERS + 1) == report.blobs_copied
-    assert source.blobs == destination.blobs
-    assert set(source.manifests) == set(destination.manifests)
+    assert source.blobs(SOURCE.path) == destination.blobs(DESTINATION.path)
+    assert set(source.manifests(SOURCE.path)) == set(destination.manifests(DESTINATION.path))
     assert destination.most_tasks <= MAX_TASKS, destination.most_tasks

@@ -1,26 +1,24 @@
 """
-Helpers for the tarball tests: an in-memory source store and a way to package images.
+Helpers for the tarball tests: an in-memory source and a way to package images.
 
-`MemoryStore` serves `relocator.testing` image trees the way a registry would (manifests
-verified by digest, blobs streamed in 1 MiB chunks) and counts the bytes it serves, so a
-test can tell what a run fetched.
+`memory_source` puts `tests.support` image trees into a `MemoryStore` where the jobs read
+them from; its `served` counts the bytes it served, so a test can tell what a run
+fetched.
 """
 
 from __future__ import annotations
 
 import io
 import tarfile
-from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 from relocator.engine import CopyOptions, Job, Report, copy_images
-from relocator.errors import NotFound
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
-from relocator.store import Contents, ImageEntry, VerifiedBody
+from relocator.store import Contents, ImageEntry
 from relocator.store.tarball import Format, TarballImage, TarballWriter
-from relocator.testing import Blob, Image
+from relocator.testing import MemoryStore
+from tests.support import Image
 
 #: Tarballs written by other tools, by hand (tests/data/tarballs/README.md).
 FIXTURES = Path(__file__).parents[2] / "data" / "tarballs"
@@ -28,72 +26,26 @@ FIXTURES = Path(__file__).parents[2] / "data" / "tarballs"
 SOURCE_REGISTRY = "registry.test"
 
 
-class MemoryStore:
-    """A read-only source store holding `Image` trees (any repository serves any digest)."""
-
-    def __init__(self, images: Iterable[Image] = ()) -> None:
-        self.name = "memory"
-        self._manifests: dict[Digest, Image] = {}
-        self._blobs: dict[Digest, Blob] = {}
-        #: Bytes served per blob digest.
-        self.served: Counter[Digest] = Counter()
-        #: Blob digests whose bytes are served corrupted (same length, last byte flipped).
-        self.corrupt: set[Digest] = set()
-        for image in images:
-            self.add(image)
-
-    def add(self, image: Image) -> None:
-        """Make `image` and everything below it available."""
-        for node in image.walk():
-            self._manifests[node.digest] = node
-            for blob in node.blobs:
-                self._blobs[blob.digest] = blob
-
-    async def manifest_get(self, ref: Reference) -> Manifest:
-        node = self._manifests.get(ref.digest) if ref.digest else None
-        if node is None:
-            raise NotFound(f"no manifest {ref}", host=self.name, status=404)
-        return Manifest.parse(node.raw, content_type=node.media_type, digest=node.digest)
-
-    async def manifest_exists(self, ref: Reference) -> Digest | None:
-        return ref.digest if ref.digest in self._manifests else None
-
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
-        raise NotImplementedError
-
-    async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
-        return desc.digest in self._blobs
-
-    @asynccontextmanager
-    async def blob_open(
-        self, repo: Repository, desc: Descriptor
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
-        blob = self._blobs.get(desc.digest)
-        if blob is None:
-            raise NotFound(f"no blob {desc.digest}", host=self.name, status=404)
-        yield self._chunks(blob)
-
-    async def _chunks(self, blob: Blob) -> AsyncIterator[bytes]:
-        chunks = list(blob.chunks())
-        if blob.digest in self.corrupt and chunks:
-            last = chunks[-1]
-            chunks[-1] = last[:-1] + bytes([last[-1] ^ 0xFF])
-        for chunk in chunks:
-            self.served[blob.digest] += len(chunk)
-            yield chunk
-
-    async def blob_put(
-        self, repo: Repository, desc: Descriptor, chunks: AsyncIterable[bytes]
-    ) -> None:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        return None
-
-
 def source_ref(image: Image, repository: str = "team/app", tag: str | None = None) -> Reference:
     """Where `image` pretends to come from: `registry.test/<repository>[:tag]@<digest>`."""
     return Reference(SOURCE_REGISTRY, repository, tag, image.digest)
+
+
+def memory_source(
+    images: Sequence[Image],
+    *,
+    jobs: Sequence[Job] | None = None,
+    store: MemoryStore | None = None,
+) -> MemoryStore:
+    """
+    A registry in memory (`store`, or a new one) holding each image in the repository its
+    job reads it from: `jobs`, or `jobs_for(images)`.
+    """
+    store = store if store is not None else MemoryStore(SOURCE_REGISTRY)
+    by_digest = {image.digest: image for image in images}
+    for job in jobs if jobs is not None else jobs_for(images):
+        store.add(job.source.repository, by_digest[job.digest])
+    return store
 
 
 def jobs_for(images: Sequence[Image], *, tags: Sequence[str] = ()) -> list[Job]:
@@ -119,61 +71,18 @@ async def package(
     options: CopyOptions | None = None,
 ) -> Report:
     """Package `images` into `path` through the engine, as `relocator pkg` does."""
-    source = source or MemoryStore(images)
+    jobs = jobs if jobs is not None else jobs_for(images)
+    source = source or memory_source(images, jobs=jobs)
     writer = TarballWriter(path, format=format, resume=resume)
     try:
         return await copy_images(
-            jobs if jobs is not None else jobs_for(images),
+            jobs,
             source=source,
             destination=writer,
             options=options,
         )
     finally:
         await writer.aclose()
-
-
-class SinkStore:
-    """A destination store keeping what it receives (blobs verified as they stream)."""
-
-    def __init__(self) -> None:
-        self.name = "sink"
-        self.manifests: dict[Digest, bytes] = {}
-        self.tags: dict[tuple[Repository, str], Digest] = {}
-        self.blobs: dict[Digest, bytes] = {}
-
-    async def manifest_get(self, ref: Reference) -> Manifest:
-        digest = await self.manifest_exists(ref)
-        if digest is None:
-            raise NotFound(f"no manifest {ref}", host=self.name, status=404)
-        return Manifest.parse(self.manifests[digest], digest=digest)
-
-    async def manifest_exists(self, ref: Reference) -> Digest | None:
-        if ref.digest is not None:
-            return ref.digest if ref.digest in self.manifests else None
-        return self.tags.get((ref.repo, ref.tag or "latest"))
-
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
-        self.manifests[manifest.digest] = manifest.raw
-        if ref.tag is not None:
-            self.tags[(ref.repo, ref.tag)] = manifest.digest
-
-    async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
-        return desc.digest in self.blobs
-
-    def blob_open(
-        self, repo: Repository, desc: Descriptor
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        raise NotImplementedError
-
-    async def blob_put(
-        self, repo: Repository, desc: Descriptor, chunks: AsyncIterable[bytes]
-    ) -> None:
-        body = VerifiedBody(desc, chunks)
-        data = b"".join([chunk async for chunk in body])
-        self.blobs[desc.digest] = data
-
-    async def aclose(self) -> None:
-        return None
 
 
 def contents_of(images: Sequence[Image], *, repository: str = "team/app") -> Contents:

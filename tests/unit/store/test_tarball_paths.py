@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,8 +21,9 @@ from relocator.engine import copy_images
 from relocator.errors import DigestMismatch, InputError
 from relocator.oci import Descriptor, Repository
 from relocator.store.tarball import TarballWriter, journal_path, temporary_path
-from relocator.testing import Image, image
-from tests.unit.store.tarball_support import MemoryStore, jobs_for, package
+from relocator.testing import MemoryStore
+from tests.support import Image, image
+from tests.unit.store.tarball_support import SOURCE_REGISTRY, jobs_for, memory_source, package
 from tests.unit.store.test_tarball_resume import ONE_AT_A_TIME
 
 PRECIOUS = b"precious\n"
@@ -31,8 +32,9 @@ PRECIOUS = b"precious\n"
 class TrappedStore(MemoryStore):
     """A source that runs `trap` once, when the first blob is read (mid-run)."""
 
-    def __init__(self, images: Iterable[Image], trap: Callable[[], None]) -> None:
-        super().__init__(images)
+    def __init__(self, images: Sequence[Image], trap: Callable[[], None]) -> None:
+        super().__init__(SOURCE_REGISTRY)
+        memory_source(images, store=self)
         self._trap: Callable[[], None] | None = trap
 
     @asynccontextmanager
@@ -82,7 +84,7 @@ async def test_the_temporary_file_is_never_opened_through_what_was_planted(
         os.mkfifo(temp)
 
     with pytest.raises(InputError) as caught:
-        await _run(writer, [app], MemoryStore([app]))
+        await _run(writer, [app], memory_source([app]))
 
     assert str(caught.value).startswith(f"{temp}: ")
     assert PRECIOUS == victim.read_bytes()
@@ -96,8 +98,8 @@ async def test_a_resumed_run_does_not_follow_a_symlinked_journal(tmp_path: Path)
     """
     app = image("tp/resume", layer_sizes=(6000, 5000, 100))
     out = tmp_path / "out.tar"
-    source = MemoryStore([app])
-    source.corrupt.add(app.layers[-1].digest)
+    source = memory_source([app])
+    source.faults.corrupt.add(app.layers[-1].digest)
     with pytest.raises(DigestMismatch):
         await package(out, [app], source=source, options=ONE_AT_A_TIME)
     journal = journal_path(out)
@@ -109,7 +111,7 @@ async def test_a_resumed_run_does_not_follow_a_symlinked_journal(tmp_path: Path)
     journal.symlink_to(victim)
 
     with pytest.raises(InputError) as caught:
-        await _run(writer, [app], MemoryStore([app]))
+        await _run(writer, [app], memory_source([app]))
 
     assert f"{journal}: is a symbolic link, not a file relocator left; remove it" == str(
         caught.value

@@ -15,11 +15,11 @@ from relocator.engine import copy_images
 from relocator.errors import NotFound, TarError
 from relocator.oci import Descriptor, Digest, Reference, Repository, mediatypes
 from relocator.store.tarball import TarballReader
-from relocator.testing import Blob, Image, artifact, image, multi_platform, nested_index
+from relocator.testing import MemoryStore
+from tests.support import Blob, Image, artifact, image, multi_platform, nested_index
 from tests.unit.store.tarball_support import (
     FIXTURES,
     SOURCE_REGISTRY,
-    SinkStore,
     chunks_of,
     fixture_tar,
     jobs_for,
@@ -52,12 +52,23 @@ def shapes() -> list[Image]:
     ]
 
 
-def _assert_landed(sink: SinkStore, images: list[Image]) -> None:
+def _sink() -> MemoryStore:
+    """The destination of an import: a registry in memory (`jobs_from` names `dst.test/app`)."""
+    return MemoryStore("dst.test")
+
+
+def _manifests(sink: MemoryStore) -> dict[Digest, bytes]:
+    """The manifests that landed, by digest: their exact bytes."""
+    return {digest: manifest.raw for digest, manifest in sink.manifests("app").items()}
+
+
+def _assert_landed(sink: MemoryStore, images: list[Image]) -> None:
+    manifests, blobs = _manifests(sink), sink.blobs("app")
     for img in images:
         for node in img.walk():
-            assert node.raw == sink.manifests[node.digest]
+            assert node.raw == manifests[node.digest]
         for blob in img.all_blobs():
-            assert blob.read() == sink.blobs[blob.digest]
+            assert blob.read() == blobs[blob.digest]
 
 
 @pytest.mark.parametrize("fmt", ["oci", "kbld"])
@@ -69,7 +80,7 @@ async def test_round_trip_keeps_every_byte(tmp_path: Path, shapes: list[Image], 
     """
     out = tmp_path / "out.tar"
     await package(out, shapes, format=fmt)
-    sink = SinkStore()
+    sink = _sink()
 
     async with TarballReader(out) as reader:
         assert fmt == reader.flavour
@@ -208,7 +219,7 @@ async def test_reads_a_skopeo_oci_archive(tmp_path: Path) -> None:
     """
     img = multi_platform("r/skopeo")
     path = _skopeo_style(tmp_path / "skopeo.tar", img)
-    sink = SinkStore()
+    sink = _sink()
 
     async with TarballReader(path) as reader:
         [entry] = reader.images()
@@ -226,7 +237,7 @@ async def test_reads_kbld_and_imgpkg_tarballs(tmp_path: Path, flavour: str) -> N
     importable; the foreign layer, never stored, is left out of the import.
     """
     path = fixture_tar(FIXTURES / flavour, tmp_path / f"{flavour}.tar")
-    sink = SinkStore()
+    sink = _sink()
 
     async with TarballReader(path) as reader:
         images = {i.digest: i for i in reader.images()}
@@ -235,10 +246,10 @@ async def test_reads_kbld_and_imgpkg_tarballs(tmp_path: Path, flavour: str) -> N
     assert {APP, MULTI} == set(images)
     assert Reference("index.docker.io", "library/app", None, APP) == images[APP].reference
     assert mediatypes.DOCKER_MANIFEST_LIST == images[MULTI].media_type
-    assert LAYERS == {d for d in sink.blobs if d not in _configs(sink)}
-    assert FOREIGN not in sink.blobs
-    assert 4 == len(sink.manifests)  # the image, the index and its two images
-    for digest, raw in sink.manifests.items():
+    assert LAYERS == {d for d in sink.blobs("app") if d not in _configs(sink)}
+    assert FOREIGN not in sink.blobs("app")
+    assert 4 == len(_manifests(sink))  # the image, the index and its two images
+    for digest, raw in _manifests(sink).items():
         digest.verify(raw)
     if flavour == "imgpkg":
         assert (("1.0",), "app:1.0") == (images[APP].tags, images[APP].name)
@@ -246,9 +257,9 @@ async def test_reads_kbld_and_imgpkg_tarballs(tmp_path: Path, flavour: str) -> N
         assert ("v2",) == images[MULTI].tags
 
 
-def _configs(sink: SinkStore) -> set[Digest]:
+def _configs(sink: MemoryStore) -> set[Digest]:
     configs = set()
-    for raw in sink.manifests.values():
+    for raw in _manifests(sink).values():
         doc = json.loads(raw)
         if "config" in doc:
             configs.add(Digest.parse(doc["config"]["digest"]))

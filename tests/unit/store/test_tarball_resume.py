@@ -16,9 +16,9 @@ from relocator.engine import CopyOptions
 from relocator.errors import DigestMismatch
 from relocator.oci import Digest
 from relocator.store.tarball import journal_path, temporary_path
-from relocator.testing import Image, image
 from relocator.transport import RetryPolicy
-from tests.unit.store.tarball_support import MemoryStore, files_in, package
+from tests.support import Image, image
+from tests.unit.store.tarball_support import files_in, memory_source, package
 
 ONE_AT_A_TIME = CopyOptions(max_blobs_in_flight=1, retry=RetryPolicy(attempts=0))
 
@@ -32,9 +32,9 @@ async def _interrupted(out: Path, images: list[Image], fmt: Any = "oci") -> Imag
     A run that fails on the smallest layer of the first image: blobs go one at a time,
     largest first, so every other blob has landed by then. Returns that image.
     """
-    source = MemoryStore(images)
+    source = memory_source(images)
     failing = images[0]
-    source.corrupt.add(failing.layers[-1].digest)
+    source.faults.corrupt.add(failing.layers[-1].digest)
     with pytest.raises(DigestMismatch):
         await package(out, images, source=source, format=fmt, options=ONE_AT_A_TIME)
     return failing
@@ -71,7 +71,7 @@ async def test_resume_reuses_verified_blobs_and_refetches_a_damaged_one(tmp_path
     with temporary_path(out).open("r+b") as file:
         file.seek(offset + 10)
         file.write(b"\xff")
-    source = MemoryStore([app])
+    source = memory_source([app])
 
     report = await package(out, [app], source=source, resume=True)
 
@@ -91,7 +91,7 @@ async def test_resume_after_the_images_changed_copies_what_it_can(tmp_path: Path
     app, extra = _app("rs/changed"), _app("rs/extra")
     out = tmp_path / "out.tar"
     await _interrupted(out, [app])
-    source = MemoryStore([app, extra])
+    source = memory_source([app, extra])
 
     await package(out, [app, extra], source=source, resume=True)
 
@@ -105,7 +105,7 @@ async def test_without_resume_a_leftover_is_replaced(tmp_path: Path) -> None:
     app = _app("rs/fresh")
     out = tmp_path / "out.tar"
     await _interrupted(out, [app])
-    source = MemoryStore([app])
+    source = memory_source([app])
 
     await package(out, [app], source=source)
 
@@ -120,7 +120,7 @@ async def test_a_torn_journal_line_is_ignored(tmp_path: Path) -> None:
     await _interrupted(out, [app])
     with journal_path(out).open("ab") as file:
         file.write(b'{"digest":"sha256:00')
-    source = MemoryStore([app])
+    source = memory_source([app])
 
     await package(out, [app], source=source, resume=True)
 
@@ -136,7 +136,7 @@ async def test_resume_in_kbld_format_refetches_only_configs_and_missing_layers(
     app = _app("rs/kbld")
     out = tmp_path / "out.tar"
     await _interrupted(out, [app], fmt="kbld")
-    source = MemoryStore([app])
+    source = memory_source([app])
 
     await package(out, [app], source=source, resume=True, format="kbld")
 
@@ -150,7 +150,7 @@ async def test_a_leftover_of_another_format_is_not_reused(tmp_path: Path) -> Non
     app = _app("rs/format")
     out = tmp_path / "out.tar"
     await _interrupted(out, [app])
-    source = MemoryStore([app])
+    source = memory_source([app])
 
     await package(out, [app], source=source, resume=True, format="kbld")
 
@@ -161,7 +161,7 @@ async def test_resume_without_a_leftover_fetches_everything(tmp_path: Path) -> N
     """Resuming when nothing was left behind is an ordinary run."""
     app = _app("rs/none")
     out = tmp_path / "out.tar"
-    source = MemoryStore([app])
+    source = memory_source([app])
 
     await package(out, [app], source=source, resume=True)
 
@@ -177,7 +177,7 @@ async def test_resume_reuses_the_blobs_of_the_tarball_already_there(tmp_path: Pa
     app, extra = _app("rs/donor"), _app("rs/donor-extra")
     out = tmp_path / "out.tar"
     await package(out, [app])
-    source = MemoryStore([app, extra])
+    source = memory_source([app, extra])
 
     await package(out, [app, extra], source=source, resume=True)
 
@@ -192,8 +192,8 @@ async def test_a_failed_resume_leaves_the_finished_tarball_as_it_was(tmp_path: P
     out = tmp_path / "out.tar"
     await package(out, [app])
     before = out.read_bytes()
-    source = MemoryStore([app, extra])
-    source.corrupt.add(extra.layers[-1].digest)
+    source = memory_source([app, extra])
+    source.faults.corrupt.add(extra.layers[-1].digest)
 
     with pytest.raises(DigestMismatch):
         await package(out, [app, extra], source=source, resume=True, options=ONE_AT_A_TIME)
@@ -209,7 +209,7 @@ async def test_a_kbld_tarball_at_the_target_gives_its_layers_to_an_oci_run(
     app = _app("rs/cross")
     out = tmp_path / "out.tar"
     await package(out, [app], format="kbld")
-    source = MemoryStore([app])
+    source = memory_source([app])
 
     await package(out, [app], source=source, resume=True)
 

@@ -19,7 +19,7 @@ from relocator.errors import IntegrityError, LimitExceeded, RelocatorError, TarE
 from relocator.oci import Descriptor, Repository
 from relocator.store.tarball import MemberDigestMismatch, TarballReader
 from relocator.store.tarball import scan as scan_module
-from relocator.testing import Image, image, multi_platform
+from tests.support import Image, image, multi_platform
 from tests.unit.store.tarball_support import FIXTURES, fixture_tar, write_tar
 
 MiB = 1024 * 1024

@@ -23,7 +23,8 @@ from relocator.store.tarball import (
     kbldformat,
     temporary_path,
 )
-from relocator.testing import (
+from relocator.transport import RetryPolicy
+from tests.support import (
     Blob,
     Image,
     artifact,
@@ -33,13 +34,12 @@ from relocator.testing import (
     nested_index,
     with_empty_layer,
 )
-from relocator.transport import RetryPolicy
 from tests.unit.store.tarball_support import (
     SOURCE_REGISTRY,
-    MemoryStore,
     chunks_of,
     contents_of,
     files_in,
+    memory_source,
     package,
     source_ref,
     tar_member,
@@ -286,8 +286,8 @@ async def test_a_failed_run_leaves_the_target_untouched_and_keeps_finished_blobs
     img = image("w/fail", layer_sizes=(5000, 6000, 100))
     out = tmp_path / "out.tar"
     out.write_bytes(b"an earlier tarball")
-    source = MemoryStore([img])
-    source.corrupt.add(img.layers[-1].digest)  # the smallest blob: it goes last
+    source = memory_source([img])
+    source.faults.corrupt.add(img.layers[-1].digest)  # the smallest blob: it goes last
 
     with pytest.raises(DigestMismatch):
         await package(out, [img], source=source,
@@ -302,8 +302,8 @@ async def test_a_failed_run_that_finished_no_blob_leaves_nothing_behind(tmp_path
     """A run that fails before any blob is complete removes its temporary file."""
     img = image("w/fail-early", layer_sizes=(5000, 100))
     out = tmp_path / "out.tar"
-    source = MemoryStore([img])
-    source.corrupt.add(img.layers[0].digest)  # the largest blob: it goes first
+    source = memory_source([img])
+    source.faults.corrupt.add(img.layers[0].digest)  # the largest blob: it goes first
 
     with pytest.raises(DigestMismatch):
         await package(out, [img], source=source,

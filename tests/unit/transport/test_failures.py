@@ -22,8 +22,8 @@ import aiohttp
 import pytest
 
 from relocator.errors import RelocatorError, TransportError
-from relocator.testing.registry import TLSFiles
 from relocator.transport import HttpClient, Keychain, RetryPolicy, TransportSettings
+from tests.support.registry import TLSFiles
 
 FAST = RetryPolicy(attempts=0, initial=0.001, max_delay=0.001, jitter=0.0)
 # Go's net/http answer to a plain-http request on a TLS port, byte for byte.

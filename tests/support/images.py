@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from relocator.oci import Descriptor, Digest, mediatypes
 
 if TYPE_CHECKING:
-    from relocator.testing.client import RegistryClient
-    from relocator.testing.registry import Registry
+    from tests.support.client import RegistryClient
+    from tests.support.registry import Registry
 
 Kind = Literal["oci", "docker"]
 Seed = int | str

@@ -12,7 +12,7 @@ Facts about distribution 2.8.2 (Debian's `docker-registry`) these helpers rely o
 - htpasswd auth works over plain http (2.8.2 only warns in its docs); only bcrypt hashes
   are accepted.
 - Token auth verifies the JWT's `x5c` chain against `rootcertbundle` (see
-  `relocator.testing.tokenserver`).
+  `tests.support.tokenserver`).
 - No `storage.cache` is configured, so the registry reads the filesystem on every
   request; `Registry.wipe` still restarts the process so nothing survives in memory.
 """
@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from relocator.testing.client import RegistryClient
+from tests.support.client import RegistryClient
 
 if TYPE_CHECKING:
-    from relocator.testing.tokenserver import TokenServer
+    from tests.support.tokenserver import TokenServer
 
 #: Environment variable naming the registry binary when it is not on PATH.
 BINARY_ENV = "RELOCATOR_TEST_REGISTRY_BINARY"
@@ -375,7 +375,7 @@ class Registry:
         self, *, username: str | None = None, password: str | None = None, anonymous: bool = False
     ) -> RegistryClient:
         """
-        An independent HTTP client for this registry (see `relocator.testing.client`).
+        An independent HTTP client for this registry (see `tests.support.client`).
 
         Args:
             username: Overrides the registry's default user (e.g. a pull-only user).

@@ -16,7 +16,7 @@ tests and the in-process CLI (which runs its own loop) can all use it:
         ... relocate from proxy.host ...
         assert 2 == len(proxy.requests(method="GET", path=r"/blobs/"))
 
-Like the rest of `relocator.testing`, it never imports relocator's transport, stores,
+Like the rest of `tests.support`, it never imports relocator's transport, stores,
 engine or CLI: it is what judges them.
 """
 
@@ -40,7 +40,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 if TYPE_CHECKING:
-    from relocator.testing.registry import TLSFiles
+    from tests.support.registry import TLSFiles
 
 # Bodies are relayed 64 KiB at a time: small enough that "cut after N bytes" and
 # pacing land close to where they are asked, big enough to move a 2 GiB layer quickly.
@@ -692,7 +692,7 @@ class FaultProxy:
         exchange: _Exchange,
     ) -> web.StreamResponse:
         session = self._session
-        assert session is not None  # noqa: S101 - set before serving starts
+        assert session is not None
         async with session.request(
             method, self.upstream + target, headers=headers, data=body, allow_redirects=False
         ) as upstream:
@@ -826,7 +826,7 @@ class FaultProxy:
 
     async def _stall(self, seconds: float | None) -> None:
         release = self._release
-        assert release is not None  # noqa: S101 - set before serving starts
+        assert release is not None
         with self._lock:
             self._stalled += 1
             self._stalls += 1

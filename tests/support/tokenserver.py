@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 if TYPE_CHECKING:
-    from relocator.testing.registry import TLSFiles
+    from tests.support.registry import TLSFiles
 
 #: What the registry and the token server call each other (`service`, `issuer`).
 DEFAULT_SERVICE = "relocator-test-registry"

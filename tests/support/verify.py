@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from relocator.oci import Digest
-from relocator.testing.client import RegistryClient
+from tests.support.client import RegistryClient
 
 if TYPE_CHECKING:
-    from relocator.testing.images import Image
-    from relocator.testing.registry import Registry
+    from tests.support.images import Image
+    from tests.support.registry import Registry
 
 _INDEX_TYPES = frozenset(
     {
