@@ -241,35 +241,20 @@ class Output:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """
-        Show progress while the block runs: the live display, periodic lines, or JSON
-        lines written in batches. If the block fails, the report (`--json`, `--report`)
-        is still written, with what finished and the error, and the error propagates
-        unchanged (not wrapped in an exception group).
+        Show progress while the block runs, as between a run's `TransferStarted` and
+        `TransferEnded` (for callers that drive the display without a run: tests, the
+        progress capture). If the block fails, the report (`--json`, `--report`) is
+        still written, with what finished and the error, and the error propagates
+        unchanged.
         """
-        failure: Exception | None = None
-        async with anyio.create_task_group() as tg:
-            if self._rich is not None:
-                self._rich.start()
-            elif self._json is not None:
-                self._json.buffering = True
-                tg.start_soon(self._flush_json, self._json)
-            elif self._plain is not None and self._periodic:
-                tg.start_soon(self._plain.tick)
+        async with self.showing():
+            self.emit(TransferStarted())
             try:
                 yield
-            except Exception as exc:  # noqa: BLE001 - re-raised below
-                # Outside the task group, so that it is not wrapped in a group.
-                failure = exc
-            except BaseException as exc:  # cancelled, Ctrl-C
-                self._stop()
-                self._failed(exc, ())
+            except BaseException as exc:
+                self.emit(TransferEnded(exc, ()))
                 raise
-            finally:
-                self._stop()
-                tg.cancel_scope.cancel()
-        if failure is not None:
-            self._failed(failure, ())
-            raise failure
+            self.emit(TransferEnded(None, ()))
 
     def _stop(self) -> None:
         self._ticking = False
