@@ -31,7 +31,7 @@ from relocator.config.semver import Version, parse_version
 from relocator.engine import ImageFailure, Job, first_error
 from relocator.engine.events import ImageFailed, Notice
 from relocator.engine.resolve import Resolution, resolve_all
-from relocator.errors import InputError, PartialFailure, RelocatorError
+from relocator.errors import InputError, RelocatorError
 from relocator.oci import Digest, Reference, Repository, shown
 from relocator.store import RegistryStore
 
@@ -39,7 +39,7 @@ from .inputs import InputImage
 from .mirrorcheck import Check, check_jobs
 from .registries import mirror_settings, registry_store
 from .requests import MirrorRequest
-from .result import Result
+from .result import Incomplete, Result
 from .session import Session
 from .targets import Target, select_platforms
 from .text import count as _count
@@ -82,10 +82,11 @@ async def mirror(request: MirrorRequest, session: Session) -> Result:
         )
     if moved.report is None and failed.failures:
         # A dry run stops before the engine's report; the failed sources still count.
-        raise PartialFailure(
+        raise Incomplete(
             f"{len(failed.failures)} of {_count(len(config.sources), 'source')} failed; the "
             "plan above is of the others",
             hint="see the failed sources above",
+            result=Result(plan=moved.plan, hosts=session.hosts()),
         )
     return Result(report=moved.report, plan=moved.plan, hosts=session.hosts())
 

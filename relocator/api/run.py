@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from relocator.engine.events import ProgressSink
 from relocator.errors import InputError
+from relocator.oci import Platform
 from relocator.outfiles import check_output
 
 from .copy import copy
@@ -15,7 +16,6 @@ from .pkg import check_pkg, pkg
 from .relocate import relocate
 from .requests import (
     CopyRequest,
-    LockFiles,
     MirrorRequest,
     PkgRequest,
     RelocateRequest,
@@ -26,6 +26,7 @@ from .requests import (
 from .resolve import resolve
 from .result import Result
 from .session import Session
+from .targets import Destinations, parse_platforms
 from .unpkg import unpkg
 
 
@@ -60,18 +61,23 @@ async def run(request: Request, *, sink: ProgressSink | None = None) -> Result:
 def check(request: Request) -> None:
     """
     Refuse, before anything is read or fetched, what the request cannot do: a run must
-    not spend an hour moving images only to fail at the last write.
+    not spend an hour moving images only to fail at the last write, nor on a typo in a
+    template or a platform.
 
     Raises:
         InputError: The first problem, naming its culprit.
     """
     if isinstance(request, PkgRequest):
         check_output(request.output, flag="--output")
-    locks = getattr(request, "locks", None)
-    if isinstance(locks, LockFiles):
-        if locks.kbld:
-            check_output(locks.kbld, flag="--lock-output")
-        if locks.imgpkg:
-            check_output(locks.imgpkg, flag="--imgpkg-lock-output")
-    if isinstance(request, PkgRequest):
         check_pkg(request)
+    if isinstance(request, ResolveRequest | RelocateRequest | UnpkgRequest):
+        if request.locks.kbld:
+            check_output(request.locks.kbld, flag="--lock-output")
+        if request.locks.imgpkg:
+            check_output(request.locks.imgpkg, flag="--imgpkg-lock-output")
+    if isinstance(request, RelocateRequest | UnpkgRequest):
+        Destinations.of_request(request.repository, request.repository_template)
+    if isinstance(request, RelocateRequest | CopyRequest):
+        parse_platforms(request.platforms)
+    if isinstance(request, ResolveRequest) and request.platform:
+        Platform.parse(request.platform)

@@ -143,8 +143,10 @@ async def test_a_tampered_tarball_imported_through_the_api_leaves_nothing_behind
 
 async def test_a_request_is_refused_before_anything_is_contacted(tmp_path: Path) -> None:
     """
-    A Python caller gets the command line's refusals: an output path that must not be
-    replaced (here a directory), and referrers with a format that records no tags.
+    A Python caller gets the command line's refusals, before any input is read: an
+    output path that must not be replaced (here a directory), referrers with a format
+    that records no tags, a template with an unknown field, a platform that does not
+    parse.
     """
     (tmp_path / "out.tar").mkdir()
     files = [_images_file(tmp_path / "images.yml", ["unreachable.invalid/a@sha256:" + "0" * 64])]
@@ -154,6 +156,12 @@ async def test_a_request_is_refused_before_anything_is_contacted(tmp_path: Path)
     with pytest.raises(InputError, match="needs --format oci"):
         await run(PkgRequest(files=files, output=str(tmp_path / "x.tar"), format="kbld",
                              transfer=Transfer(include_referrers=True)))
+    unread = [str(tmp_path / "no-such-file.yml")]
+    with pytest.raises(InputError, match="--repository-template 'r.example/[{]bogus[}]'"):
+        await run(RelocateRequest(files=unread, repository_template="r.example/{bogus}"))
+    with pytest.raises(InputError, match="platform"):
+        await run(RelocateRequest(files=unread, repository="r.example/a",
+                                  platforms=["linux/"]))
 
 
 async def test_keep_going_with_a_failed_image_raises_incomplete_with_the_report(
