@@ -157,7 +157,7 @@ async def test_a_request_is_refused_before_anything_is_contacted(tmp_path: Path)
         await run(PkgRequest(files=files, output=str(tmp_path / "x.tar"), format="kbld",
                              transfer=Transfer(include_referrers=True)))
     unread = [str(tmp_path / "no-such-file.yml")]
-    with pytest.raises(InputError, match="--repository-template 'r.example/[{]bogus[}]'"):
+    with pytest.raises(InputError, match=re.escape("--repository-template 'r.example/{bogus}'")):
         await run(RelocateRequest(files=unread, repository_template="r.example/{bogus}"))
     with pytest.raises(InputError, match="platform"):
         await run(RelocateRequest(files=unread, repository="r.example/a",
