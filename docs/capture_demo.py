@@ -19,8 +19,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import capture_progress  # noqa: E402
-from capture_progress import final_screen, run_on_terminal  # noqa: E402
+import capture_progress
+from capture_progress import final_screen, run_on_terminal
 
 CAPTURE = HERE / "demo-capture.txt"
 

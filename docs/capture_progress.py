@@ -77,6 +77,7 @@ async def scripted_run(argv: list[str]) -> None:
     """Drive `Output` through a three-image relocation, then print YAML on stdout."""
     import anyio
 
+    from relocator.cli.options import Display
     from relocator.cli.output import Output
     from relocator.engine import ImageResult, Report
     from relocator.engine import events as ev
@@ -96,7 +97,9 @@ async def scripted_run(argv: list[str]) -> None:
 
     clock = SimulatedClock()
     start = clock.now
-    out = Output(args, "relocate", clock=clock)
+    display = Display(progress=args.progress, json=args.json, report=args.report,
+                      quiet=args.quiet)
+    out = Output(display, "relocate", clock=clock)
     source, destination = "registry.example.com/team", "mirror.example.org/apps/all"
     names = ("app", "db", "cache")
     images = {

@@ -25,13 +25,17 @@ from typing import Any, Literal, TextIO
 import anyio
 
 from relocator import __version__
-from relocator.engine import ImageFailure, ImageResult, Report
-from relocator.engine import events as ev
+from relocator.api import events as ev
+from relocator.api.display import (
+    HostState,
+    ImageFailure,
+    ImageResult,
+    Reference,
+    Report,
+    write_atomically,
+)
 from relocator.errors import InputError, RelocatorError, tidy
-from relocator.oci import Reference
-from relocator.outfiles import write_atomically
 from relocator.redaction import scrub
-from relocator.transport import HostState
 
 from .plain import Clock, ProgressState
 

@@ -9,11 +9,8 @@ code; a traceback appears only with `--debug`. Whatever is printed passes throug
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
-import io
-import json
 import logging
 import os
 import signal
@@ -41,10 +38,11 @@ from relocator.errors import (
     UnsafeRedirect,
     tidy,
 )
-from relocator.outfiles import check_output
 
-from . import early, registryenv, typos
-from .parser import build_parser, parse_duration
+from . import early
+from .arguments import Invocation, read, write_json_error
+from .options import Display
+from .parser import build_parser
 from .scrubbed import scrubbed_output
 
 #: Exit codes, documented in docs/cli.md. Ordered from the most specific class.
@@ -100,41 +98,33 @@ def run(argv: list[str]) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    parser = build_parser()
-    if "--json" in argv:
-        parsed = _parse_json(parser, argv)
-        if isinstance(parsed, int):
-            return parsed
-        args = parsed
-    else:
-        args = parser.parse_args(typos.check(parser, argv))
-    try:
-        registryenv.apply(args, os.environ)
-    except InputError as exc:
-        _report(exc, args)
-        return exit_code(exc)
-    if args.command is None:
-        parser.print_help(sys.stderr)
+    invocation = read(argv)
+    if isinstance(invocation, int):
+        return invocation
+    if invocation.error is not None:
+        _report(invocation.error, invocation.display)
+        return exit_code(invocation.error)
+    if invocation.command is None:
+        build_parser().print_help(sys.stderr)
         return EXIT_USAGE
-    if args.command == "version":
+    if invocation.command == "version":
         sys.stdout.write(f"relocator {__version__}\n")
         return 0
-    with _debug_logging(bool(getattr(args, "debug", False))):
-        return _execute(args)
+    with _debug_logging(invocation.display.debug):
+        return _execute(invocation)
 
 
-def _execute(args: argparse.Namespace) -> int:
-    """Run the parsed command; every exception becomes one line (or event) and a code."""
-    debug = bool(getattr(args, "debug", False))
+def _execute(invocation: Invocation) -> int:
+    """Run the command; every exception becomes one line (or event) and a code."""
+    display = invocation.display
     try:
         try:
             # Until the event loop runs, the process's handlers apply (`early` for the
             # entry points); inside it, `_with_signals` handles both signals.
-            command = _command(args.command)
-            check_outputs(args)
-            deadline = _deadline(args)
+            command = _command(invocation.command or "")
+            _check_report_path(display)
             return anyio.run(
-                _with_signals, command, args, deadline,
+                _with_signals, command, invocation, invocation.timeout,
                 backend="asyncio", backend_options=_loop_options(),
             )
         finally:
@@ -145,84 +135,39 @@ def _execute(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         # Only where the caller kept Python's own SIGINT handler (tests, embedding).
         error = Interrupted("interrupted")
-        _report(error, args)
+        _report(error, display)
         return exit_code(error)
     except RelocatorError as exc:
-        _report(exc, args)
+        _report(exc, display)
         return exit_code(exc)
     except Exception as exc:  # noqa: BLE001 - a bug: reported in one line, not raised
         message = tidy(f"internal error: {type(exc).__name__}: {exc}")
         hint = "run again with --debug for a traceback"
-        if getattr(args, "json", False):
-            _write_json_error(message, None if debug else hint, 1)
+        if display.json:
+            write_json_error(message, None if display.debug else hint, 1)
         else:
             sys.stderr.write(f"relocator: {message}\n")
-        if debug:
+        if display.debug:
             # Printed here rather than re-raised, so the traceback too passes the
             # secret filter of `scrubbed_output`.
             traceback.print_exception(exc, file=sys.stderr)
-        elif not getattr(args, "json", False):
+        elif not display.json:
             sys.stderr.write(f"relocator: {hint}\n")
         return 1
 
 
-def _parse_json(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+Command = Callable[[Invocation], Coroutine[Any, Any, int]]
+
+
+def _check_report_path(display: Display) -> None:
     """
-    Parse a command line that asks for `--json`: an argument error is then one JSON
-    event on stderr like every other error, not argparse's usage text.
-
-    Returns:
-        The arguments, or the exit code argparse ended with (2 for an error, 0 after
-        `--help`, whose text goes to stdout as usual).
+    Refuse a `--report` path relocator must not replace before anything is read or
+    fetched (the request's own output paths are checked by the api, as early).
     """
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            return parser.parse_args(typos.check(parser, argv))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if code == 0:
-            sys.stderr.write(captured.getvalue())
-        else:
-            _write_json_error(_usage_message(captured.getvalue()), "see relocator --help", code)
-        return code
+    if display.report:
+        from relocator.api.display import check_output
 
-
-def _usage_message(text: str) -> str:
-    """The message of argparse's `usage: ...\\nPROG: error: MESSAGE` output, one line."""
-    _, marker, message = text.partition(": error: ")
-    return tidy(message if marker else text).strip() or "invalid arguments"
-
-
-def _write_json_error(message: str, hint: str | None, code: int) -> None:
-    document = {"type": "Error", "message": message, "hint": hint, "exit_code": code}
-    sys.stderr.write(json.dumps(document) + "\n")
-
-
-Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-
-#: The flags that name a file relocator writes, by their argparse destination.
-OUTPUT_FLAGS = {
-    "output": "--output",
-    "lock_output": "--lock-output",
-    "imgpkg_lock_output": "--imgpkg-lock-output",
-    "report": "--report",
-}
-
-
-def check_outputs(args: argparse.Namespace) -> None:
-    """
-    Refuse every output path the command line names that relocator must not replace
-    (see `relocator.outfiles.check_output`), before anything is read or fetched: a run
-    must not spend an hour moving images only to fail at the last write.
-
-    Raises:
-        InputError: The first unusable path, named as the user gave it.
-    """
-    for dest, flag in OUTPUT_FLAGS.items():
-        value = getattr(args, dest, None)
-        if value:
-            check_output(value, flag=flag)
+        check_output(display.report, flag="--report")
 
 
 def _loop_options() -> dict[str, Any]:
@@ -238,37 +183,14 @@ def _loop_options() -> dict[str, Any]:
 
 def _command(name: str) -> Command:
     # Imported lazily: `relocator version` and `--help` stay instant.
-    if name == "mirror":
-        from .mirror import mirror
-
-        return mirror
-    if name == "copy":
-        from .copy import copy
-
-        return copy
     from . import commands
 
-    canonical = {"package": "pkg", "unpackage": "unpkg"}.get(name, name)
-    handler: Command = getattr(commands, canonical)
+    handler: Command = getattr(commands, name)
     return handler
 
 
-def _deadline(args: argparse.Namespace) -> float | None:
-    """Seconds the whole run may take: `--timeout`, else `$RELOCATOR_TIMEOUT`, else None."""
-    seconds: float | None = getattr(args, "timeout", None)
-    if seconds is not None or not hasattr(args, "timeout"):
-        return seconds
-    text = os.environ.get("RELOCATOR_TIMEOUT", "")
-    if not text:
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise InputError(f"RELOCATOR_TIMEOUT: {exc}") from None
-
-
 async def _with_signals(
-    command: Command, args: argparse.Namespace, deadline: float | None = None
+    command: Command, invocation: Invocation, deadline: float | None = None
 ) -> int:
     """
     Run `command`; SIGINT or SIGTERM cancels it, and once it has cleaned up (unfinished
@@ -300,7 +222,7 @@ async def _with_signals(
                     nonlocal result
                     try:
                         with work:
-                            result = await command(args)
+                            result = await command(invocation)
                     finally:
                         if not stop and work.cancel_called:
                             stop.append(DeadlineExceeded(
@@ -315,7 +237,7 @@ async def _with_signals(
     except BaseExceptionGroup as group:
         if stop:
             raise stop[0] from None
-        from relocator.engine.groups import first_error
+        from relocator.api.display import first_error
 
         raise first_error(group) from None
     except RelocatorError:
@@ -332,16 +254,16 @@ async def _with_signals(
     return result
 
 
-def _report(exc: RelocatorError, args: argparse.Namespace) -> None:
-    if getattr(args, "json", False):
+def _report(exc: RelocatorError, display: Display) -> None:
+    if display.json:
         # With --json, stderr carries JSON objects only, errors included.
-        _write_json_error(str(exc), exc.hint, exit_code(exc))
+        write_json_error(str(exc), exc.hint, exit_code(exc))
     else:
         line = f"relocator: error: {exc}"
         if exc.hint:
             line += f" (hint: {exc.hint})"
         sys.stderr.write(line.replace("\n", " ") + "\n")
-    if getattr(args, "debug", False):
+    if display.debug:
         traceback.print_exception(exc, file=sys.stderr)
 
 

@@ -16,7 +16,6 @@ of three displays chosen from the flags and the terminal:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -26,11 +25,19 @@ from typing import TYPE_CHECKING, Literal, Protocol, TextIO
 
 import anyio
 
-from relocator.engine import Report, first_error
-from relocator.engine.events import Event, Notice, ProgressSink, host_event
+from relocator.api.display import HostState, Report, first_error, megabytes
+from relocator.api.events import (
+    Event,
+    Log,
+    Notice,
+    ProgressSink,
+    Summary,
+    TransferEnded,
+    TransferStarted,
+)
 from relocator.errors import Interrupted, RelocatorError
-from relocator.transport import Hosts, HostState
 
+from . import plain as plain_module
 from .jsonout import (
     FLUSH_SECONDS,
     JsonLines,
@@ -40,7 +47,8 @@ from .jsonout import (
     report_from_state,
     write_report,
 )
-from .plain import Clock, PlainProgress, ProgressState, megabytes, nothing_done, registry_costs
+from .options import Display
+from .plain import Clock, PlainProgress, ProgressState, nothing_done, registry_costs
 from .stepsummary import append_step_summary, markdown, step_summary_path
 
 if TYPE_CHECKING:
@@ -48,6 +56,7 @@ if TYPE_CHECKING:
 
 #: Which display a command uses (see the module docstring).
 DisplayKind = Literal["rich", "plain", "json"]
+
 
 #: `TERM` values of terminals that cannot move the cursor: they get plain lines.
 _DUMB_TERMINALS = frozenset({"dumb", "unknown"})
@@ -70,16 +79,16 @@ def is_terminal(stream: TextIO) -> bool:
     return tty and os.environ.get("TERM", "") not in _DUMB_TERMINALS
 
 
-def choose_display(args: argparse.Namespace, stream: TextIO) -> DisplayKind:
+def choose_display(display: Display, stream: TextIO) -> DisplayKind:
     """
     The display the flags ask for: `--json` wins; then `--quiet`, `--progress plain` and
     `--progress none` mean plain lines; `--progress tty` means rich; `--progress auto`
     means rich when `stream` is a terminal, plain otherwise.
     """
-    if getattr(args, "json", False):
+    if display.json:
         return "json"
-    mode = getattr(args, "progress", "auto")
-    if getattr(args, "quiet", False) or mode in ("plain", "none"):
+    mode = display.progress
+    if display.quiet or mode in ("plain", "none"):
         return "plain"
     if mode == "tty":
         return "rich"
@@ -88,10 +97,11 @@ def choose_display(args: argparse.Namespace, stream: TextIO) -> DisplayKind:
 
 class Output:
     """
-    The stderr side of one command.
+    The stderr side of one command, and the sink of its run's events: log lines,
+    progress, and the transfer's start, end and summary.
 
     Args:
-        args: The parsed command line (`--quiet`, `--progress`, `--json`, `--report`).
+        display: The output flags (`--quiet`, `--progress`, `--json`, `--report`).
         prefix: The command's log prefix (`relocate`, `package`...).
         stream: Where it all goes; stderr by default.
         clock: Monotonic seconds (injectable so tests and captures are repeatable).
@@ -99,21 +109,22 @@ class Output:
 
     def __init__(
         self,
-        args: argparse.Namespace,
+        display: Display,
         prefix: str,
         *,
         stream: TextIO | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.prefix = prefix
-        self.quiet = bool(getattr(args, "quiet", False))
-        self.display: DisplayKind = choose_display(args, stream or sys.stderr)
-        self._report_path: str | None = getattr(args, "report", None)
-        self._periodic = getattr(args, "progress", "auto") != "none" and not self.quiet
+        self.quiet = display.quiet
+        self.display: DisplayKind = choose_display(display, stream or sys.stderr)
+        self._report_path = display.report
+        self._periodic = display.progress != "none" and not self.quiet
+        # Periodic progress lines are due (a transfer is running).
+        self._ticking = False
         self._rich: RichProgress | None = None
         self._json: JsonLines | None = None
         self._plain: PlainProgress | None = None
-        self._hosts: Hosts | None = None
         self._display: _Display
         if self.display == "rich":
             # Imported here: rich costs start-up time that logs and JSON do not need.
@@ -121,7 +132,7 @@ class Output:
 
             from .progress import RichProgress
 
-            forced = getattr(args, "progress", "auto") == "tty" or None
+            forced = display.progress == "tty" or None
             console = (
                 Console(file=stream, force_terminal=forced, force_interactive=forced)
                 if stream is not None
@@ -140,20 +151,12 @@ class Output:
     @property
     def sink(self) -> ProgressSink:
         """Where the engine's events go."""
-        return self._display
+        return self
 
     @property
     def state(self) -> ProgressState:
         """The counters aggregated from the events so far."""
         return self._display.state
-
-    def watch(self, hosts: Hosts) -> None:
-        """
-        Show what the transport notices about `hosts` (retries starting, recovery, a
-        pull allowance running low), and count them in a report of a failed run.
-        """
-        self._hosts = hosts
-        hosts.listen(lambda news: self.emit(host_event(news)))
 
     def line(self, text: str) -> None:
         """One log line: `<prefix> | <text>`, or `{"type": "Log", ...}` with `--json`."""
@@ -165,43 +168,96 @@ class Output:
             self._json.report(document)
 
     def emit(self, event: Event) -> None:
-        """Pass an event on (for commands that produce events themselves)."""
-        self._display.emit(event)
+        """
+        Show one event of the run: a log line, the transfer starting (the live display
+        starts), ending (it stops; a failure writes the report of what finished) or
+        summed up; anything else goes to the display.
+        """
+        if isinstance(event, Log):
+            if not (event.repeats and self.display == "json"):
+                self.line(event.text)
+        elif isinstance(event, TransferStarted):
+            self._start()
+        elif isinstance(event, TransferEnded):
+            self._stop()
+            if event.error is not None:
+                self._failed(event.error, event.hosts)
+        elif isinstance(event, Summary):
+            self.summary(event.verb, event.report, event.hosts)
+        else:
+            self._display.emit(event)
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
+    async def showing(self) -> AsyncIterator[None]:
         """
-        Show progress while the block runs: the live display, periodic lines, or JSON
-        lines written in batches. If the block fails, the report (`--json`, `--report`)
-        is still written, with what finished and the error, and the error propagates
+        Keep the display's timers going while a run goes on (JSON lines written in
+        batches, periodic progress lines); the display itself starts and stops with the
+        run's `TransferStarted` and `TransferEnded` events. An error propagates
         unchanged (not wrapped in an exception group).
         """
         failure: Exception | None = None
+        done = anyio.Event()
         async with anyio.create_task_group() as tg:
-            if self._rich is not None:
-                self._rich.start()
-            elif self._json is not None:
-                self._json.buffering = True
-                tg.start_soon(self._flush_json, self._json)
-            elif self._plain is not None and self._periodic:
-                tg.start_soon(self._plain.tick)
+            tg.start_soon(self._timers, done)
             try:
                 yield
             except Exception as exc:  # noqa: BLE001 - re-raised below
                 # Outside the task group, so that it is not wrapped in a group.
                 failure = exc
-            except BaseException as exc:  # cancelled, Ctrl-C
-                self._stop()
-                self._failed(exc)
-                raise
             finally:
                 self._stop()
-                tg.cancel_scope.cancel()
+                # The timers end by themselves: cancelling the group here could turn
+                # the run's own error into the group's cancellation.
+                done.set()
         if failure is not None:
-            self._failed(failure)
             raise failure
 
+    def _start(self) -> None:
+        if self._rich is not None:
+            self._rich.start()
+        elif self._json is not None:
+            self._json.buffering = True
+        self._ticking = True
+
+    async def _timers(self, done: anyio.Event) -> None:
+        """
+        Until `done`: write queued JSON lines in batches, or (plain) a progress line
+        every `TICK_SECONDS` while a transfer runs (`PlainProgress.tick`).
+        """
+        if self._json is not None:
+            seconds = FLUSH_SECONDS
+        elif self._plain is not None and self._periodic:
+            seconds = plain_module.TICK_SECONDS
+        else:
+            return
+        while not done.is_set():
+            with anyio.move_on_after(seconds):
+                await done.wait()
+            if self._json is not None:
+                self._json.flush()
+            elif self._plain is not None and self._ticking and self._plain.state.planned:
+                self._plain.line(self._plain.status())
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """
+        Show progress while the block runs, as between a run's `TransferStarted` and
+        `TransferEnded` (for callers that drive the display without a run: tests, the
+        progress capture). If the block fails, the report (`--json`, `--report`) is
+        still written, with what finished and the error, and the error propagates
+        unchanged.
+        """
+        async with self.showing():
+            self.emit(TransferStarted())
+            try:
+                yield
+            except BaseException as exc:
+                self.emit(TransferEnded(exc, ()))
+                raise
+            self.emit(TransferEnded(None, ()))
+
     def _stop(self) -> None:
+        self._ticking = False
         if self._rich is not None:
             self._rich.stop()
         if self._json is not None:
@@ -214,11 +270,7 @@ class Output:
             await anyio.sleep(FLUSH_SECONDS)
             lines.flush()
 
-    def report_failure(self, exc: BaseException) -> None:
-        """Write the report (`--json`, `--report`) of a run that failed before `running`."""
-        self._failed(exc)
-
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException, hosts: Sequence[HostState]) -> None:
         """Write the report of a run the engine did not finish (events seen so far)."""
         if isinstance(exc, BaseExceptionGroup):
             exc = first_error(exc)
@@ -227,7 +279,6 @@ class Output:
         )
         status: Status = "interrupted" if interrupted else "failed"
         report = report_from_state(self.state)
-        hosts = self._hosts.states() if self._hosts is not None else ()
         self.step_summary(markdown(self.prefix, status, report, hosts, error=error_text(exc)))
         if self._json is None and self._report_path is None:
             return

@@ -18,10 +18,8 @@ from typing import Literal, TextIO
 
 import anyio
 
-from relocator.engine import Report
-from relocator.engine import events as ev
-from relocator.transport import HostState
-from relocator.transport.ratelimit import window_text
+from relocator.api import events as ev
+from relocator.api.display import HostState, Report, megabytes, window_text
 
 #: Seconds between two progress lines in a log.
 TICK_SECONDS = 5.0
@@ -30,11 +28,6 @@ TICK_SECONDS = 5.0
 ImageStatus = Literal["planning", "copying", "done", "present", "failed"]
 
 Clock = Callable[[], float]
-
-
-def megabytes(n: int) -> str:
-    """`n` bytes as decimal megabytes, the unit of our progress lines."""
-    return f"{n / 1_000_000:.0f} MB" if n >= 10_000_000 else f"{n / 1_000_000:.1f} MB"
 
 
 def fraction(done: int, total: int) -> str:

@@ -24,9 +24,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from relocator.engine import Report
-from relocator.engine import events as ev
-from relocator.transport import HostState
+from relocator.api import events as ev
+from relocator.api.display import HostState, Report, megabytes
 
 from .plain import (
     Clock,
@@ -37,7 +36,6 @@ from .plain import (
     describe_planned,
     describe_registry,
     fraction,
-    megabytes,
     registry_costs,
 )
 

@@ -13,11 +13,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from relocator.engine import Report
+from relocator.api.display import HostState, Report, megabytes
 from relocator.errors import InputError
-from relocator.transport import HostState
-
-from .plain import megabytes
 
 #: The variable GitHub Actions sets to the step's summary file.
 VARIABLE = "GITHUB_STEP_SUMMARY"

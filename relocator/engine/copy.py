@@ -1,8 +1,13 @@
 """
-The engine's entry point: plan a set of images, then move them.
+The engine's entry points: plan a set of images, then move them.
 
-One function serves every command: registry -> registry (relocate), registry -> tarball
-(pkg) and tarball -> registry (unpkg) differ only in the stores passed in.
+`plan_images` then `execute_plan` serve every job: registry -> registry (relocate),
+registry -> tarball (pkg) and tarball -> registry (unpkg) differ only in the stores
+passed in. `relocator.api` (the public API, and through it the command line) calls the
+two in turn, with referrers, dry run and keep-going around them; `copy_images` is the
+same two calls for engine-level callers (tests, benchmarks). The safety rules belong to
+the stores, not to the caller: an untrusted source (a tarball) gets blobs-first from
+the executor whoever calls.
 """
 
 from __future__ import annotations
@@ -170,7 +175,10 @@ async def copy_images(
     sink: ProgressSink | None = None,
     include_nondistributable: bool = False,
 ) -> Report:
-    """Plan and move `jobs` in one call (see `plan_images` and `execute_plan`)."""
+    """
+    Plan and move `jobs` in one call: `plan_images` then `execute_plan`, the pipeline
+    `relocator.api.run` drives (which adds referrers, dry run, shards and lock files).
+    """
     options = options or CopyOptions()
     plan = await plan_images(
         jobs,

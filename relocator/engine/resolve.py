@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import anyio
 
 from relocator.errors import InputError, NotFound
-from relocator.oci import Digest, Platform, Reference
+from relocator.oci import Digest, Manifest, Platform, Reference
 from relocator.store import Store
 
 from .groups import first_error
@@ -102,10 +102,30 @@ async def _select_platform(ref: Reference, platform: Platform, store: Store) -> 
     if not manifest.is_index:
         # A single image has no platforms to choose from; it is its own answer.
         return None
-    for child in manifest.manifests:
-        if child.platform is not None and child.platform.matches(platform):
-            return child.digest
-    offered = ", ".join(str(c.platform) for c in manifest.manifests if c.platform) or "none"
-    raise InputError(
-        f"image {ref} has no image for platform {platform} (it has: {offered})"
-    )
+    return platform_children(ref, manifest, [platform])[0]
+
+
+def platform_children(
+    ref: Reference, index: Manifest, platforms: Sequence[Platform]
+) -> list[Digest]:
+    """
+    The digest of the first child of `index` (named `ref`) matching each of
+    `platforms`, in the order asked, each once.
+
+    Raises:
+        InputError: No child matches any of `platforms`.
+    """
+    children: list[Digest] = []
+    for wanted in platforms:
+        for child in index.manifests:
+            if child.platform is not None and child.platform.matches(wanted):
+                if child.digest not in children:
+                    children.append(child.digest)
+                break
+    if not children:
+        offered = ", ".join(str(c.platform) for c in index.manifests if c.platform) or "none"
+        raise InputError(
+            f"image {ref} has no image for platform {', '.join(map(str, platforms))} "
+            f"(it has: {offered})"
+        )
+    return children

@@ -15,7 +15,7 @@ import tarfile
 from collections.abc import Sequence
 
 from relocator.oci import Digest, mediatypes
-from relocator.testing import Blob, Image
+from tests.support import Blob, Image
 
 
 def layer_tar(seed: str, size: int) -> bytes:

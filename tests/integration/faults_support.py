@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from relocator.cli import commands
+from relocator.api import Registries
+from relocator.cli import arguments
 from relocator.engine import CopyOptions, Job, Report, copy_images, image_tag
 from relocator.engine.events import Event, ListSink, Retrying
 from relocator.oci import Digest, Reference, Repository
@@ -96,18 +97,16 @@ def fast_cli(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> None:
     """
     Make in-process CLI runs retry after milliseconds and use `settings` (fields of
     `TransportSettings`, e.g. a short `read_timeout`): the logic is the same, the
-    waits are not.
+    waits are not. The command line's requests get them through `Registries`.
     """
-    build = commands.transport_settings
+    build = arguments.registries_of
 
-    def quick(args: Any) -> TransportSettings:
-        return dataclasses.replace(build(args), retry=FAST, **settings)
+    def quick(args: Any) -> Registries:
+        return dataclasses.replace(
+            build(args), retry=FAST, transport=TransportSettings(**settings)
+        )
 
-    def options(**kwargs: Any) -> CopyOptions:
-        return CopyOptions(retry=FAST, **kwargs)
-
-    monkeypatch.setattr(commands, "transport_settings", quick)
-    monkeypatch.setattr(commands, "CopyOptions", options)
+    monkeypatch.setattr(arguments, "registries_of", quick)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

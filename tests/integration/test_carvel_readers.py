@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from relocator.oci import Reference
-from relocator.testing import Image, Pusher, Registry, index, verify_image_tree
 from tests.integration.carvel_support import loadable_image
 from tests.integration.cli import insecure, relocator
+from tests.support import Image, Pusher, Registry, index, verify_image_tree
 
 FIXTURES = Path(__file__).parents[1] / "data" / "carvel"
 

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
-from relocator.cli.carvel import keychain, with_imgpkg_limits
-from relocator.cli.parser import build_parser
+from relocator.api import RelocateRequest
+from relocator.api.registries import keychain as api_keychain
+from relocator.api.registries import transport_settings
+from relocator.cli.arguments import Invocation, read
 from relocator.errors import InputError
-from relocator.transport import TransportSettings
+from relocator.transport import Keychain, TransportSettings
+
+
+def _request(
+    *flags: str, destination: tuple[str, ...] = ("-r", "dest.example/team/app")
+) -> RelocateRequest:
+    invocation = read(["relocate", "-f", "a", *destination, *flags], env={})
+    assert isinstance(invocation, Invocation)
+    assert isinstance(invocation.request, RelocateRequest)
+    return invocation.request
+
+
+def keychain(request: RelocateRequest) -> Keychain:
+    """The keychain a run of `request` uses."""
+    return api_keychain(request.registries, request.repository)
 
 
 def _args(
     *flags: str, destination: tuple[str, ...] = ("-r", "dest.example/team/app")
-) -> argparse.Namespace:
-    return build_parser().parse_args(["relocate", "-f", "a", *destination, *flags])
+) -> RelocateRequest:
+    return _request(*flags, destination=destination)
 
 
 async def test_registry_username_is_for_the_destination_registry_only(
@@ -67,10 +82,10 @@ def test_credential_flags_that_cannot_apply_are_one_line(
 
 def test_retry_count_and_response_timeout_set_the_transport_limits() -> None:
     """`--registry-retry-count` bounds retries; the header timeout bounds stalls."""
-    settings = with_imgpkg_limits(
-        TransportSettings(),
-        _args("--registry-retry-count", "0", "--registry-response-header-timeout", "45s"),
+    settings = transport_settings(
+        _args("--registry-retry-count", "0", "--registry-response-header-timeout", "45s")
+        .registries
     )
 
     assert (0, 45.0) == (settings.retry.attempts, settings.read_timeout)
-    assert TransportSettings() == with_imgpkg_limits(TransportSettings(), _args())
+    assert TransportSettings() == transport_settings(_args().registries)

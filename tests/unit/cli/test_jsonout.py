@@ -5,7 +5,7 @@ report that docs/report.schema.json describes, also when the run stops on an err
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import importlib.util
 import io
 import json
@@ -26,6 +26,7 @@ from relocator.cli.jsonout import (
     report_from_state,
     write_report,
 )
+from relocator.cli.options import Display
 from relocator.cli.output import Output
 from relocator.cli.plain import ProgressState
 from relocator.engine import ImageFailure, ImageResult, Report
@@ -75,11 +76,8 @@ def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def _args(**flags: object) -> argparse.Namespace:
-    values: dict[str, object] = {"progress": "auto", "quiet": False, "json": True,
-                                 "report": None}
-    values.update(flags)
-    return argparse.Namespace(**values)
+def _args(**flags: Any) -> Display:
+    return dataclasses.replace(Display(json=True), **flags)
 
 
 def test_an_event_becomes_an_object_with_its_type_and_fields() -> None:

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from relocator.cli.commands import limits_of
+from relocator.cli.arguments import limits_of
 from relocator.cli.parser import LIMIT_DEFAULTS, build_parser
 from relocator.config import MAX_INPUT_BYTES
 from relocator.engine.limits import Limits

@@ -9,17 +9,19 @@ so the capture in docs/ is checked by the same code.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import importlib.util
 import io
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
 from rich.console import Console
 
+from relocator.cli.options import Display
 from relocator.cli.output import Output, choose_display
 from relocator.cli.plain import ImageLine, PlainProgress, ProgressState, fraction
 from relocator.cli.progress import RichProgress, SpeedMeter, duration, window
@@ -371,11 +373,8 @@ class FakeStream(io.StringIO):
         return self.tty
 
 
-def _args(**flags: object) -> argparse.Namespace:
-    values: dict[str, object] = {"progress": "auto", "quiet": False, "json": False,
-                                 "report": None}
-    values.update(flags)
-    return argparse.Namespace(**values)
+def _args(**flags: Any) -> Display:
+    return dataclasses.replace(Display(json=False), **flags)
 
 
 @pytest.mark.parametrize(

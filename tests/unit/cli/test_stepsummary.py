@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 from pathlib import Path
 
 import pytest
 
+from relocator.cli.options import Display
 from relocator.cli.output import Output
 from relocator.cli.stepsummary import append_step_summary, markdown
 from relocator.engine import ImageFailure, ImageResult, Report
@@ -81,7 +81,7 @@ def test_output_appends_when_the_variable_is_set_and_warns_when_it_cannot(
     With `GITHUB_STEP_SUMMARY` set the run's summary lands in that file; when it cannot
     (a symlink), the run gets a warning line, not an error.
     """
-    args = argparse.Namespace(progress="plain", quiet=False, json=False, report=None)
+    args = Display(progress="plain")
     path = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(path))
     stream = io.StringIO()

@@ -1,5 +1,5 @@
 """
-`relocator mirror -c mirror.yml`: keep copies of chosen repositories and tags.
+`mirror`: keep copies of chosen repositories and tags.
 
 The config (`relocator.config.mirror`, `docs/mirror.md`) names sources; this command
 lists each source repository's tags, keeps those its rules select, resolves them to
@@ -7,20 +7,20 @@ digests and hands the images to the same engine `relocate` uses, with one regist
 store as both source and destination (so a blob already in the destination registry is
 mounted, not copied). Each image lands with its source tag and relocator's digest tag;
 images and tags the destination already has are skipped, so a second run moves nothing.
-With `includeReferrers` (per source or in `defaults`) or `--include-referrers` (every
-source), what is attached to the images is copied too, as `relocate` does.
+With `includeReferrers` (per source or in `defaults`) or the request's
+`include_referrers` (every source), what is attached to the images is copied too, as
+`relocate` does.
 
-With `--check` nothing is copied: `mirrorcheck` says what is missing or stale at the
-destinations and the exit code says whether the mirror is in sync.
+With `check` nothing is copied: `mirrorcheck` says what is missing or stale at the
+destinations.
 
-With `--keep-going` a source that cannot be listed or resolved (a missing repository, a
+With `keep_going` a source that cannot be listed or resolved (a missing repository, a
 registry that is down) is reported as failed and the others are mirrored; it counts
 towards exit code 9 and appears in the report's `failures`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections.abc import Sequence
 
@@ -28,19 +28,22 @@ import anyio
 
 from relocator.config.mirror import MirrorConfig, MirrorSource, load_mirror_config
 from relocator.config.semver import Version, parse_version
-from relocator.engine import ImageFailure, Job, Report, first_error
+from relocator.engine import ImageFailure, Job, first_error
 from relocator.engine.events import ImageFailed, Notice
 from relocator.engine.resolve import Resolution, resolve_all
-from relocator.errors import InputError, PartialFailure, RelocatorError
+from relocator.errors import InputError, RelocatorError
 from relocator.oci import Digest, Reference, Repository, shown
 from relocator.store import RegistryStore
-from relocator.transport import HostState, HttpClient, TransportSettings, urls
 
-from .commands import _count, _transfer, keychain, registry_store, transport_settings
 from .inputs import InputImage
-from .mirrorcheck import check_jobs, report_check
-from .output import Output
+from .mirrorcheck import Check, check_jobs
+from .registries import mirror_settings, registry_store
+from .requests import MirrorRequest
+from .result import Incomplete, Result
+from .session import Session
 from .targets import Target, select_platforms
+from .text import count as _count
+from .transfer import Hooks, transfer
 
 # Tags named in one log line at most; the rest are counted.
 _TAGS_SHOWN = 12
@@ -48,54 +51,54 @@ _TAGS_SHOWN = 12
 _NO_VERSION = Version(0, 0, 0)
 
 
-async def mirror(args: argparse.Namespace) -> int:
-    """`relocator mirror`: copy what the config selects to its destinations."""
-    out = MirrorOutput(args, "mirror")
-    if args.check and args.report:
-        raise InputError(
-            "--report describes a transfer and --check copies nothing",
-            hint="use --json for the check's result",
-        )
-    config = load_mirror_config(args.config)
-    async with HttpClient(mirror_settings(args, config), keychain(args, out)) as client:
-        out.watch(client.hosts)
-        store = registry_store(client, args)
-        targets = await select_all(config, store, out, keep_going=args.keep_going)
+async def mirror(request: MirrorRequest, session: Session) -> Result:
+    """Copy what the configs select to their destinations, or (`check`) compare only."""
+    config = load_mirror_config(request.configs)
+    options = request.transfer
+    failed = Failed(session)
+    settings = mirror_settings(request.registries, config)
+    async with session.client(request.registries, settings, destination=None) as client:
+        store = registry_store(client, request.registries)
+        targets = await select_all(config, store, failed, keep_going=options.keep_going)
         jobs = jobs_of(targets)
-        if args.check:
-            out.line(f"checking {_count(len(jobs), 'image')} at their destinations...")
+        if request.check:
+            session.log(f"checking {_count(len(jobs), 'image')} at their destinations...")
             findings = await check_jobs(jobs, store)
-            report_check(out, findings, [(str(f.source), f.error) for f in out.failures])
-            return 0
+            check = Check(findings=findings,
+                          failures=tuple((str(f.source), f.error) for f in failed.failures))
+            return Result(check=check, hosts=session.hosts())
         tagged = sum(1 for target in targets if target.tags)
-        out.line(
+        session.log(
             f"mirroring {_count(len(jobs), 'image')} ({_count(tagged, 'tag')}) from "
-            f"{_count(len(config.sources) - len(out.failures), 'source')}..."
+            f"{_count(len(config.sources) - len(failed.failures), 'source')}..."
         )
         for target in targets:
-            out.line(f"will mirror {target.image.names[0]} -> {_landing(target)}")
-        report = await _transfer(
-            args, out, jobs, store, store, client, verb="mirrored",
-            referrers_of=_referring(jobs, targets, every=args.include_referrers),
+            session.log(f"will mirror {target.image.names[0]} -> {_landing(target)}")
+        moved = await transfer(
+            session, options, request.registries, jobs, store, store, client,
+            verb="mirrored",
+            referrers_of=_referring(jobs, targets, every=options.include_referrers),
+            hooks=Hooks(failed_before=failed.failures),
         )
-    if report is None and out.failures:
+    if moved.report is None and failed.failures:
         # A dry run stops before the engine's report; the failed sources still count.
-        raise PartialFailure(
-            f"{len(out.failures)} of {_count(len(config.sources), 'source')} failed; the "
+        raise Incomplete(
+            f"{len(failed.failures)} of {_count(len(config.sources), 'source')} failed; the "
             "plan above is of the others",
             hint="see the failed sources above",
+            result=Result(plan=moved.plan, hosts=session.hosts()),
         )
-    return 0
+    return Result(report=moved.report, plan=moved.plan, hosts=session.hosts())
 
 
-class MirrorOutput(Output):
+class Failed:
     """
-    The command's output, which also carries the sources that failed before the
-    transfer (with `--keep-going`) into the final report and its count of failures.
+    The sources that failed before the transfer (with `keep_going`), for the final
+    report and its count of failures.
     """
 
-    def __init__(self, args: argparse.Namespace, prefix: str) -> None:
-        super().__init__(args, prefix)
+    def __init__(self, session: Session) -> None:
+        self.session = session
         #: Sources that could not be listed or resolved.
         self.failures: list[ImageFailure] = []
 
@@ -104,37 +107,13 @@ class MirrorOutput(Output):
         reference = source.image or Reference.from_repo(source.repository)
         failure = ImageFailure(source=reference, error=str(error))
         self.failures.append(failure)
-        self.emit(ImageFailed(str(reference), failure.error))
-        if self.display != "json":
-            self.line(f"failed: {source.where}: {source.name}: {failure.error}")
-
-    def summary(self, verb: str, report: Report, hosts: Sequence[HostState]) -> None:
-        """The engine's summary, with the failed sources first among its failures."""
-        report.failures[:0] = self.failures
-        super().summary(verb, report, hosts)
-
-
-def mirror_settings(args: argparse.Namespace, config: MirrorConfig) -> TransportSettings:
-    """The registry flags' settings, with the config's per-registry limits added."""
-    settings = transport_settings(args)
-    # Limits are kept per API host: Docker Hub's images are named index.docker.io but
-    # served by registry-1.docker.io.
-    limits = {urls.api_host(r.host): r for r in config.registries}
-    return dataclasses.replace(
-        settings,
-        insecure_hosts=settings.insecure_hosts | {h for h, r in limits.items() if r.insecure},
-        per_host_concurrency={
-            h: r.concurrency for h, r in limits.items() if r.concurrency is not None
-        },
-        per_host_rps={
-            h: r.requests_per_second for h, r in limits.items()
-            if r.requests_per_second is not None
-        },
-    )
+        self.session.emit(ImageFailed(str(reference), failure.error))
+        self.session.log(f"failed: {source.where}: {source.name}: {failure.error}",
+                         repeats=True)
 
 
 async def select_all(
-    config: MirrorConfig, store: RegistryStore, out: MirrorOutput, *, keep_going: bool
+    config: MirrorConfig, store: RegistryStore, failed: Failed, *, keep_going: bool
 ) -> list[Target]:
     """
     Every image the sources select, resolved, in config order (tags sorted per source).
@@ -146,16 +125,16 @@ async def select_all(
 
     async def one(position: int, source: MirrorSource) -> None:
         try:
-            chosen[position] = await select_source(source, store, out)
+            chosen[position] = await select_source(source, store, failed.session)
         except RelocatorError as exc:
             if not keep_going:
                 raise
-            out.fail(source, exc)
+            failed.fail(source, exc)
         except BaseExceptionGroup as group:
             error = first_error(group)
             if not keep_going or not isinstance(error, RelocatorError):
                 raise
-            out.fail(source, error)
+            failed.fail(source, error)
 
     try:
         async with anyio.create_task_group() as tg:
@@ -167,7 +146,7 @@ async def select_all(
 
 
 async def select_source(
-    source: MirrorSource, store: RegistryStore, out: Output
+    source: MirrorSource, store: RegistryStore, session: Session
 ) -> list[Target]:
     """
     The images one source selects: the tags its rules keep (or its one image), each
@@ -182,7 +161,7 @@ async def select_source(
     else:
         wanted = [
             (Reference.from_repo(source.repository, tag=tag), tag)
-            for tag in await _tags(source, store, out)
+            for tag in await _tags(source, store, session)
         ]
     requests = [Resolution(reference=ref) for ref, _ in wanted]
     resolved = await resolve_all(requests, store) if requests else {}
@@ -206,32 +185,32 @@ async def select_source(
             )
         )
     if source.platforms and targets:
-        targets = await _narrow(targets, store, source, out)
+        targets = await _narrow(targets, store, source, session)
     return targets
 
 
-async def _tags(source: MirrorSource, store: RegistryStore, out: Output) -> list[str]:
+async def _tags(source: MirrorSource, store: RegistryStore, session: Session) -> list[str]:
     """The source repository's tags its rules select, sorted; warns about misses."""
     rules = source.tags
     if rules is None:  # pragma: no cover - only repository sources are listed
         raise InputError(f"{source.where}: {source.name} has no tag rules")
     listing = await store.tags(source.repository)
     for refused in listing.refused:
-        out.emit(Notice(
+        session.emit(Notice(
             f"{source.where}: skipped {shown(refused)} listed by {source.repository}: "
             "not a valid tag"
         ))
     listed = listing.tags
     for missing in rules.absent(listed):
-        out.emit(Notice(f"{missing.where}: tag '{missing.tag}' is not in {source.repository}"))
+        session.emit(Notice(f"{missing.where}: tag '{missing.tag}' is not in {source.repository}"))
     selected = sorted(rules.select(listed), key=_tag_order)
     if selected:
         names = ", ".join(selected[:_TAGS_SHOWN])
         if len(selected) > _TAGS_SHOWN:
             names += f" and {len(selected) - _TAGS_SHOWN} more"
-        out.line(f"{source.repository}: {len(selected)} of {_count(len(listed), 'tag')}: {names}")
+        session.log(f"{source.repository}: {len(selected)} of {_count(len(listed), 'tag')}: {names}")
     else:
-        out.emit(Notice(
+        session.emit(Notice(
             f"{source.where}: no tag of {source.repository} matches its rules "
             f"({_count(len(listed), 'tag')} listed)"
         ))
@@ -239,14 +218,14 @@ async def _tags(source: MirrorSource, store: RegistryStore, out: Output) -> list
 
 
 async def _narrow(
-    targets: list[Target], store: RegistryStore, source: MirrorSource, out: Output
+    targets: list[Target], store: RegistryStore, source: MirrorSource, session: Session
 ) -> list[Target]:
     """`select_platforms` for each target at once, in order."""
     narrowed: list[list[Target]] = [[] for _ in targets]
 
     async def one(position: int) -> None:
         narrowed[position] = await select_platforms(
-            [targets[position]], store, source.platforms, out
+            [targets[position]], store, source.platforms, session
         )
 
     try:

@@ -1,59 +1,59 @@
 """
-`relocator copy SRC DST`: one image, registry to registry, as `crane copy` does.
+`copy`: one image, registry to registry, as `crane copy` does.
 
 No YAML, no lock files: the source (by tag or digest) is resolved to its digest and
-handed to the same engine path `relocate` takes (`commands._transfer`), so the copy
-keeps every digest, skips what the destination has and mounts within one registry.
-stdout gets the digest copied, and nothing else, so a script can capture it.
+handed to the same transfer `relocate` uses, so the copy keeps every digest, skips what
+the destination has and mounts within one registry.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 
 from relocator.engine.resolve import Resolution, resolve_all
 from relocator.errors import InputError
 from relocator.oci import Reference, Repository
 
-from .commands import _client, _transfer, registry_store
 from .inputs import InputImage, parse_reference
-from .output import Output
+from .registries import registry_store, transport_settings
+from .requests import CopyRequest
+from .result import Result
+from .session import Session
 from .targets import Target, parse_platforms, select_platforms
+from .transfer import transfer
 
 
-async def copy(args: argparse.Namespace) -> int:
-    """`relocator copy`: copy one image to a repository (and tag), print its digest."""
-    out = Output(args, "copy")
-    source = parse_reference(args.source, "SRC")
-    destination, tag = destination_of(args.destination, source)
-    platforms = parse_platforms(args.platform)
-    async with _client(args, out) as client:
-        store = registry_store(client, args)
-        request = Resolution(reference=source)
-        resolved = (await resolve_all([request], store))[request]
+async def copy(request: CopyRequest, session: Session) -> Result:
+    """Copy one image to a repository (and tag); `Result.copied` is what was copied."""
+    source = parse_reference(request.source, "SRC")
+    destination, tag = destination_of(request.destination, source)
+    platforms = parse_platforms(request.platforms)
+    settings = transport_settings(request.registries)
+    async with session.client(request.registries, settings, destination=None) as client:
+        store = registry_store(client, request.registries)
+        wanted = Resolution(reference=source)
+        resolved = (await resolve_all([wanted], store))[wanted]
         target = Target(
-            image=InputImage(reference=resolved, names=(args.source,), written=source),
+            image=InputImage(reference=resolved, names=(request.source,), written=source),
             destination=destination,
             sources=(resolved,),
             primary=resolved,
         )
         if platforms:
-            [target] = await select_platforms([target], store, platforms, out)
+            [target] = await select_platforms([target], store, platforms, session)
         # Only the tag asked for: unlike relocate, no digest tag of relocator's own.
         jobs = [
             dataclasses.replace(job, tags=(tag,) if tag and job.source == target.primary else ())
             for job in target.jobs()
         ]
-        out.line(f"copying {source} -> {_landing(destination, tag)}")
-        report = await _transfer(
-            args, out, jobs, store, store, client, verb="copied",
-            referrers_of=jobs if args.include_referrers else (),
+        session.log(f"copying {source} -> {_landing(destination, tag)}")
+        moved = await transfer(
+            session, request.transfer, request.registries, jobs, store, store, client,
+            verb="copied", referrers_of=jobs if request.transfer.include_referrers else (),
         )
-    if report is not None:
-        sys.stdout.write(f"{target.primary.digest}\n")
-    return 0
+    if moved.report is None:
+        return Result(plan=moved.plan, hosts=session.hosts())
+    return Result(report=moved.report, copied=target.primary, hosts=session.hosts())
 
 
 def destination_of(text: str, source: Reference) -> tuple[Repository, str | None]:

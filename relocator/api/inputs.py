@@ -1,5 +1,5 @@
 """
-The images a command's `-f` inputs name, and the lock files written about them.
+The images a request's input files name, and the lock files written about them.
 
 This is where what the user wrote (YAML values, overrides of lock files) becomes
 references the engine can copy: every one in digest form, each image once however many
@@ -8,7 +8,6 @@ times and spellings it is named.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from relocator.engine.events import Notice
 from relocator.errors import InputError
 from relocator.oci import Digest, Reference, check_tag, shown
 
-from .output import Output
+from .requests import LockFiles
+from .session import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +60,17 @@ class InputImage:
         return tuple(dict.fromkeys(found))
 
 
-def limit_of(args: argparse.Namespace, name: str, default: int) -> int:
-    """The last `--limit name=N` given, or `default`."""
-    chosen = dict(getattr(args, "limit", None) or ())
-    return int(chosen.get(name, default))
-
-
-def load(args: argparse.Namespace, out: Output) -> config.Inputs:
-    """Read the `-f` inputs (stdin for `-`); warnings go to the output as notices."""
-    max_bytes = limit_of(args, "input-bytes", config.MAX_INPUT_BYTES)
-    # One character more than allowed is enough to tell "too large" (a character is at
-    # least one byte) without reading an endless stream into memory.
-    stdin_text = sys.stdin.read(max_bytes + 1) if "-" in args.file else None
-    inputs = config.load_inputs(args.file, stdin_text=stdin_text, max_bytes=max_bytes)
+def load(
+    files: Sequence[str], session: Session, *, max_bytes: int, stdin: str | None = None
+) -> config.Inputs:
+    """Read the input `files` (`stdin`, else the process's, for `-`); warnings are notices."""
+    if "-" in files and stdin is None:
+        # One character more than allowed is enough to tell "too large" (a character is
+        # at least one byte) without reading an endless stream into memory.
+        stdin = sys.stdin.read(max_bytes + 1)
+    inputs = config.load_inputs(list(files), stdin_text=stdin, max_bytes=max_bytes)
     for warning in inputs.warnings:
-        out.emit(Notice(warning))
+        session.emit(Notice(warning))
     return inputs
 
 
@@ -113,7 +109,7 @@ def images_of(inputs: config.Inputs) -> list[InputImage]:
     ]
 
 
-def require_images(images: list[InputImage], files: list[str]) -> list[InputImage]:
+def require_images(images: list[InputImage], files: Sequence[str]) -> list[InputImage]:
     """
     `images`, unless there are none: a copy of nothing is a mistake (a wrong file, or
     images under keys the search rules do not cover), not a success.
@@ -140,22 +136,22 @@ def parse_reference(text: str, where: str) -> Reference:
 
 
 def write_locks(
-    args: argparse.Namespace,
+    locks: LockFiles,
     entries: list[tuple[str, str]],
     inputs: config.Inputs,
     *,
     origins: Mapping[str, Sequence[config.Origin]] | None = None,
 ) -> None:
     """
-    Write the lock files the flags ask for (kbld, imgpkg), atomically, mode 0600; the
+    Write the lock files `locks` asks for (kbld, imgpkg), atomically, mode 0600; the
     imgpkg lock records each image's `origins` (by found value) as kbld does.
     """
     try:
-        if getattr(args, "lock_output", None):
+        if locks.kbld:
             config.write_kbld_lock(
-                args.lock_output, entries, search_rules=inputs.config.user_search_rules
+                locks.kbld, entries, search_rules=inputs.config.user_search_rules
             )
-        if getattr(args, "imgpkg_lock_output", None):
-            config.write_imgpkg_lock(args.imgpkg_lock_output, entries, origins=origins)
+        if locks.imgpkg:
+            config.write_imgpkg_lock(locks.imgpkg, entries, origins=origins)
     except OSError as exc:
         raise InputError(f"cannot write lock file: {exc}") from None

@@ -18,11 +18,11 @@ from relocator.engine.bundles import (
     push_locations,
 )
 from relocator.errors import InputError
-from relocator.oci import Digest, Reference, Repository, check_tag
+from relocator.oci import Digest, Platform, Reference, Repository, check_tag
 from relocator.store import Store
 
 from .inputs import InputImage
-from .output import Output
+from .session import Session
 from .targets import Destinations
 
 
@@ -45,7 +45,7 @@ class Bundles:
 async def find(
     store: Store,
     references: Sequence[Reference],
-    out: Output,
+    session: Session,
     *,
     locks: Iterable[config.BundleLock] = (),
     named_tags: dict[Digest, tuple[str, ...]] | None = None,
@@ -67,7 +67,7 @@ async def find(
     for digest, bundle in found.bundles.items():
         named = (named_tags or {}).get(digest, ())
         tags[digest] = tuple(dict.fromkeys((*lock_tags.get(digest, ()), *named)))
-        out.line(f"bundle {bundle.reference}: {len(bundle.images)} images"
+        session.log(f"bundle {bundle.reference}: {len(bundle.images)} images"
                  + (f", tag {', '.join(tags[digest])}" if tags[digest] else ""))
     return Bundles(found=found, tags=tags)
 
@@ -96,9 +96,44 @@ def added_images(bundles: Bundles) -> list[InputImage]:
     return [InputImage(reference=r, names=(), written=r) for r in bundles.found.added]
 
 
-async def note_copies(store: Store, bundles: Bundles, repo: Repository, out: Output) -> None:
+async def note_copies(store: Store, bundles: Bundles, repo: Repository, session: Session) -> None:
     """Write each bundle's image-locations record to `repo`, as `imgpkg copy` does."""
     for digest, bundle in bundles.found.bundles.items():
         image = locations_image(digest, config.image_locations_text(bundle.images))
         await push_locations(store, repo, image)
-        out.line(f"wrote {repo}:{image.tag}")
+        session.log(f"wrote {repo}:{image.tag}")
+
+
+async def bundles_of(
+    store: Store,
+    images: Sequence[InputImage],
+    inputs: config.Inputs,
+    session: Session,
+    destinations: Destinations | None,
+    *,
+    keep_going: bool,
+    platforms: Sequence[Platform] = (),
+) -> Bundles:
+    """
+    The imgpkg bundles among `images`; refused where a bundle would be copied thin
+    (platforms chosen among its images) or where imgpkg would not find its images.
+    """
+    try:
+        found = await find(
+            store, [i.reference for i in images], session,
+            locks=config.bundle_locks(inputs), named_tags={i.digest: i.tags for i in images},
+            keep_going=keep_going,
+        )
+    except Exception as exc:
+        # A source that fails here fails the run: its report says so, as for a failure
+        # while planning.
+        session.failed(exc)
+        raise
+    if found and platforms:
+        raise InputError(
+            "--platform cannot be used with imgpkg bundles: a bundle's images are copied "
+            "whole, as its images.yml names them",
+        )
+    if found and destinations is not None:
+        one_repository(found, destinations)
+    return found

@@ -1,12 +1,11 @@
 """
-Where each image goes, and what exactly is copied: the destination repository
-(`--repository`, or `--repository-template` to keep each image's path), the platforms
-of an index (`--platform`) and the tags (`--preserve-tags`).
+Where each image goes, and what exactly is copied: the destination repository (one
+repository, or a template keeping each image's path), the platforms of an index and
+the tags (preserved or not).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import string
 from collections.abc import Sequence
@@ -14,12 +13,13 @@ from dataclasses import dataclass
 
 from relocator.engine import Job, image_tag
 from relocator.engine.events import Notice
+from relocator.engine.resolve import platform_children
 from relocator.errors import InputError
 from relocator.oci import TEMPLATE_FIELDS, Platform, Reference, Repository, expand_template
 from relocator.store import Store
 
 from .inputs import InputImage
-from .output import Output
+from .session import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +33,17 @@ class Destinations:
     template: str
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Destinations:
-        """From `--repository` or `--repository-template` (exactly one is given)."""
-        template = getattr(args, "repository_template", None)
+    def of_request(cls, repository: str | None, template: str | None) -> Destinations:
+        """
+        From one repository or a template (exactly one is given).
+
+        Raises:
+            InputError: Neither or both are given, or either does not parse.
+        """
+        if (repository is None) == (template is None):
+            raise InputError("name one destination: a repository or a repository template")
         if not template:
-            return cls(Repository.parse(args.repository).name)
+            return cls(Repository.parse(str(repository)).name)
         fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
         if fields - set(TEMPLATE_FIELDS) or not fields:
             raise InputError(
@@ -125,7 +131,7 @@ def targets_of(
 
 
 async def select_platforms(
-    targets: Sequence[Target], store: Store, platforms: Sequence[Platform], out: Output
+    targets: Sequence[Target], store: Store, platforms: Sequence[Platform], session: Session
 ) -> list[Target]:
     """
     Replace each index by its children for `platforms`, as kbld's platform selection
@@ -137,27 +143,18 @@ async def select_platforms(
     """
     chosen: list[Target] = []
     for target in targets:
-        manifest = await store.manifest_get(target.image.reference)
+        reference = target.image.reference
+        manifest = await store.manifest_get(reference)
         if not manifest.is_index:
             chosen.append(target)
             continue
-        children: list[Reference] = []
-        for wanted in platforms:
-            for child in manifest.manifests:
-                if child.platform is not None and child.platform.matches(wanted):
-                    ref = target.image.reference.with_digest(child.digest)
-                    if ref not in children:
-                        children.append(ref)
-                    break
-        if not children:
-            offered = ", ".join(str(c.platform) for c in manifest.manifests if c.platform)
-            raise InputError(
-                f"image {target.image.reference} has no image for platform "
-                f"{', '.join(map(str, platforms))} (it has: {offered or 'none'})"
-            )
-        out.emit(
+        children = [
+            reference.with_digest(digest)
+            for digest in platform_children(reference, manifest, platforms)
+        ]
+        session.emit(
             Notice(
-                f"index {target.image.reference} left out (copying only some of its "
+                f"index {reference} left out (copying only some of its "
                 f"children would change its digest): copying {len(children)} of its "
                 f"{len(manifest.manifests)} images instead"
             )
@@ -166,11 +163,9 @@ async def select_platforms(
     return chosen
 
 
-def parse_platforms(text: str | None) -> list[Platform]:
-    """`linux/amd64,linux/arm64/v8` as platforms (empty when not given)."""
-    if not text:
-        return []
-    return [Platform.parse(part.strip()) for part in text.split(",") if part.strip()]
+def parse_platforms(texts: Sequence[str]) -> list[Platform]:
+    """The platforms named (`linux/amd64`, `linux/arm64/v8`...), in order."""
+    return [Platform.parse(text.strip()) for text in texts if text.strip()]
 
 
 def relocated_names(targets: Sequence[Target]) -> dict[str, str]:
