@@ -29,9 +29,9 @@ from relocator.engine import (
     plan_images,
 )
 from relocator.engine.events import Notice
+from relocator.engine.fallback_index import ReferrersIndex
 from relocator.engine.limits import Limits
 from relocator.engine.referrers import (
-    ReferrersIndex,
     describe,
     find_referrers,
     with_attachments,

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from relocator.transport.ratelimit import PullAllowance, RateLimiter
+from relocator.errors import PullLimitReached
+from relocator.transport.ratelimit import PullAllowance, RateLimiter, window_text
 
 # Which hosts the current task already holds a slot for, and how many. A blob copy holds
 # its source and destination slots for the whole transfer; the requests it makes inside
@@ -212,6 +213,20 @@ class HostState:
     def pulls_exhausted(self) -> bool:
         """Whether the host said no pulls are left."""
         return self.pulls is not None and self.pulls.remaining <= 0
+
+    def pulls_exhausted_error(self, what: str) -> PullLimitReached:
+        """The error that stops `what`, a pull the host has no allowance left for."""
+        pulls = self.pulls
+        window = window_text(pulls.window if pulls is not None else None)
+        limit = pulls.limit if pulls is not None else 0
+        return PullLimitReached(
+            f"{what}: {self.host} pull limit reached (0 of {limit} pulls left in its "
+            f"{window} window); stopped instead of sending more pulls",
+            host=self.host,
+            status=429,
+            hint=f"run again when the {window} window has made room, or log in to an "
+            "account with a higher limit",
+        )
 
     async def wait_turn(self) -> None:
         """Sleep until the host's shared backoff has passed."""
