@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from relocator.errors import RegistryError, RelocatorError
+from relocator.errors import DigestNotKept, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
 from relocator.store import BlobMounter, HostBound, Store, Untrusted
 from relocator.transport import RetryPolicy
@@ -357,17 +357,16 @@ async def put_tag(
     Push `manifest` under the tag `ref` names, then read the tag back.
 
     Raises:
-        RegistryError: The tag points at another digest than the one pushed: a registry
+        DigestNotKept: The tag points at another digest than the one pushed: a registry
             (or a proxy) that stored something else must not go unnoticed.
     """
     await store.manifest_put(ref, manifest)
     sink.emit(ManifestPushed(str(ref)))
     actual = await store.manifest_exists(ref)
     if actual != manifest.digest:
-        raise RegistryError(
+        raise DigestNotKept(
             f"Expected {what} '{ref}' to have digest '{manifest.digest}' but was '{actual}'",
             host=ref.registry,
-            status=0,
         )
 
 

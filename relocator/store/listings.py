@@ -10,7 +10,14 @@ import logging
 import re
 from dataclasses import dataclass
 
-from relocator.errors import AuthError, LimitExceeded, ManifestError, RegistryError, UnsafeRedirect
+from relocator.errors import (
+    AuthError,
+    LimitExceeded,
+    MalformedAnswer,
+    ManifestError,
+    RegistryError,
+    UnsafeRedirect,
+)
 from relocator.oci import MAX_MANIFEST_BYTES, Descriptor, Digest, Manifest, Repository, is_tag
 from relocator.oci import mediatypes as mt
 from relocator.oci.strictjson import loads as strict_json
@@ -66,7 +73,7 @@ async def list_tags(client: HttpClient, first: str, repo: Repository, host: str)
     Raises:
         NotFound: The repository does not exist.
         UnsafeRedirect: A next page on another host or scheme.
-        RegistryError: A malformed tag list, or pages that loop.
+        MalformedAnswer: A malformed tag list, or pages that loop.
         LimitExceeded: More than `MAX_TAG_PAGES` pages, or a page over `MAX_TAG_PAGE`.
     """
     url: str | None = first
@@ -76,9 +83,9 @@ async def list_tags(client: HttpClient, first: str, repo: Repository, host: str)
     found: dict[str, None] = {}
     while url is not None:
         if url in seen:
-            raise RegistryError(
+            raise MalformedAnswer(
                 f"{what}: the next page is one already read ({urls.redact(url)})",
-                host=host, status=0,
+                host=host,
             )
         if len(seen) == MAX_TAG_PAGES:
             raise LimitExceeded(f"{what}: more than {MAX_TAG_PAGES} pages")
@@ -117,7 +124,8 @@ async def list_referrers(
     route with 401/403 while the repository is readable).
 
     Raises:
-        RegistryError: A malformed listing, or pages that loop.
+        MalformedAnswer: A malformed listing, or pages that loop.
+        RegistryError: A later page failed.
         LimitExceeded: More than `MAX_REFERRER_PAGES` pages.
         UnsafeRedirect: A next page on another host or scheme.
     """
@@ -128,9 +136,9 @@ async def list_referrers(
     found: dict[Digest, Descriptor] = {}
     while url is not None:
         if url in seen:
-            raise RegistryError(
+            raise MalformedAnswer(
                 f"{what}: the next page is one already read ({urls.redact(url)})",
-                host=host, status=0,
+                host=host,
             )
         if len(seen) == MAX_REFERRER_PAGES:
             raise LimitExceeded(f"{what}: more than {MAX_REFERRER_PAGES} pages")
@@ -183,12 +191,12 @@ def _referrers_page(
     try:
         page = Manifest.parse(body, content_type=content_type, name=what)
     except ManifestError as exc:
-        raise RegistryError(
-            f"{what}: {host} sent a malformed referrers list ({exc})", host=host, status=0
+        raise MalformedAnswer(
+            f"{what}: {host} sent a malformed referrers list ({exc})", host=host
         ) from None
     if not page.is_index:
-        raise RegistryError(
-            f"{what}: {host} sent a {page.media_type} instead of an index", host=host, status=0
+        raise MalformedAnswer(
+            f"{what}: {host} sent a {page.media_type} instead of an index", host=host
         )
     listed = []
     for desc in page.manifests:
@@ -206,12 +214,12 @@ def _tag_page(body: bytes, what: str, host: str) -> list[str]:
     except (ValueError, RecursionError):
         document = None
     if not isinstance(document, dict) or "tags" not in document:
-        raise RegistryError(f"{what}: {host} sent a malformed tag list", host=host, status=0)
+        raise MalformedAnswer(f"{what}: {host} sent a malformed tag list", host=host)
     tags = document["tags"]
     if tags is None:
         return []  # distribution's answer for a repository whose tags were all deleted
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise RegistryError(f"{what}: {host} sent a malformed tag list", host=host, status=0)
+        raise MalformedAnswer(f"{what}: {host} sent a malformed tag list", host=host)
     return tags
 
 

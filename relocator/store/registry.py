@@ -17,6 +17,7 @@ import anyio
 
 from relocator.errors import (
     AuthError,
+    DigestNotKept,
     InvalidDigest,
     InvalidReference,
     NotFound,
@@ -169,10 +170,9 @@ class RegistryStore:
         ) as resp:
             header = resp.headers.get("Docker-Content-Digest")
         if header and header != str(manifest.digest):
-            raise RegistryError(
+            raise DigestNotKept(
                 f"{what}: registry stored it as {header[:80]}; the digest would change",
                 host=urls.api_host(ref.registry),
-                status=0,
             )
 
     async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:

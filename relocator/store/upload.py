@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable
 
-from relocator.errors import DigestMismatch, RegistryError, TransportError, UnsafeRedirect
+from relocator.errors import (
+    ChunkedUploadNeeded,
+    DigestMismatch,
+    MalformedAnswer,
+    RegistryError,
+    TransportError,
+    UnsafeRedirect,
+)
 from relocator.oci import Descriptor, Digest, Repository
 from relocator.store.base import VerifiedBody
 from relocator.transport import HttpClient, Scope, urls
@@ -77,7 +84,7 @@ class Uploads:
     def location(self, url: str, location: str | None, what: str) -> str:
         """Resolve an upload `Location`; it must stay on the registry's own host."""
         if not location:
-            raise RegistryError(f"{what}: no upload Location", host=urls.host_of(url), status=0)
+            raise MalformedAnswer(f"{what}: no upload Location", host=urls.host_of(url))
         target = urls.follow(url, location, insecure_hosts=self.client.http_hosts())
         if urls.origin(target) != urls.origin(url):
             raise UnsafeRedirect(
@@ -121,10 +128,10 @@ class Uploads:
             ):
                 # Next attempt (the engine retries from a fresh source) uses PATCH.
                 self._chunked_hosts.add(host)
-                raise RegistryError(
+                raise ChunkedUploadNeeded(
                     f"{what}: registry refused a single-request upload, retrying in chunks",
                     host=host,
-                    status=503,
+                    status=exc.status,
                 ) from exc
             raise
 

@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 from relocator import redaction
 from relocator.errors import (
     AuthError,
+    BadToken,
     RegistryError,
     RelocatorError,
     TransportError,
@@ -368,11 +369,10 @@ class HttpClient:
         if credential.registry_token:
             redaction.remember(credential.registry_token)
             if not header_safe(credential.registry_token):
-                raise AuthError(
+                raise BadToken(
                     f"the registry token for {host} from {credential.source} is not a valid "
                     "header value (control characters or spaces)",
                     host=host,
-                    status=0,
                 )
             return f"Bearer {credential.registry_token}"
         scopes = scopes or ()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from relocator.errors import AuthError, ConfigError
+from relocator.errors import ConfigError, CredentialHelperFailed
 
 # A credential helper is a local program; one that takes longer than this is stuck.
 _HELPER_TIMEOUT = 60.0
@@ -28,7 +28,7 @@ async def run_helper(
 
     Raises:
         ConfigError: `name` is not a helper name (a path would run any program).
-        AuthError: The helper is missing, stuck, failed or answered nonsense.
+        CredentialHelperFailed: The helper is missing, stuck, failed or answered nonsense.
     """
     if not _HELPER_NAME.fullmatch(name):
         # A name with "/" would run an arbitrary program; helpers are looked up on PATH.
@@ -40,25 +40,23 @@ async def run_helper(
                 [program, "get"], input=server.encode(), check=False
             )
     except FileNotFoundError:
-        raise AuthError(
+        raise CredentialHelperFailed(
             f"credential helper {program} for {host} is not installed",
             host=host,
-            status=0,
             hint=f"install {program} or remove it from {config_path}",
         ) from None
     except TimeoutError:
-        raise AuthError(
-            f"credential helper {program} for {host} did not answer", host=host, status=0
+        raise CredentialHelperFailed(
+            f"credential helper {program} for {host} did not answer", host=host
         ) from None
     output = result.stdout.decode(errors="replace").strip()
     if result.returncode != 0:
         message = (output or result.stderr.decode(errors="replace")).strip()
         if "credentials not found" in message.lower():
             return None
-        raise AuthError(
+        raise CredentialHelperFailed(
             f"credential helper {program} failed for {host}: {message[:200]}",
             host=host,
-            status=0,
         )
     return _username_and_secret(output, program, host)
 
@@ -67,14 +65,13 @@ def _username_and_secret(output: str, program: str, host: str) -> tuple[str, str
     try:
         doc = json.loads(output)
     except ValueError:
-        raise AuthError(
+        raise CredentialHelperFailed(
             f"credential helper {program} gave unreadable output for {host}",
             host=host,
-            status=0,
         ) from None
     username, secret = doc.get("Username"), doc.get("Secret")
     if not isinstance(username, str) or not isinstance(secret, str):
-        raise AuthError(
-            f"credential helper {program} gave no Username/Secret for {host}", host=host, status=0
+        raise CredentialHelperFailed(
+            f"credential helper {program} gave no Username/Secret for {host}", host=host
         )
     return username, secret
