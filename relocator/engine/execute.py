@@ -41,6 +41,7 @@ from .events import (
 )
 from .plan import BlobNode, Job, Key, ManifestNode, Plan
 from .report import ImageFailure, ImageResult, Report
+from .singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,10 @@ class Executor:
         # Blob tasks still running, and the event set when none is (`blobs_first`).
         self._blobs_running = 0
         self._blobs_done = anyio.Event()
-        self._landed: dict[Key, anyio.Event] = {}
+        # What has landed at the destination (blobs and manifests, by destination
+        # repository and digest), each landed once and awaited by what needs it.
+        self._landed: SingleFlight[Key, None] = SingleFlight()
         self._roots: dict[Key, Job] = {}
-        self._failures: dict[Key, RelocatorError] = {}
         for job in plan.jobs:
             self._roots.setdefault((job.destination, job.digest), job)
         self.report = Report()
@@ -113,15 +115,13 @@ class Executor:
         started = time.monotonic()
         plan = self._plan
         for blob in plan.blobs.values():
-            for repo in blob.destinations:
-                self._event((repo, blob.desc.digest))
             for repo in blob.present:
-                self._event((repo, blob.desc.digest)).set()
+                self._landed.settle((repo, blob.desc.digest), None)
                 self.report.blobs_present += 1
                 self.report.bytes_present += blob.desc.size
                 self._sink.emit(BlobDone(str(blob.desc.digest), blob.desc.size, "present"))
         for key in plan.manifests_present:
-            self._event(key).set()
+            self._landed.settle(key, None)
         self.report.manifests_present = len(plan.manifests_present)
         excluded = {d.digest: d for _, d in plan.excluded}
         self.report.blobs_excluded = len(excluded)
@@ -150,31 +150,11 @@ class Executor:
         self.report.seconds = time.monotonic() - started
         return self.report
 
-    def _failed_dependency(self, keys: Sequence[Key]) -> RelocatorError | None:
-        for key in keys:
-            if key in self._failures:
-                return self._failures[key]
-        return None
-
-    def _fail(self, keys: Sequence[Key], error: RelocatorError) -> None:
-        """Record `error` for `keys` and release their waiters (keep-going only)."""
-        if not self._options.keep_going:
-            raise error
-        for key in keys:
-            self._failures.setdefault(key, error)
-            self._event(key).set()
-
     def _fail_job(self, job: Job, error: RelocatorError) -> None:
         if not self._options.keep_going:
             raise error
         self.report.failures.append(ImageFailure(source=job.source, error=str(error)))
         self._sink.emit(ImageFailed(str(job.source), str(error)))
-
-    def _event(self, key: Key) -> anyio.Event:
-        event = self._landed.get(key)
-        if event is None:
-            event = self._landed[key] = anyio.Event()
-        return event
 
     async def _blob_worker(self, blobs: Iterator[BlobNode]) -> None:
         for blob in blobs:
@@ -196,15 +176,25 @@ class Executor:
     async def _blob_landings(self, blob: BlobNode) -> None:
         async with self._blob_slots:
             have = [repo for repo in blob.destinations if repo in blob.present]
-            missing = blob.missing
-            for position, repo in enumerate(missing):
-                try:
+            failed: list[RelocatorError] = []
+            for repo in blob.missing:
+
+                async def land(repo: Repository = repo) -> None:
+                    if failed:
+                        # The blob could not be landed once: the other repositories
+                        # fail with it rather than try again.
+                        raise failed[0]
                     await self._land_blob(blob, repo, have)
+
+                try:
+                    await self._landed.run((repo, blob.desc.digest), land)
                 except RelocatorError as exc:
-                    self._fail([(r, blob.desc.digest) for r in missing[position:]], exc)
-                    return
+                    if not self._options.keep_going:
+                        raise
+                    # Recorded for what needs it (keep-going).
+                    failed.append(exc)
+                    continue
                 have.append(repo)
-                self._event((repo, blob.desc.digest)).set()
 
     async def _land_blob(self, blob: BlobNode, repo: Repository, have: list[Repository]) -> None:
         desc = blob.desc
@@ -287,40 +277,41 @@ class Executor:
             yield chunk
 
     async def _manifest(self, node: ManifestNode) -> None:
+        try:
+            await self._landed.run(node.key, lambda: self._push_manifest(node))
+        except RelocatorError:
+            if not self._options.keep_going:
+                raise
+            # Recorded for the parents and the job waiting for it.
+
+    async def _push_manifest(self, node: ManifestNode) -> None:
         repo = node.destination.repo
         needs = [(repo, digest) for digest in node.blobs] + node.manifests
+        failed: RelocatorError | None = None
         for key in needs:
-            await self._event(key).wait()
+            try:
+                await self._landed.wait(key)
+            except RelocatorError as exc:
+                failed = failed or exc
         if self._blobs_first:
             await self._blobs_done.wait()
-        failed = self._failed_dependency(needs)
         if failed is not None:
             # Never push a manifest whose blobs or children did not land.
-            self._fail([node.key], failed)
-            return
+            raise failed
         job = self._roots.get(node.key)
-        try:
-            if job is not None and job.tags:
-                # Pushed by tag, not digest: some registries (ECR) refuse digest pushes,
-                # and a tag protects the image from garbage collection.
-                await self._push_tag(job, job.tags[0], node.manifest)
-            else:
-                await self._dst.manifest_put(node.destination, node.manifest)
-                self._sink.emit(ManifestPushed(str(node.destination)))
-        except RelocatorError as exc:
-            self._fail([node.key], exc)
-            return
+        if job is not None and job.tags:
+            # Pushed by tag, not digest: some registries (ECR) refuse digest pushes,
+            # and a tag protects the image from garbage collection.
+            await self._push_tag(job, job.tags[0], node.manifest)
+        else:
+            await self._dst.manifest_put(node.destination, node.manifest)
+            self._sink.emit(ManifestPushed(str(node.destination)))
         self.report.manifests_pushed += 1
-        self._event(node.key).set()
 
     async def _job(self, job: Job) -> None:
         key = (job.destination, job.digest)
-        await self._event(key).wait()
-        failed = self._failures.get(key)
-        if failed is not None:
-            self._fail_job(job, failed)
-            return
         try:
+            await self._landed.wait(key)
             await self._finish_job(job, key)
         except RelocatorError as exc:
             self._fail_job(job, exc)

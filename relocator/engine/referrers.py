@@ -48,7 +48,7 @@ from .groups import first_error
 from .limits import MANIFEST_OVERHEAD, Limits
 from .plan import MAX_DEPTH, Job, Key
 from .report import ImageFailure
-from .singleflight import Once
+from .singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class _Finder:
         # Bytes of the manifests held (each with its overhead), as a plan counts them.
         self._held = 0
         self.manifests: dict[Digest, Manifest] = {}
-        self._lookups: dict[tuple[Repository, Digest, int], Once[list[_Found]]] = {}
+        self._lookups: SingleFlight[tuple[Repository, Digest, int], list[_Found]] = SingleFlight()
 
     async def job(self, job: Job) -> list[_Found]:
         """What is attached to the job's image and to every manifest below it."""
@@ -214,11 +214,9 @@ class _Finder:
         return manifest
 
     async def _attached(self, repo: Repository, digest: Digest, level: int) -> list[_Found]:
-        key = (repo, digest, level)
-        once = self._lookups.get(key)
-        if once is None:
-            once = self._lookups[key] = Once(_bind(self._look_up, repo, digest, level))
-        return await once.get()
+        return await self._lookups.run(
+            (repo, digest, level), _bind(self._look_up, repo, digest, level)
+        )
 
     async def _look_up(self, repo: Repository, digest: Digest, level: int) -> list[_Found]:
         listed, tagged = await _gather(
