@@ -518,11 +518,7 @@ async def _transfer(
             return None
         if before_copy is not None:
             before_copy(plan.jobs)
-        options = CopyOptions(
-            hold=client.hosts.hold,
-            max_blobs_in_flight=2 * args.concurrency,
-            keep_going=args.keep_going,
-        )
+        options = CopyOptions(keep_going=args.keep_going)
         report = await execute_plan(
             plan, source=source, destination=destination, options=options, sink=out.sink,
             referrers=indexes,

@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    Callable,
-    Iterator,
-    Sequence,
-)
-from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from dataclasses import dataclass
 
 import anyio
 
 from relocator.errors import DigestNotKept, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
 from relocator.store import BlobMounter, HostBound, Store, Untrusted
-from relocator.transport import RetryPolicy
+from relocator.transport import Hosts, RetryPolicy
+from relocator.transport.limits import HostLimits
 
 from .events import (
     BlobDone,
@@ -45,9 +40,6 @@ from .singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
-#: Holds concurrency slots of the named hosts for the duration of a block.
-Hold = Callable[[Sequence[str]], AbstractAsyncContextManager[None]]
-
 # Bytes between two progress events of one blob: frequent enough for smooth bars,
 # rare enough that a 10 GB blob does not flood the sink (at most one event per 256 KiB).
 _PROGRESS_STEP = 256 * 1024
@@ -61,12 +53,12 @@ _MANIFEST_WORKERS = 256
 class CopyOptions:
     """How a plan is carried out."""
 
-    #: Blob transfers in flight across all hosts (memory and file descriptors bound it).
-    max_blobs_in_flight: int = 16
-    #: Whole-transfer retries of one blob (each from a fresh source stream).
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: Holds per-host slots (the transport's `Hosts.hold`); None: no host limits.
-    hold: Hold | None = None
+    #: Blob transfers in flight across all hosts (memory and file descriptors bound
+    #: it). None: what the stores' transport derives (`HostLimits.blobs_in_flight`).
+    max_blobs_in_flight: int | None = None
+    #: How one blob transfer is retried, all levels together (see
+    #: `relocator.transport.retry`). None: the stores' transport policy.
+    retry: RetryPolicy | None = None
     #: Finish every image that can be finished when one fails; failures end up in
     #: `Report.failures` instead of stopping the run.
     keep_going: bool = False
@@ -98,7 +90,13 @@ class Executor:
         self._blobs_first = options.blobs_first or (
             isinstance(source, Untrusted) and source.untrusted
         )
-        self._blob_slots = anyio.CapacityLimiter(options.max_blobs_in_flight)
+        # Host slots, blobs in flight and retries come from the stores' transport (the
+        # `HostBound` capability): the caller need not know them.
+        hosts = [s.hosts for s in (source, destination) if isinstance(s, HostBound)]
+        limits = hosts[0].limits if hosts else HostLimits()
+        self._blobs_in_flight = options.max_blobs_in_flight or limits.blobs_in_flight
+        self._retry = options.retry or (hosts[0].retry if hosts else RetryPolicy())
+        self._blob_slots = anyio.CapacityLimiter(self._blobs_in_flight)
         # Blob tasks still running, and the event set when none is (`blobs_first`).
         self._blobs_running = 0
         self._blobs_done = anyio.Event()
@@ -137,7 +135,7 @@ class Executor:
             # the largest first; manifest workers take them bottom-up, so a worker only
             # ever waits for what earlier (or blob) workers are landing.
             blobs = iter(to_move)
-            for n in range(min(self._options.max_blobs_in_flight, len(to_move))):
+            for n in range(min(self._blobs_in_flight, len(to_move))):
                 tg.start_soon(self._blob_worker, blobs, name=f"blob worker {n}")
             manifests = iter(plan.manifests.values())
             for n in range(min(_MANIFEST_WORKERS, len(plan.manifests))):
@@ -215,52 +213,50 @@ class Executor:
     async def _copy(self, blob: BlobNode, repo: Repository) -> None:
         desc = blob.desc
         source = blob.sources[0]
-        policy = self._options.retry
-        attempt = 0
-        started = time.monotonic()
-        while True:
-            try:
-                async with self._hold_hosts(source, repo):
-                    self._sink.emit(BlobStarted(str(desc.digest), desc.size, str(repo)))
-                    async with (
-                        self._src.blob_open(source, desc) as chunks,
-                        aclosing(self._counted(chunks, desc)) as counted,
-                    ):
-                        await self._dst.blob_put(repo, desc, counted)
-                break
-            except RelocatorError as exc:
-                attempt += 1
-                # Bounded by time as well as by count, as request retries are: a blob
-                # that keeps failing slowly must not hold the run for `attempts` times
-                # its duration (`RetryPolicy.budget`).
-                if (
-                    not exc.temporary
-                    or attempt > policy.attempts
-                    or time.monotonic() - started > policy.budget
-                ):
-                    raise
-                delay = policy.delay(attempt, exc)
-                self.report.retries += 1
-                self._sink.emit(
-                    Retrying(f"copying blob {desc.digest.short} to {repo}", attempt, str(exc), delay)
-                )
-                await anyio.sleep(delay)
+        # One operation: the requests and resumes inside spend the same attempts as the
+        # whole-transfer retries here, so their counts add up instead of multiplying.
+        with self._retry.operation() as attempts:
+            while True:
+                try:
+                    async with self._hold_hosts(source, repo):
+                        self._sink.emit(BlobStarted(str(desc.digest), desc.size, str(repo)))
+                        async with (
+                            self._src.blob_open(source, desc) as chunks,
+                            aclosing(self._counted(chunks, desc)) as counted,
+                        ):
+                            await self._dst.blob_put(repo, desc, counted)
+                    break
+                except RelocatorError as exc:
+                    delay = attempts.retry(exc)
+                    self.report.retries += 1
+                    self._sink.emit(Retrying(
+                        f"copying blob {desc.digest.short} to {repo}", attempts.spent,
+                        str(exc), delay,
+                    ))
+                    await anyio.sleep(delay)
         self.report.blobs_copied += 1
         self.report.bytes_copied += desc.size
         self._sink.emit(BlobDone(str(desc.digest), desc.size, "copied"))
 
-    def _hold_hosts(
+    @asynccontextmanager
+    async def _hold_hosts(
         self, source: Repository, destination: Repository
-    ) -> AbstractAsyncContextManager[None]:
-        hold = self._options.hold
-        hosts = [
-            store.host_of(repo)
-            for store, repo in ((self._src, source), (self._dst, destination))
-            if isinstance(store, HostBound)
-        ]
-        if hold is None or not hosts:
-            return nullcontext()
-        return hold(hosts)
+    ) -> AsyncIterator[None]:
+        """
+        Hold a slot of the source's host and one of the destination's for the block,
+        each from the transport that limits it (one call per transport, so that its
+        slots are taken in its sorted host order).
+        """
+        wanted: dict[int, tuple[Hosts, list[str]]] = {}
+        for store, repo in ((self._src, source), (self._dst, destination)):
+            if isinstance(store, HostBound):
+                hosts = store.hosts
+                wanted.setdefault(id(hosts), (hosts, []))[1].append(store.host_of(repo))
+        async with AsyncExitStack() as stack:
+            for key in sorted(wanted):
+                hosts, names = wanted[key]
+                await stack.enter_async_context(hosts.hold(names))
+            yield
 
     async def _counted(
         self, chunks: AsyncIterable[bytes], desc: Descriptor

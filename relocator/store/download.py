@@ -11,6 +11,8 @@ import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
+import anyio
+
 from relocator.errors import IntegrityError, TransportError
 from relocator.oci import Descriptor, Repository
 from relocator.store.ranges import Span
@@ -19,9 +21,9 @@ from relocator.transport.auth import pull
 
 log = logging.getLogger(__name__)
 
-# A download that broke is resumed with Range this many times in a row without progress;
-# progress of `_RESUME_PROGRESS` bytes since the last break resets the count.
-_MAX_RESUMES = 5
+# A download that broke is resumed with Range, each resume spending an attempt of its
+# transfer (`RetryPolicy.attempts`); progress of `_RESUME_PROGRESS` bytes since the last
+# break starts the count afresh.
 _RESUME_PROGRESS = 1024 * 1024
 # ASCII digits only: Python's \d also matches '٣', which a header must not carry.
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)", re.ASCII)
@@ -29,8 +31,6 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)", re.ASCII)
 
 class RangeNotHonoured(IntegrityError):
     """A resumed download did not continue at the byte we asked for; start over."""
-
-
 
 
 async def span_chunks(
@@ -42,8 +42,9 @@ async def span_chunks(
     """
     what = f"fetching blob {desc.digest.short} from {repo}"
     offset = span.start
-    breaks = 0
     progress_at_break = offset
+    # The attempts of the transfer this download is part of (see `transport.retry`).
+    attempts = client.hosts.retry.current_attempts()
     while True:
         if offset == 0 and span.end == desc.size:
             headers = {}
@@ -67,12 +68,11 @@ async def span_chunks(
             if not exc.temporary or offset >= span.end:
                 raise
             if offset - progress_at_break >= _RESUME_PROGRESS:
-                breaks = 0
-            breaks += 1
+                attempts.progressed()
             progress_at_break = offset
-            if breaks > _MAX_RESUMES:
-                raise
-            log.debug("%s broke at %d bytes, resuming: %s", what, offset, exc)
+            delay = attempts.retry(exc)
+            log.debug("%s broke at %d bytes, resuming in %.1fs: %s", what, offset, delay, exc)
+            await anyio.sleep(delay)
 
 
 

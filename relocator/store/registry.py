@@ -40,7 +40,7 @@ from relocator.store.download import RangeNotHonoured, span_chunks
 from relocator.store.listings import TAGS_PER_PAGE, TagListing, list_referrers, list_tags
 from relocator.store.ranges import Budget, RangedDownload, RangePolicy, Span
 from relocator.store.upload import Uploads
-from relocator.transport import HttpClient, urls
+from relocator.transport import Hosts, HttpClient, urls
 from relocator.transport.auth import pull, push
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,11 @@ class RegistryStore:
     def host_of(self, repo: Repository) -> str:
         """The API host of `repo`'s registry (the key of its concurrency limit)."""
         return urls.api_host(repo.registry)
+
+    @property
+    def hosts(self) -> Hosts:
+        """The client's per-host limits and state (see `HostBound`)."""
+        return self.client.hosts
 
     def _url(self, repo: Repository, tail: str) -> str:
         # `Repository` checks its path when built; checked again and escaped here, where
@@ -202,20 +207,22 @@ class RegistryStore:
         `relocator.store.ranges`).
         """
         host = self.host_of(repo)
+        url = self._url(repo, f"blobs/{desc.digest}")
         if not self.ranges.applies(desc.size) or host in self._unranged_hosts:
             # Closed here, whatever the reader did: an abandoned stream still holds its
             # connection and host slot, and its finaliser would run in another context.
-            async with aclosing(span_chunks(self.client, self._url(repo, f"blobs/{desc.digest}"), repo, desc, Span(0, desc.size))) as chunks:
+            whole = span_chunks(self.client, url, repo, desc, Span(0, desc.size))
+            async with aclosing(whole) as chunks:
                 yield chunks
             return
-        limiter = self.client.hosts[host].limiter
+        hosts = self.client.hosts
         download = RangedDownload(
             desc.size,
-            lambda span: span_chunks(self.client, self._url(repo, f"blobs/{desc.digest}"), repo, desc, span),
+            lambda span: span_chunks(self.client, url, repo, desc, span),
             policy=self.ranges,
             budget=self.range_budget,
-            spare=limiter.try_acquire,
-            release=limiter.release,
+            spare=lambda: hosts.try_acquire(host),
+            release=lambda token: hosts.release(host, token),
         )
         try:
             async with download.reading() as chunks:

@@ -75,7 +75,7 @@ class HttpClient:
         self.settings = settings
         self.keychain = keychain
         self.hosts = Hosts(
-            settings.concurrency, dict(settings.per_host_concurrency), settings.per_host_rps
+            settings.limits, per_host_rps=settings.per_host_rps, retry=settings.retry
         )
         self._challenges: dict[str, Challenge | None] = {}
         self._tokens = TokenCache()
@@ -194,10 +194,8 @@ class HttpClient:
     ) -> tuple[aiohttp.ClientResponse, bytes | None]:
         host = urls.host_of(url)
         state = self.hosts[host]
-        policy = self.settings.retry
+        attempts = self.hosts.retry.current_attempts()
         replayable = body is None or isinstance(body, bytes)
-        started = time.monotonic()
-        attempt = 0
         # Docker Hub counts manifest GETs (not HEADs, not blobs) against its allowance.
         pull = method == "GET" and "/manifests/" in url
         while True:
@@ -229,14 +227,11 @@ class HttpClient:
             if isinstance(error, RegistryError) and error.status == 429:
                 state.throttled += 1
                 state.limiter.throttle()
-            attempt += 1
-            if (
-                not (retry and replayable and error.temporary)
-                or attempt > policy.attempts
-                or time.monotonic() - started > policy.budget
-            ):
+            if not (retry and replayable):
                 raise error
-            delay = policy.delay(attempt, error)
+            # Spends an attempt of the operation this request belongs to (a blob
+            # transfer), or of its own; raises the error once they are spent.
+            delay = attempts.retry(error)
             if isinstance(error, RegistryError) and error.retry_after is not None:
                 state.back_off(delay)
             state.retrying(str(error).replace("\n", " "), delay)

@@ -9,6 +9,7 @@ from pathlib import Path
 from relocator import __version__
 from relocator.transport.addresses import is_internal
 from relocator.transport.guard import Classifier
+from relocator.transport.limits import DEFAULT_CONCURRENCY, HostLimits
 from relocator.transport.progress import ProgressRule
 from relocator.transport.retry import RetryPolicy
 
@@ -24,8 +25,9 @@ class TransportSettings:
     insecure_hosts: frozenset[str] = frozenset()
     #: Every registry may fall back to plain http (kbld's boolean `--registry-insecure`).
     insecure_all: bool = False
-    #: Concurrent requests (and blob transfers) per registry host.
-    concurrency: int = 8
+    #: Concurrent requests (and blob transfers) per registry host; every other
+    #: concurrency limit is derived from it (see `limits`).
+    concurrency: int = DEFAULT_CONCURRENCY
     per_host_concurrency: Mapping[str, int] = field(default_factory=dict)
     #: Requests started per second at most, per host (hosts not named: no limit).
     per_host_rps: Mapping[str, float] = field(default_factory=dict)
@@ -58,6 +60,11 @@ class TransportSettings:
     #: link-local, ... (`addresses.is_internal`). Tests replace it to stand a local
     #: server in for a public one; see `guard.Guard`.
     internal_address: Classifier = is_internal
+
+    @property
+    def limits(self) -> HostLimits:
+        """The run's concurrency limits, all derived from `concurrency`."""
+        return HostLimits(concurrency=self.concurrency, per_host=self.per_host_concurrency)
 
     @property
     def progress(self) -> ProgressRule:

@@ -83,10 +83,8 @@ class Wire:
                 resolver=StaticResolver(self.settings.static_hosts)
                 if self.settings.static_hosts
                 else None,
-                # Backstop only: the per-host limiter decides; a transfer within one
-                # registry holds two connections, hence the factor.
-                limit_per_host=2 * max(self.settings.concurrency,
-                                       *self.settings.per_host_concurrency.values(), 1) + 4,
+                # Backstop only: the per-host limiter decides.
+                limit_per_host=self.settings.limits.connections_per_host,
                 limit=0,
                 ttl_dns_cache=300,
                 enable_cleanup_closed=True,
