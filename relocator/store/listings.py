@@ -76,20 +76,10 @@ async def list_tags(client: HttpClient, first: str, repo: Repository, host: str)
         MalformedAnswer: A malformed tag list, or pages that loop.
         LimitExceeded: More than `MAX_TAG_PAGES` pages, or a page over `MAX_TAG_PAGE`.
     """
-    url: str | None = first
-    origin = urls.origin(first)
     what = f"listing tags of {repo}"
-    seen: set[str] = set()
+    pages = _Pages(client, first, limit=MAX_TAG_PAGES, what=what, host=host)
     found: dict[str, None] = {}
-    while url is not None:
-        if url in seen:
-            raise MalformedAnswer(
-                f"{what}: the next page is one already read ({urls.redact(url)})",
-                host=host,
-            )
-        if len(seen) == MAX_TAG_PAGES:
-            raise LimitExceeded(f"{what}: more than {MAX_TAG_PAGES} pages")
-        seen.add(url)
+    while (url := pages.next()) is not None:
         async with client.request(
             "GET", url, what=what, scopes=(pull(repo.path),),
             headers={"Accept": "application/json"},
@@ -97,16 +87,7 @@ async def list_tags(client: HttpClient, first: str, repo: Repository, host: str)
             body = await resp.read(MAX_TAG_PAGE, what=what)
             link = resp.headers.get("Link")
         found.update(dict.fromkeys(_tag_page(body, what, host)))
-        url = None
-        following = _next_link(link)
-        if following is not None:
-            url = urls.follow(
-                resp.url, following, insecure_hosts=client.http_hosts()
-            )
-            if urls.origin(url) != origin:
-                raise UnsafeRedirect(
-                    f"{what}: the next page is on another host ({urls.redact(url)})"
-                )
+        pages.follow(resp.url, link)
     return TagListing(
         tags=tuple(t for t in found if is_tag(t)),
         refused=tuple(t for t in found if not is_tag(t)),
@@ -129,20 +110,10 @@ async def list_referrers(
         LimitExceeded: More than `MAX_REFERRER_PAGES` pages.
         UnsafeRedirect: A next page on another host or scheme.
     """
-    url: str | None = first
-    origin = urls.origin(first)
     what = f"listing referrers of {repo}@{digest}"
-    seen: list[str] = []
+    pages = _Pages(client, first, limit=MAX_REFERRER_PAGES, what=what, host=host)
     found: dict[Digest, Descriptor] = {}
-    while url is not None:
-        if url in seen:
-            raise MalformedAnswer(
-                f"{what}: the next page is one already read ({urls.redact(url)})",
-                host=host,
-            )
-        if len(seen) == MAX_REFERRER_PAGES:
-            raise LimitExceeded(f"{what}: more than {MAX_REFERRER_PAGES} pages")
-        seen.append(url)
+    while (url := pages.next()) is not None:
         try:
             async with client.request(
                 "GET", url, what=what, scopes=(pull(repo.path),),
@@ -157,30 +128,81 @@ async def list_referrers(
             # Some registries guard unknown routes with auth: for the first page that
             # means "no API here" (the tag scheme is tried next and meets the same
             # permissions); past it, a real refusal.
-            if len(seen) > 1:
+            if pages.read > 1:
                 raise
             log.debug("%s: %s; trying the referrers tag scheme", what, exc)
             return None
         if status != 200:
-            if len(seen) > 1:
+            if pages.read > 1:
                 raise RegistryError(
-                    f"{what}: page {len(seen)} answered HTTP {status}", host=host,
+                    f"{what}: page {pages.read} answered HTTP {status}", host=host,
                     status=status,
                 )
             return None
         for desc in _referrers_page(body, content_type, what, host):
             found.setdefault(desc.digest, desc)
-        url = None
-        following = _next_link(link)
-        if following is not None:
-            url = urls.follow(
-                page_url, following, insecure_hosts=client.http_hosts()
-            )
-            if urls.origin(url) != origin:
-                raise UnsafeRedirect(
-                    f"{what}: the next page is on another host ({urls.redact(url)})"
-                )
+        pages.follow(page_url, link)
     return list(found.values())
+
+
+class _Pages:
+    """
+    The pages of one listing: each read once, at most `limit` of them, and all on the
+    first page's scheme and host.
+    """
+
+    def __init__(self, client: HttpClient, first: str, *, limit: int, what: str, host: str) -> None:
+        self._client = client
+        self._origin = urls.origin(first)
+        self._url: str | None = first
+        self._seen: set[str] = set()
+        self._limit = limit
+        self._what = what
+        self._host = host
+
+    @property
+    def read(self) -> int:
+        """Pages asked for so far."""
+        return len(self._seen)
+
+    def next(self) -> str | None:
+        """
+        The URL of the next page, None when the last one named none.
+
+        Raises:
+            MalformedAnswer: The next page is one already read.
+            LimitExceeded: More than `limit` pages.
+        """
+        url = self._url
+        if url is None:
+            return None
+        if url in self._seen:
+            raise MalformedAnswer(
+                f"{self._what}: the next page is one already read ({urls.redact(url)})",
+                host=self._host,
+            )
+        if len(self._seen) == self._limit:
+            raise LimitExceeded(f"{self._what}: more than {self._limit} pages")
+        self._seen.add(url)
+        return url
+
+    def follow(self, page_url: str, link: str | None) -> None:
+        """
+        Take the next page from the `Link` header of the page read at `page_url`.
+
+        Raises:
+            UnsafeRedirect: The next page is on another host or scheme.
+        """
+        self._url = None
+        following = _next_link(link)
+        if following is None:
+            return
+        url = urls.follow(page_url, following, insecure_hosts=self._client.http_hosts())
+        if urls.origin(url) != self._origin:
+            raise UnsafeRedirect(
+                f"{self._what}: the next page is on another host ({urls.redact(url)})"
+            )
+        self._url = url
 
 
 

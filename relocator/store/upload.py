@@ -7,6 +7,7 @@ PATCH flow instead, remembered per host for the rest of the run.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
+from dataclasses import dataclass
 
 from relocator.errors import (
     ChunkedUploadNeeded,
@@ -64,10 +65,11 @@ class Uploads:
         try:
             if location is None:
                 location = await self._start_upload(start, scopes, what)
+            upload = _Upload(location=location, desc=desc, body=payload, scopes=scopes, what=what)
             if host in self._chunked_hosts:
-                await self._put_chunked(location, desc, payload, scopes, what)
+                await self._put_chunked(upload)
             else:
-                await self._put_monolithic(location, desc, payload, scopes, what, host)
+                await self._put_monolithic(upload, host)
         except (TransportError, RegistryError):
             body.reraise()
             raise
@@ -93,22 +95,15 @@ class Uploads:
             )
         return target
 
-    async def _put_monolithic(
-        self,
-        location: str,
-        desc: Descriptor,
-        body: bytes | VerifiedBody,
-        scopes: tuple[Scope, ...],
-        what: str,
-        host: str,
-    ) -> None:
-        url = urls.with_query(location, digest=str(desc.digest))
+    async def _put_monolithic(self, upload: _Upload, host: str) -> None:
+        desc, body, what = upload.desc, upload.body, upload.what
+        url = urls.with_query(upload.location, digest=str(desc.digest))
         try:
             async with self.client.request(
                 "PUT",
                 url,
                 what=what,
-                scopes=scopes,
+                scopes=upload.scopes,
                 headers={
                     "Content-Type": "application/octet-stream",
                     "Content-Length": str(desc.size),
@@ -135,31 +130,37 @@ class Uploads:
                 ) from exc
             raise
 
-    async def _put_chunked(
-        self,
-        location: str,
-        desc: Descriptor,
-        body: bytes | VerifiedBody,
-        scopes: tuple[Scope, ...],
-        what: str,
-    ) -> None:
+    async def _put_chunked(self, upload: _Upload) -> None:
         # One streamed PATCH of the whole blob (no Content-Range: a stream), then the PUT.
+        location, what = upload.location, upload.what
         async with self.client.request(
             "PATCH",
             location,
             what=what,
-            scopes=scopes,
+            scopes=upload.scopes,
             headers={"Content-Type": "application/octet-stream"},
-            body=body,
+            body=upload.body,
             ok=(202, 204),
         ) as resp:
             location = self.location(location, resp.headers.get("Location") or location, what)
         async with self.client.request(
             "PUT",
-            urls.with_query(location, digest=str(desc.digest)),
+            urls.with_query(location, digest=str(upload.desc.digest)),
             what=what,
-            scopes=scopes,
+            scopes=upload.scopes,
             body=b"",
             ok=(201, 204),
         ):
             pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Upload:
+    """One blob's upload in the session at `location`."""
+
+    location: str
+    desc: Descriptor
+    #: The verified stream, or the empty bytes of an empty blob.
+    body: bytes | VerifiedBody
+    scopes: tuple[Scope, ...]
+    what: str

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio.lowlevel
 import pytest
 
 from relocator.engine import CopyOptions, Job, copy_images
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
+from relocator.testing.memory import MemoryStore
 from relocator.transport import Hosts
 from relocator.transport.limits import HostLimits
 
@@ -22,42 +22,17 @@ DESTINATION = Repository.parse("dst.example/app")
 LAYERS = 12
 
 
-class HostStore:
-    """An in-memory store on one network host that counts the blob uploads in flight."""
-
-    name = "memory"
+class HostStore(MemoryStore):
+    """A `MemoryStore` behind a transport's host limits, counting the uploads in flight."""
 
     def __init__(self, hosts: Hosts) -> None:
+        super().__init__()
         self.hosts = hosts
-        self.manifests: dict[Digest, Manifest] = {}
-        self.blobs: dict[Digest, bytes] = {}
         self.uploading = 0
         self.most_uploading = 0
 
     def host_of(self, repo: Repository) -> str:
         return repo.registry
-
-    async def manifest_get(self, ref: Reference) -> Manifest:
-        assert ref.digest is not None
-        return self.manifests[ref.digest]
-
-    async def manifest_exists(self, ref: Reference) -> Digest | None:
-        return ref.digest if ref.digest in self.manifests else None
-
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
-        self.manifests[manifest.digest] = manifest
-
-    async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
-        return desc.digest in self.blobs
-
-    @asynccontextmanager
-    async def blob_open(
-        self, repo: Repository, desc: Descriptor
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
-        async def chunks() -> AsyncIterator[bytes]:
-            yield self.blobs[desc.digest]
-
-        yield chunks()
 
     async def blob_put(
         self, repo: Repository, desc: Descriptor, chunks: AsyncIterable[bytes]
@@ -67,27 +42,32 @@ class HostStore:
         # Let every other transfer that may start now start before this one ends.
         for _ in range(20):
             await anyio.lowlevel.checkpoint()
-        self.blobs[desc.digest] = b"".join([chunk async for chunk in chunks])
+        await super().blob_put(repo, desc, chunks)
         self.uploading -= 1
 
-    async def aclose(self) -> None:
-        return None
 
+async def _image(store: MemoryStore) -> Job:
+    """An image of `LAYERS` layers pushed to `store` at `SOURCE`; its job to `DESTINATION`."""
 
-def _image(store: HostStore) -> Job:
-    def blob(data: bytes, media_type: str) -> dict[str, object]:
-        store.blobs[Digest.of(data)] = data
-        return {"mediaType": media_type, "digest": str(Digest.of(data)), "size": len(data)}
+    async def blob(data: bytes, media_type: str) -> dict[str, object]:
+        desc = Descriptor(media_type=media_type, digest=Digest.of(data), size=len(data))
+        await store.blob_put(SOURCE, desc, _one(data))
+        return desc.to_json()
 
     raw = json.dumps({
         "schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
-        "config": blob(b"config", mediatypes.OCI_CONFIG),
-        "layers": [blob(f"layer {n}".encode(), mediatypes.OCI_LAYER_GZIP)
+        "config": await blob(b"config", mediatypes.OCI_CONFIG),
+        "layers": [await blob(f"layer {n}".encode(), mediatypes.OCI_LAYER_GZIP)
                    for n in range(LAYERS)],
     }).encode()
     manifest = Manifest.parse(raw)
-    store.manifests[manifest.digest] = manifest
-    return Job(source=Reference.from_repo(SOURCE, digest=manifest.digest), destination=DESTINATION)
+    source = Reference.from_repo(SOURCE, digest=manifest.digest)
+    await store.manifest_put(source, manifest)
+    return Job(source=source, destination=DESTINATION)
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 @pytest.mark.parametrize(
@@ -111,7 +91,7 @@ async def test_transfers_in_flight_follow_the_stores_limits(
     """
     hosts = Hosts(limits)
     source, destination = HostStore(hosts), HostStore(hosts)
-    job = _image(source)
+    job = await _image(source)
 
     report = await copy_images([job], source=source, destination=destination,
                                options=CopyOptions())
