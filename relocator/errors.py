@@ -131,20 +131,22 @@ class TransportError(RelocatorError):
 
 
 class RegistryError(RelocatorError):
-    """The registry answered with an error status."""
+    """The registry answered with an error status, or with an answer we cannot use."""
 
     def __init__(
         self,
         message: str,
         *,
         host: str,
-        status: int,
+        status: int | None,
         codes: tuple[str, ...] = (),
         retry_after: float | None = None,
         hint: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.host = host
+        #: The HTTP status; None when the status was fine but the answer was not (see
+        #: `MalformedAnswer`) or no registry answered (a credential helper).
         self.status = status
         self.codes = codes
         #: Seconds the registry asked us to wait (`Retry-After`), already capped.
@@ -158,6 +160,52 @@ class RegistryError(RelocatorError):
 
 class AuthError(RegistryError):
     """The registry refused our credentials (401) or our access (403)."""
+
+
+class BadToken(AuthError):
+    """
+    A token is unusable: the token endpoint answered no JSON or no token, or a token
+    (from there or from the user's configuration) is not a valid header value.
+    """
+
+    def __init__(self, message: str, *, host: str, hint: str | None = None) -> None:
+        super().__init__(message, host=host, status=None, hint=hint)
+
+
+class CredentialHelperFailed(AuthError):
+    """A Docker credential helper is missing, stuck, failed or answered nonsense."""
+
+    def __init__(self, message: str, *, host: str, hint: str | None = None) -> None:
+        super().__init__(message, host=host, status=None, hint=hint)
+
+
+class MalformedAnswer(RegistryError):
+    """
+    The registry accepted the request but its answer breaks the distribution protocol:
+    a malformed tag or referrers list, pages that loop, an upload without `Location`.
+    """
+
+    def __init__(self, message: str, *, host: str, hint: str | None = None) -> None:
+        super().__init__(message, host=host, status=None, hint=hint)
+
+
+class DigestNotKept(MalformedAnswer):
+    """
+    The registry stored a manifest under another digest than the one pushed, or a tag
+    reads back as another image than the one pushed to it.
+    """
+
+
+class ChunkedUploadNeeded(RegistryError):
+    """
+    The registry refused a blob in a single PUT (400, 405, 411, 413, 415, 416); the
+    store now uploads to that host in chunks, so the transfer is retried.
+    """
+
+    @property
+    def temporary(self) -> bool:
+        """Always: the next attempt uses another upload style."""
+        return True
 
 
 class NotFound(RegistryError):

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from relocator.engine import CopyOptions, Job, Plan, Report, execute_plan, plan_images
 from relocator.engine.events import Notice
-from relocator.engine.referrers import ReferrersIndex, describe, find_referrers, with_attachments
+from relocator.engine.fallback_index import ReferrersIndex
+from relocator.engine.referrers import describe, find_referrers, with_attachments
 from relocator.engine.report import ImageFailure
 from relocator.oci import Digest, Manifest
 from relocator.store import RegistryStore, Store
@@ -117,12 +118,8 @@ async def transfer(
             return Moved(plan=text)
         if hooks.before_copy is not None:
             hooks.before_copy(plan.jobs)
-        copy_options = CopyOptions(
-            hold=client.hosts.hold,
-            max_blobs_in_flight=2 * registries.concurrency,
-            keep_going=options.keep_going,
-            retry=registries.retry,
-        )
+        # Slots, blobs in flight and the retry policy come from the stores' hosts.
+        copy_options = CopyOptions(keep_going=options.keep_going)
         report = await execute_plan(
             plan, source=source, destination=destination, options=copy_options,
             sink=session.sink, referrers=indexes,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relocator.engine import Job, image_tag
-from relocator.engine.referrers import ReferrersIndex
+from relocator.engine.fallback_index import ReferrersIndex
 from relocator.errors import InputError
 from relocator.oci import Digest, Reference, Repository, mediatypes
 from relocator.store import RegistryStore

@@ -19,10 +19,10 @@ from relocator.store import Committing, Contents, ImageEntry, Preparing, Store
 
 from .events import ImagePlanned, ImageStarted, NullSink, Planned, ProgressSink
 from .execute import CopyOptions, Executor
+from .fallback_index import ReferrersIndex, write_referrers_indexes
 from .groups import first_error
 from .limits import Limits
 from .plan import Job, Plan, make_plan
-from .referrers import ReferrersIndex, write_referrers_indexes
 from .report import Report
 from .shard import Shard, select
 from .tags import check_tags

@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    Callable,
-    Iterator,
-    Sequence,
-)
-from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from dataclasses import dataclass
 
 import anyio
 
-from relocator.errors import RegistryError, RelocatorError
+from relocator.errors import DigestNotKept, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
 from relocator.store import BlobMounter, HostBound, Store, Untrusted
-from relocator.transport import RetryPolicy
+from relocator.transport import Hosts, RetryPolicy
+from relocator.transport.limits import HostLimits
 
 from .events import (
     BlobDone,
@@ -41,11 +36,9 @@ from .events import (
 )
 from .plan import BlobNode, Job, Key, ManifestNode, Plan
 from .report import ImageFailure, ImageResult, Report
+from .singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
-
-#: Holds concurrency slots of the named hosts for the duration of a block.
-Hold = Callable[[Sequence[str]], AbstractAsyncContextManager[None]]
 
 # Bytes between two progress events of one blob: frequent enough for smooth bars,
 # rare enough that a 10 GB blob does not flood the sink (at most one event per 256 KiB).
@@ -60,12 +53,12 @@ _MANIFEST_WORKERS = 256
 class CopyOptions:
     """How a plan is carried out."""
 
-    #: Blob transfers in flight across all hosts (memory and file descriptors bound it).
-    max_blobs_in_flight: int = 16
-    #: Whole-transfer retries of one blob (each from a fresh source stream).
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: Holds per-host slots (the transport's `Hosts.hold`); None: no host limits.
-    hold: Hold | None = None
+    #: Blob transfers in flight across all hosts (memory and file descriptors bound
+    #: it). None: what the stores' transport derives (`HostLimits.blobs_in_flight`).
+    max_blobs_in_flight: int | None = None
+    #: How one blob transfer is retried, all levels together (see
+    #: `relocator.transport.retry`). None: the stores' transport policy.
+    retry: RetryPolicy | None = None
     #: Finish every image that can be finished when one fails; failures end up in
     #: `Report.failures` instead of stopping the run.
     keep_going: bool = False
@@ -97,13 +90,20 @@ class Executor:
         self._blobs_first = options.blobs_first or (
             isinstance(source, Untrusted) and source.untrusted
         )
-        self._blob_slots = anyio.CapacityLimiter(options.max_blobs_in_flight)
+        # Host slots, blobs in flight and retries come from the stores' transport (the
+        # `HostBound` capability): the caller need not know them.
+        hosts = [s.hosts for s in (source, destination) if isinstance(s, HostBound)]
+        limits = hosts[0].limits if hosts else HostLimits()
+        self._blobs_in_flight = options.max_blobs_in_flight or limits.blobs_in_flight
+        self._retry = options.retry or (hosts[0].retry if hosts else RetryPolicy())
+        self._blob_slots = anyio.CapacityLimiter(self._blobs_in_flight)
         # Blob tasks still running, and the event set when none is (`blobs_first`).
         self._blobs_running = 0
         self._blobs_done = anyio.Event()
-        self._landed: dict[Key, anyio.Event] = {}
+        # What has landed at the destination (blobs and manifests, by destination
+        # repository and digest), each landed once and awaited by what needs it.
+        self._landed: SingleFlight[Key, None] = SingleFlight()
         self._roots: dict[Key, Job] = {}
-        self._failures: dict[Key, RelocatorError] = {}
         for job in plan.jobs:
             self._roots.setdefault((job.destination, job.digest), job)
         self.report = Report()
@@ -113,15 +113,13 @@ class Executor:
         started = time.monotonic()
         plan = self._plan
         for blob in plan.blobs.values():
-            for repo in blob.destinations:
-                self._event((repo, blob.desc.digest))
             for repo in blob.present:
-                self._event((repo, blob.desc.digest)).set()
+                self._landed.settle((repo, blob.desc.digest), None)
                 self.report.blobs_present += 1
                 self.report.bytes_present += blob.desc.size
                 self._sink.emit(BlobDone(str(blob.desc.digest), blob.desc.size, "present"))
         for key in plan.manifests_present:
-            self._event(key).set()
+            self._landed.settle(key, None)
         self.report.manifests_present = len(plan.manifests_present)
         excluded = {d.digest: d for _, d in plan.excluded}
         self.report.blobs_excluded = len(excluded)
@@ -137,7 +135,7 @@ class Executor:
             # the largest first; manifest workers take them bottom-up, so a worker only
             # ever waits for what earlier (or blob) workers are landing.
             blobs = iter(to_move)
-            for n in range(min(self._options.max_blobs_in_flight, len(to_move))):
+            for n in range(min(self._blobs_in_flight, len(to_move))):
                 tg.start_soon(self._blob_worker, blobs, name=f"blob worker {n}")
             manifests = iter(plan.manifests.values())
             for n in range(min(_MANIFEST_WORKERS, len(plan.manifests))):
@@ -150,31 +148,11 @@ class Executor:
         self.report.seconds = time.monotonic() - started
         return self.report
 
-    def _failed_dependency(self, keys: Sequence[Key]) -> RelocatorError | None:
-        for key in keys:
-            if key in self._failures:
-                return self._failures[key]
-        return None
-
-    def _fail(self, keys: Sequence[Key], error: RelocatorError) -> None:
-        """Record `error` for `keys` and release their waiters (keep-going only)."""
-        if not self._options.keep_going:
-            raise error
-        for key in keys:
-            self._failures.setdefault(key, error)
-            self._event(key).set()
-
     def _fail_job(self, job: Job, error: RelocatorError) -> None:
         if not self._options.keep_going:
             raise error
         self.report.failures.append(ImageFailure(source=job.source, error=str(error)))
         self._sink.emit(ImageFailed(str(job.source), str(error)))
-
-    def _event(self, key: Key) -> anyio.Event:
-        event = self._landed.get(key)
-        if event is None:
-            event = self._landed[key] = anyio.Event()
-        return event
 
     async def _blob_worker(self, blobs: Iterator[BlobNode]) -> None:
         for blob in blobs:
@@ -196,15 +174,25 @@ class Executor:
     async def _blob_landings(self, blob: BlobNode) -> None:
         async with self._blob_slots:
             have = [repo for repo in blob.destinations if repo in blob.present]
-            missing = blob.missing
-            for position, repo in enumerate(missing):
-                try:
+            failed: list[RelocatorError] = []
+            for repo in blob.missing:
+
+                async def land(repo: Repository = repo) -> None:
+                    if failed:
+                        # The blob could not be landed once: the other repositories
+                        # fail with it rather than try again.
+                        raise failed[0]
                     await self._land_blob(blob, repo, have)
+
+                try:
+                    await self._landed.run((repo, blob.desc.digest), land)
                 except RelocatorError as exc:
-                    self._fail([(r, blob.desc.digest) for r in missing[position:]], exc)
-                    return
+                    if not self._options.keep_going:
+                        raise
+                    # Recorded for what needs it (keep-going).
+                    failed.append(exc)
+                    continue
                 have.append(repo)
-                self._event((repo, blob.desc.digest)).set()
 
     async def _land_blob(self, blob: BlobNode, repo: Repository, have: list[Repository]) -> None:
         desc = blob.desc
@@ -225,52 +213,50 @@ class Executor:
     async def _copy(self, blob: BlobNode, repo: Repository) -> None:
         desc = blob.desc
         source = blob.sources[0]
-        policy = self._options.retry
-        attempt = 0
-        started = time.monotonic()
-        while True:
-            try:
-                async with self._hold_hosts(source, repo):
-                    self._sink.emit(BlobStarted(str(desc.digest), desc.size, str(repo)))
-                    async with (
-                        self._src.blob_open(source, desc) as chunks,
-                        aclosing(self._counted(chunks, desc)) as counted,
-                    ):
-                        await self._dst.blob_put(repo, desc, counted)
-                break
-            except RelocatorError as exc:
-                attempt += 1
-                # Bounded by time as well as by count, as request retries are: a blob
-                # that keeps failing slowly must not hold the run for `attempts` times
-                # its duration (`RetryPolicy.budget`).
-                if (
-                    not exc.temporary
-                    or attempt > policy.attempts
-                    or time.monotonic() - started > policy.budget
-                ):
-                    raise
-                delay = policy.delay(attempt, exc)
-                self.report.retries += 1
-                self._sink.emit(
-                    Retrying(f"copying blob {desc.digest.short} to {repo}", attempt, str(exc), delay)
-                )
-                await anyio.sleep(delay)
+        # One operation: the requests and resumes inside spend the same attempts as the
+        # whole-transfer retries here, so their counts add up instead of multiplying.
+        with self._retry.operation() as attempts:
+            while True:
+                try:
+                    async with self._hold_hosts(source, repo):
+                        self._sink.emit(BlobStarted(str(desc.digest), desc.size, str(repo)))
+                        async with (
+                            self._src.blob_open(source, desc) as chunks,
+                            aclosing(self._counted(chunks, desc)) as counted,
+                        ):
+                            await self._dst.blob_put(repo, desc, counted)
+                    break
+                except RelocatorError as exc:
+                    delay = attempts.retry(exc)
+                    self.report.retries += 1
+                    self._sink.emit(Retrying(
+                        f"copying blob {desc.digest.short} to {repo}", attempts.spent,
+                        str(exc), delay,
+                    ))
+                    await anyio.sleep(delay)
         self.report.blobs_copied += 1
         self.report.bytes_copied += desc.size
         self._sink.emit(BlobDone(str(desc.digest), desc.size, "copied"))
 
-    def _hold_hosts(
+    @asynccontextmanager
+    async def _hold_hosts(
         self, source: Repository, destination: Repository
-    ) -> AbstractAsyncContextManager[None]:
-        hold = self._options.hold
-        hosts = [
-            store.host_of(repo)
-            for store, repo in ((self._src, source), (self._dst, destination))
-            if isinstance(store, HostBound)
-        ]
-        if hold is None or not hosts:
-            return nullcontext()
-        return hold(hosts)
+    ) -> AsyncIterator[None]:
+        """
+        Hold a slot of the source's host and one of the destination's for the block,
+        each from the transport that limits it (one call per transport, so that its
+        slots are taken in its sorted host order).
+        """
+        wanted: dict[int, tuple[Hosts, list[str]]] = {}
+        for store, repo in ((self._src, source), (self._dst, destination)):
+            if isinstance(store, HostBound):
+                hosts = store.hosts
+                wanted.setdefault(id(hosts), (hosts, []))[1].append(store.host_of(repo))
+        async with AsyncExitStack() as stack:
+            for key in sorted(wanted):
+                hosts, names = wanted[key]
+                await stack.enter_async_context(hosts.hold(names))
+            yield
 
     async def _counted(
         self, chunks: AsyncIterable[bytes], desc: Descriptor
@@ -287,40 +273,41 @@ class Executor:
             yield chunk
 
     async def _manifest(self, node: ManifestNode) -> None:
+        try:
+            await self._landed.run(node.key, lambda: self._push_manifest(node))
+        except RelocatorError:
+            if not self._options.keep_going:
+                raise
+            # Recorded for the parents and the job waiting for it.
+
+    async def _push_manifest(self, node: ManifestNode) -> None:
         repo = node.destination.repo
         needs = [(repo, digest) for digest in node.blobs] + node.manifests
+        failed: RelocatorError | None = None
         for key in needs:
-            await self._event(key).wait()
+            try:
+                await self._landed.wait(key)
+            except RelocatorError as exc:
+                failed = failed or exc
         if self._blobs_first:
             await self._blobs_done.wait()
-        failed = self._failed_dependency(needs)
         if failed is not None:
             # Never push a manifest whose blobs or children did not land.
-            self._fail([node.key], failed)
-            return
+            raise failed
         job = self._roots.get(node.key)
-        try:
-            if job is not None and job.tags:
-                # Pushed by tag, not digest: some registries (ECR) refuse digest pushes,
-                # and a tag protects the image from garbage collection.
-                await self._push_tag(job, job.tags[0], node.manifest)
-            else:
-                await self._dst.manifest_put(node.destination, node.manifest)
-                self._sink.emit(ManifestPushed(str(node.destination)))
-        except RelocatorError as exc:
-            self._fail([node.key], exc)
-            return
+        if job is not None and job.tags:
+            # Pushed by tag, not digest: some registries (ECR) refuse digest pushes,
+            # and a tag protects the image from garbage collection.
+            await self._push_tag(job, job.tags[0], node.manifest)
+        else:
+            await self._dst.manifest_put(node.destination, node.manifest)
+            self._sink.emit(ManifestPushed(str(node.destination)))
         self.report.manifests_pushed += 1
-        self._event(node.key).set()
 
     async def _job(self, job: Job) -> None:
         key = (job.destination, job.digest)
-        await self._event(key).wait()
-        failed = self._failures.get(key)
-        if failed is not None:
-            self._fail_job(job, failed)
-            return
         try:
+            await self._landed.wait(key)
             await self._finish_job(job, key)
         except RelocatorError as exc:
             self._fail_job(job, exc)
@@ -357,17 +344,16 @@ async def put_tag(
     Push `manifest` under the tag `ref` names, then read the tag back.
 
     Raises:
-        RegistryError: The tag points at another digest than the one pushed: a registry
+        DigestNotKept: The tag points at another digest than the one pushed: a registry
             (or a proxy) that stored something else must not go unnoticed.
     """
     await store.manifest_put(ref, manifest)
     sink.emit(ManifestPushed(str(ref)))
     actual = await store.manifest_exists(ref)
     if actual != manifest.digest:
-        raise RegistryError(
+        raise DigestNotKept(
             f"Expected {what} '{ref}' to have digest '{manifest.digest}' but was '{actual}'",
             host=ref.registry,
-            status=0,
         )
 
 

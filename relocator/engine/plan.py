@@ -21,6 +21,8 @@ from relocator.store import Store
 
 from .groups import first_error
 from .limits import MANIFEST_OVERHEAD, Limits
+from .order import after_subjects, bottom_up
+from .singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +188,10 @@ class Planner:
         self._held = 0
         self._known = known or {}
         self._keep_going = keep_going
-        self._failed: dict[Key, RelocatorError] = {}
         self._dst = destination
         self._include_nd = include_nondistributable
         self._skip_present = skip_present
-        self._walks: dict[Key, anyio.Event] = {}
+        self._walks: SingleFlight[Key, None] = SingleFlight()
         self._plan = Plan(jobs=[])
 
     async def plan(self, jobs: Sequence[Job]) -> Plan:
@@ -199,8 +200,8 @@ class Planner:
         async with anyio.create_task_group() as tg:
             for job in self._plan.jobs:
                 tg.start_soon(self._plan_job, job)
-        _after_subjects(self._plan)
-        self._plan.manifests = _bottom_up(self._plan)
+        after_subjects(self._plan)
+        self._plan.manifests = bottom_up(self._plan)
         # A few workers rather than a task per blob (a task costs about 4 KiB, and a plan
         # can name hundreds of thousands of blobs); the hosts' limits bound the requests.
         checks = ((blob, repo) for blob in self._plan.blobs.values() for repo in blob.destinations)
@@ -231,27 +232,20 @@ class Planner:
         if digest is None:  # pragma: no cover - callers only pass digest references
             raise ValueError(f"{source} has no digest")
         key = (destination, digest)
-        running = self._walks.get(key)
-        if running is not None:
-            await running.wait()
-            if key in self._failed:
-                raise self._failed[key]
-            return
-        self._walks[key] = done = anyio.Event()
-        try:
-            await self._walk_new(source, destination, key, depth, root)
-        except RelocatorError as exc:
-            # Another image sharing this manifest must fail too, not wait for a node
-            # that will never exist.
-            self._failed[key] = exc
-            raise
-        except BaseExceptionGroup as group:
-            error = first_error(group)
-            if isinstance(error, RelocatorError):
-                self._failed[key] = error
-            raise
-        finally:
-            done.set()
+
+        async def walk() -> None:
+            try:
+                await self._walk_new(source, destination, key, depth, root)
+            except BaseExceptionGroup as group:
+                # Every image sharing this manifest fails with the cause, not the group.
+                error = first_error(group)
+                if isinstance(error, RelocatorError):
+                    raise error from None
+                raise
+
+        # Each manifest is walked once per destination, however many images share it;
+        # a walk that failed fails those waiting for it too, not a node never made.
+        await self._walks.run(key, walk)
 
     async def _walk_new(
         self,
@@ -324,63 +318,6 @@ class Planner:
         for blob, repo in checks:
             if self._skip_present and await self._dst.blob_exists(repo, blob.desc):
                 blob.present.add(repo)
-
-
-def _after_subjects(plan: Plan) -> None:
-    """
-    Make each attached image wait for its subject, where the plan lands that subject
-    (an OCI referrer already waits through its `subject` field; a cosign signature does
-    not have one). A wait that would close a cycle (only a hostile source can build one
-    from tags) is left out rather than stalling the run.
-    """
-    for job in plan.jobs:
-        if job.subject is None:
-            continue
-        node = plan.manifests.get((job.destination, job.digest))
-        subject: Key = (job.destination, job.subject)
-        if node is None or subject in node.manifests:
-            continue
-        if subject in plan.manifests_present:
-            continue  # already there: nothing to wait for
-        if subject not in plan.manifests or _reaches(plan, subject, node.key):
-            continue
-        node.manifests.append(subject)
-
-
-def _reaches(plan: Plan, start: Key, target: Key) -> bool:
-    """Whether `target` is `start` or below it (through children, subjects and waits)."""
-    seen: set[Key] = set()
-    stack = [start]
-    while stack:
-        key = stack.pop()
-        if key == target:
-            return True
-        node = plan.manifests.get(key)
-        if node is None or key in seen:
-            continue
-        seen.add(key)
-        stack.extend(node.manifests)
-    return False
-
-
-def _bottom_up(plan: Plan) -> dict[Key, ManifestNode]:
-    """
-    The plan's manifests in a deterministic post-order (children before parents, jobs in
-    order), whatever order the concurrent walks finished in.
-    """
-    ordered: dict[Key, ManifestNode] = {}
-
-    def visit(key: Key) -> None:
-        node = plan.manifests.get(key)
-        if node is None or key in ordered:
-            return
-        for child in node.manifests:
-            visit(child)
-        ordered[key] = node
-
-    for job in plan.jobs:
-        visit((job.destination, job.digest))
-    return ordered
 
 
 async def make_plan(

@@ -15,8 +15,9 @@ from relocator.store.base import (
     Untrusted,
     VerifiedBody,
 )
+from relocator.store.listings import TagListing
 from relocator.store.ranges import RangePolicy
-from relocator.store.registry import RegistryStore, TagListing
+from relocator.store.registry import RegistryStore
 
 __all__ = (
     "BlobMounter",

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from relocator.errors import InputError, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, Verifier
+from relocator.transport import Hosts
 
 
 class Store(Protocol):
@@ -169,10 +170,21 @@ class Untrusted(Protocol):
 
 @runtime_checkable
 class HostBound(Protocol):
-    """Optional: a store whose transfers count against a network host's limit."""
+    """
+    Optional: a store whose transfers count against network hosts' limits (a registry).
+
+    The engine takes from it everything that bounds a transfer: each host's slots
+    (`Hosts.hold`), the blobs in flight across hosts (`Hosts.limits`) and the retry
+    policy (`Hosts.retry`), so that its caller need not pass any of them.
+    """
 
     def host_of(self, repo: Repository) -> str:
         """The host key whose concurrency slots a transfer to or from `repo` uses."""
+        ...
+
+    @property
+    def hosts(self) -> Hosts:
+        """The per-host limits and state of the transport the store speaks through."""
         ...
 
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from relocator import redaction
-from relocator.errors import AuthError, LimitExceeded
+from relocator.errors import BadToken, LimitExceeded
 
 #: Token responses are a few KiB; more is a misbehaving or hostile server.
 MAX_TOKEN_BODY = 1024 * 1024
@@ -157,7 +157,7 @@ def parse_token_response(body: bytes, *, host: str) -> tuple[str, float]:
 
     Raises:
         LimitExceeded: The body is larger than `MAX_TOKEN_BODY`.
-        AuthError: No `token` / `access_token` in it, or one that is not a valid header
+        BadToken: No `token` / `access_token` in it, or one that is not a valid header
             value. The body is never echoed: it may hold a secret.
     """
     if len(body) > MAX_TOKEN_BODY:
@@ -167,17 +167,16 @@ def parse_token_response(body: bytes, *, host: str) -> tuple[str, float]:
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
-        raise AuthError(f"token endpoint of {host} did not answer JSON", host=host, status=0)
+        raise BadToken(f"token endpoint of {host} did not answer JSON", host=host)
     token = doc.get("token") or doc.get("access_token")
     if not isinstance(token, str) or not token:
-        raise AuthError(f"token endpoint of {host} answered without a token", host=host, status=0)
+        raise BadToken(f"token endpoint of {host} answered without a token", host=host)
     redaction.remember(token)
     if not header_safe(token):
-        raise AuthError(
+        raise BadToken(
             f"token endpoint of {host} answered a token that is not a valid header value "
             "(control characters, spaces or non-ASCII)",
             host=host,
-            status=0,
         )
     expires = doc.get("expires_in")
     lifetime = _DEFAULT_TOKEN_LIFETIME

@@ -12,67 +12,46 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
-import ssl
 import time
-import urllib.request
-import zlib
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Collection, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Self
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
+from typing import Self
 from urllib.parse import urlsplit
 
 import aiohttp
-import anyio
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
-from relocator import __version__, redaction
+from relocator import redaction
 from relocator.errors import (
-    TEMPORARY_STATUS,
     AuthError,
-    InputError,
-    LimitExceeded,
-    NotFound,
-    PullLimitReached,
+    BadToken,
     RegistryError,
     RelocatorError,
     TransportError,
     UnsafeRedirect,
 )
 from relocator.transport import urls
-from relocator.transport.addresses import is_internal
 from relocator.transport.auth import (
-    MAX_TOKEN_BODY,
     Challenge,
     Scope,
     TokenCache,
     header_safe,
     parse_challenges,
-    parse_token_response,
     pick_challenge,
 )
 from relocator.transport.credentials import Credential, Keychain
-from relocator.transport.failures import http_to_tls, speaks_tls
 from relocator.transport.failures import network_error as _network_error
-from relocator.transport.guard import (
-    Classifier,
-    Guard,
-    GuardedConnector,
-    StaticResolver,
-    token_realm,
-)
-from relocator.transport.hosts import Hosts, HostState
-from relocator.transport.progress import ProgressRule, headers_within
-from relocator.transport.ratelimit import PullAllowance, window_text
-from relocator.transport.retry import RetryPolicy, parse_retry_after
+from relocator.transport.guard import Guard
+from relocator.transport.hosts import Hosts
+from relocator.transport.ratelimit import PullAllowance
+from relocator.transport.response import Response, error_from, read_capped, settled
+from relocator.transport.settings import TransportSettings
+from relocator.transport.tokens import fetch_token, login_hint
+from relocator.transport.wire import Wire
 
 log = logging.getLogger(__name__)
 
-#: Error bodies are read only to build a message; a registry must not make us buffer more.
-MAX_ERROR_BODY = 64 * 1024
 # More hops than any CDN setup needs; a loop ends here with a clear error.
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -81,115 +60,6 @@ _BIG_BYTES = 1024 * 1024
 Body = bytes | AsyncIterable[bytes] | None
 # OpenSSL's error for a peer that answered the TLS hello with something else (plain http).
 _NO_TLS = "WRONG_VERSION_NUMBER"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TransportSettings:
-    """How to reach registries: TLS, insecure hosts, limits and timeouts."""
-
-    #: Extra CA certificates (PEM) trusted beside the system's.
-    ca_cert_paths: tuple[Path, ...] = ()
-    verify_certs: bool = True
-    #: Hosts reached over plain http at once.
-    insecure_hosts: frozenset[str] = frozenset()
-    #: Every registry may fall back to plain http (kbld's boolean `--registry-insecure`).
-    insecure_all: bool = False
-    #: Concurrent requests (and blob transfers) per registry host.
-    concurrency: int = 8
-    per_host_concurrency: Mapping[str, int] = field(default_factory=dict)
-    #: Requests started per second at most, per host (hosts not named: no limit).
-    per_host_rps: Mapping[str, float] = field(default_factory=dict)
-    #: Seconds to establish a TCP (and TLS) connection.
-    connect_timeout: float = 30.0
-    #: Seconds a response may stall without a byte arriving.
-    read_timeout: float = 120.0
-    #: Seconds from sending a GET or HEAD (or a token request) to having its status line
-    #: and headers, all of them: a byte now and then does not stretch it.
-    response_timeout: float = 120.0
-    #: A body brings at least `progress_bytes` in every `progress_window` seconds spent
-    #: waiting for it, or ends: a trickle is cut, a slow but real transfer (over ~550
-    #: bytes/s) never is. See `relocator.transport.progress`.
-    progress_bytes: int = 64 * 1024
-    progress_window: float = 120.0
-    #: Seconds a request may wait for a free pooled connection (beyond connecting): the
-    #: per-host limits keep the pool from filling, so a wait this long means connections
-    #: were lost, and a temporary error beats waiting forever.
-    pool_timeout: float = 60.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: Largest piece of a body handed over at once (1 MiB): big enough that per-chunk
-    #: overhead is negligible, small enough that memory stays flat.
-    chunk_size: int = 1024 * 1024
-    user_agent: str = f"relocator/{__version__}"
-    #: Honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment.
-    use_env_proxy: bool = True
-    #: Names answered with a fixed IP address instead of asking DNS, like /etc/hosts.
-    static_hosts: Mapping[str, str] = field(default_factory=dict)
-    #: Which connected addresses (and ports) count as internal: loopback, private,
-    #: link-local, ... (`addresses.is_internal`). Tests replace it to stand a local
-    #: server in for a public one; see `guard.Guard`.
-    internal_address: Classifier = is_internal
-
-
-    @property
-    def progress(self) -> ProgressRule:
-        """The least a body must bring while we wait for it."""
-        return ProgressRule(minimum=self.progress_bytes, window=self.progress_window)
-
-
-class Response:
-    """A response whose status was accepted; the body is read with caps or streamed."""
-
-    __slots__ = ("_body", "_chunk", "_progress", "_resp", "headers", "status", "url")
-
-    def __init__(
-        self,
-        resp: aiohttp.ClientResponse,
-        chunk_size: int,
-        progress: ProgressRule,
-        body: bytes | None = None,
-    ) -> None:
-        self._resp = resp
-        self._chunk = chunk_size
-        self._progress = progress
-        # The body, when `HttpClient.request` read it already (`read_limit`).
-        self._body = body
-        self.status: int = resp.status
-        self.headers: CIMultiDictProxy[str] = resp.headers
-        self.url: str = str(resp.url)
-
-    async def read(self, limit: int, *, what: str) -> bytes:
-        """
-        The whole body, refusing more than `limit` bytes (decoded, if the server
-        compressed it despite our `Accept-Encoding: identity`).
-
-        Raises:
-            LimitExceeded: The body (or its decoded form) is larger than `limit`.
-            TransportError: The connection broke or was too slow while reading.
-        """
-        if self._body is not None:
-            if len(self._body) > limit:
-                raise LimitExceeded(
-                    f"{what}: {urls.host_of(self.url)} sent more than the {limit} bytes allowed"
-                )
-            return self._body
-        return await _read_capped(self._resp, limit, what=what, progress=self._progress)
-
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        """
-        The raw body in pieces, never decompressed (a blob's digest is over its bytes).
-
-        Raises:
-            TransportError: The connection broke or stalled (temporary: the caller may
-                resume with a `Range` request).
-        """
-        host = urls.host_of(self.url)
-        content = self._resp.content
-        watch = self._progress.watch(host, "reading body")
-        try:
-            while chunk := await watch.read(lambda: content.read(self._chunk)):
-                yield chunk
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _network_error(exc, host, "reading body") from None
 
 
 class HttpClient:
@@ -205,19 +75,12 @@ class HttpClient:
         self.settings = settings
         self.keychain = keychain
         self.hosts = Hosts(
-            settings.concurrency, dict(settings.per_host_concurrency), settings.per_host_rps
+            settings.limits, per_host_rps=settings.per_host_rps, retry=settings.retry
         )
-        self._session: aiohttp.ClientSession | None = None
         self._challenges: dict[str, Challenge | None] = {}
         self._tokens = TokenCache()
-        # Built on the first https request: loading the CA store costs tens of
-        # milliseconds that a run against plain-http registries need not pay. Extra CA
-        # files are loaded at once, so a bad one is reported before any work starts.
-        self._ssl: ssl.SSLContext | None = (
-            _ssl_context(settings) if settings.ca_cert_paths else None
-        )
-        self._proxies: dict[tuple[str, str], str | None] = {}
         self._guard = Guard(settings.internal_address)
+        self._wire = Wire(settings, self._guard)
         # Hosts whose port answered https without TLS and that may use http instead.
         self._fell_back: set[str] = set()
 
@@ -229,9 +92,7 @@ class HttpClient:
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if await self._wire.aclose():
             # A connection closed in the last moments (a body abandoned by a cancelled
             # range) finishes closing only when the loop next runs its callbacks: give it
             # those turns, so that no socket is left open when the caller's loop ends.
@@ -317,7 +178,7 @@ class HttpClient:
             else:
                 resp.release()
             finally:
-                await _settled(resp)
+                await settled(resp)
 
     async def _obtain(
         self,
@@ -333,10 +194,8 @@ class HttpClient:
     ) -> tuple[aiohttp.ClientResponse, bytes | None]:
         host = urls.host_of(url)
         state = self.hosts[host]
-        policy = self.settings.retry
+        attempts = self.hosts.retry.current_attempts()
         replayable = body is None or isinstance(body, bytes)
-        started = time.monotonic()
-        attempt = 0
         # Docker Hub counts manifest GETs (not HEADs, not blobs) against its allowance.
         pull = method == "GET" and "/manifests/" in url
         while True:
@@ -344,7 +203,7 @@ class HttpClient:
             if pull and state.pulls_exhausted:
                 # No pull is left (a 429 with the same news included): the allowance
                 # comes back in hours, and every refused pull may count against it too.
-                raise _pulls_exhausted(state, what)
+                raise state.pulls_exhausted_error(what)
             state.requests += 1
             sent_at = time.monotonic()
             try:
@@ -355,32 +214,33 @@ class HttpClient:
                     read = None
                     if read_limit is not None:
                         try:
-                            read = await _read_capped(
+                            read = await read_capped(
                                 resp, read_limit, what=what, progress=self.settings.progress
                             )
                         except BaseException:
                             resp.close()
                             raise
                     return resp, read
-                error: RelocatorError = await _error_from(resp, what, self.settings.progress)
+                error: RelocatorError = await error_from(resp, what, self.settings.progress)
             except (TransportError, RegistryError) as exc:
                 error = exc
             if isinstance(error, RegistryError) and error.status == 429:
                 state.throttled += 1
                 state.limiter.throttle()
-            attempt += 1
-            if (
-                not (retry and replayable and error.temporary)
-                or attempt > policy.attempts
-                or time.monotonic() - started > policy.budget
-            ):
+            if not (retry and replayable):
                 raise error
-            delay = policy.delay(attempt, error)
+            # Spends an attempt of the operation this request belongs to (a blob
+            # transfer), or of its own; raises the error once they are spent.
+            delay = attempts.retry(error)
             if isinstance(error, RegistryError) and error.retry_after is not None:
                 state.back_off(delay)
             state.retrying(str(error).replace("\n", " "), delay)
             log.debug("retrying %s in %.1fs after: %s", what, delay, error)
             await asyncio.sleep(delay)
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        """The run's session (built on first use)."""
+        return self._wire.session()
 
     async def _send(
         self,
@@ -415,7 +275,7 @@ class HttpClient:
                 f"{what}: {host} requires authentication",
                 host=host,
                 status=401,
-                hint=_login_hint(host, credential),
+                hint=login_hint(host, credential),
             )
         return await self._exchange(method, url, base, authorization, body)
 
@@ -440,7 +300,7 @@ class HttpClient:
         body: Body,
     ) -> aiohttp.ClientResponse:
         """Send one request, following redirects of GET/HEAD by our rules."""
-        session = self._session_now()
+        session = self._wire.session()
         start_origin = urls.origin(url)
         hdrs = CIMultiDict(headers)
         if authorization is not None:
@@ -454,15 +314,15 @@ class HttpClient:
             data = io.BytesIO(body) if isinstance(body, bytes) and len(body) > _BIG_BYTES else body
             self._guard.check_url(url)
             try:
-                async with self._headers_deadline(method, url):
+                async with self._wire.headers_deadline(method, url):
                     resp = await session.request(
                         method,
                         url,
                         headers=hdrs,
                         data=data,
                         allow_redirects=False,
-                        proxy=self._proxy_for(url),
-                        ssl=self._ssl_for(url),
+                        proxy=self._wire.proxy_for(url),
+                        ssl=self._wire.ssl_for(url),
                     )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 log.debug("%s %s failed: %s", method, urls.redact(url), type(exc).__name__)
@@ -504,11 +364,10 @@ class HttpClient:
         if credential.registry_token:
             redaction.remember(credential.registry_token)
             if not header_safe(credential.registry_token):
-                raise AuthError(
+                raise BadToken(
                     f"the registry token for {host} from {credential.source} is not a valid "
                     "header value (control characters or spaces)",
                     host=host,
-                    status=0,
                 )
             return f"Bearer {credential.registry_token}"
         scopes = scopes or ()
@@ -517,7 +376,10 @@ class HttpClient:
             self._tokens.drop(key)
         token = self._tokens.get(key)
         if token is None:
-            token, lifetime = await self._fetch_token(host, challenge, scopes, credential)
+            token, lifetime = await fetch_token(
+                self._wire, self._guard, host, challenge, scopes, credential,
+                http_hosts=self.http_hosts(),
+            )
             self._tokens.put(key, token, lifetime)
         return f"Bearer {token}"
 
@@ -529,302 +391,3 @@ class HttpClient:
         redaction.remember(credential.password, credential.identity_token,
                            credential.registry_token)
         return credential
-
-    async def _fetch_token(
-        self, host: str, challenge: Challenge, scopes: tuple[Scope, ...], credential: Credential
-    ) -> tuple[str, float]:
-        realm = challenge.realm
-        if not realm:
-            raise AuthError(f"{host} sent a Bearer challenge without realm", host=host, status=401)
-        registry_url = f"{'http' if host in self.http_hosts() else 'https'}://{host}/"
-        realm = token_realm(
-            registry_url, realm, insecure_hosts=self.http_hosts(), guard=self._guard
-        )
-        service = challenge.params.get("service", "")
-        scope_values = [str(s) for s in scopes]
-        # A scope the registry named in its challenge (e.g. insufficient_scope) is asked too.
-        if challenge.params.get("scope") and challenge.params["scope"] not in scope_values:
-            scope_values.append(challenge.params["scope"])
-        headers = CIMultiDict({"User-Agent": self.settings.user_agent})
-        session = self._session_now()
-        try:
-            if credential.identity_token:
-                redaction.remember(credential.identity_token)
-                form = {
-                    "grant_type": "refresh_token",
-                    "refresh_token": credential.identity_token,
-                    "service": service,
-                    "client_id": "relocator",
-                    "scope": " ".join(scope_values),
-                }
-                resp = await session.post(
-                    realm, data=form, headers=headers, allow_redirects=False,
-                    proxy=self._proxy_for(realm),
-                    ssl=self._ssl_for(realm),
-                    timeout=self._token_timeout(),
-                )
-            else:
-                query = [("service", service)] + [("scope", s) for s in scope_values]
-                if credential.username is not None:
-                    headers["Authorization"] = "Basic " + redaction.remember_basic(
-                        credential.username, credential.password
-                    )
-                resp = await session.get(
-                    realm, params=query, headers=headers, allow_redirects=False,
-                    proxy=self._proxy_for(realm),
-                    ssl=self._ssl_for(realm),
-                    timeout=self._token_timeout(),
-                )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _network_error(exc, urls.host_of(realm), "token request") from None
-        try:
-            if resp.status in TEMPORARY_STATUS:
-                # A token service hiccup is not a login problem: retried like any 5xx.
-                raise RegistryError(
-                    f"token endpoint {urls.redact(realm)} answered HTTP {resp.status}",
-                    host=host,
-                    status=resp.status,
-                    retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-                )
-            if resp.status != 200:
-                raise AuthError(
-                    f"token endpoint {urls.redact(realm)} refused access to "
-                    f"{' '.join(scope_values) or host} (HTTP {resp.status})",
-                    host=host,
-                    status=resp.status if resp.status in (401, 403) else 401,
-                    hint=_login_hint(host, credential),
-                )
-            body = await _read_capped(resp, MAX_TOKEN_BODY, what=f"token from {host}")
-        finally:
-            resp.release()
-        return parse_token_response(body, host=host)
-
-    def _timeouts(self, total: float | None = None) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(
-            total=total,
-            # aiohttp's `connect` covers the wait for a pooled connection too.
-            connect=self.settings.pool_timeout + self.settings.connect_timeout,
-            sock_connect=self.settings.connect_timeout,
-            sock_read=self.settings.read_timeout,
-        )
-
-    def _token_timeout(self) -> aiohttp.ClientTimeout:
-        # A token exchange is small: all of it, body included, within the response
-        # timeout, so a trickling token service cannot hold the run.
-        return self._timeouts(total=self.settings.pool_timeout + self.settings.response_timeout)
-
-    def _headers_deadline(self, method: str, url: str) -> AbstractAsyncContextManager[None]:
-        """
-        GET and HEAD get their headers within `response_timeout`; other methods send a
-        body first (a streamed upload takes as long as it takes) and a registry may take
-        long to commit it, so only the stall and progress rules bound them.
-        """
-        if method not in ("GET", "HEAD"):
-            return nullcontext()
-        return headers_within(self.settings.response_timeout, urls.host_of(url), method)
-
-    def _session_now(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = GuardedConnector(
-                self._guard,
-                resolver=StaticResolver(self.settings.static_hosts)
-                if self.settings.static_hosts
-                else None,
-                # Backstop only: the per-host limiter decides; a transfer within one
-                # registry holds two connections, hence the factor.
-                limit_per_host=2 * max(self.settings.concurrency,
-                                       *self.settings.per_host_concurrency.values(), 1) + 4,
-                limit=0,
-                ttl_dns_cache=300,
-                enable_cleanup_closed=True,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeouts(),
-                auto_decompress=False,
-                # Proxies are read below; .netrc credentials must never be injected.
-                trust_env=False,
-                read_bufsize=self.settings.chunk_size,
-                skip_auto_headers=("Accept-Encoding",),
-            )
-        return self._session
-
-    def _ssl_for(self, url: str) -> ssl.SSLContext | bool:
-        if not url.startswith("https:"):
-            return True  # aiohttp's default; unused for plain http
-        if self._ssl is None:
-            self._ssl = _ssl_context(self.settings)
-        return self._ssl
-
-    def _proxy_for(self, url: str) -> str | None:
-        if not self.settings.use_env_proxy:
-            return None
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "")
-        # Reading the environment costs more than a small request; the answer for a
-        # host does not change during a run.
-        if key not in self._proxies:
-            bypass = urllib.request.proxy_bypass(key[1])
-            self._proxies[key] = None if bypass else urllib.request.getproxies().get(key[0])
-        return self._proxies[key]
-
-
-def _ssl_context(settings: TransportSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    for path in settings.ca_cert_paths:
-        # A CA file is the user's input: a wrong one is a bad flag (exit 3), not a
-        # network failure.
-        try:
-            context.load_verify_locations(cafile=str(path))
-        except ssl.SSLError:
-            raise InputError(
-                f"CA certificate file {path} holds no PEM certificate",
-                hint="--registry-ca-cert-path takes a PEM file (-----BEGIN CERTIFICATE-----)",
-            ) from None
-        except OSError as exc:
-            raise InputError(
-                f"cannot read CA certificate file {path}: {exc.strerror or 'unreadable'}"
-            ) from None
-    if not settings.verify_certs:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-async def _read_capped(
-    resp: aiohttp.ClientResponse, limit: int, *, what: str, progress: ProgressRule | None = None
-) -> bytes:
-    host = urls.host_of(str(resp.url))
-    length = resp.content_length
-    if length is not None and length > limit:
-        raise LimitExceeded(f"{what}: {host} sent {length} bytes, more than the {limit} allowed")
-    content = resp.content
-    # The token request has its own total timeout instead (`_token_timeout`).
-    watch = progress.watch(host, what) if progress is not None else None
-
-    async def read(count: int) -> bytes:
-        if watch is None:
-            return await content.read(count)
-        return await watch.read(lambda: content.read(count))
-
-    try:
-        data = await read(limit + 1)
-        while len(data) <= limit and not content.at_eof():
-            more = await read(limit + 1 - len(data))
-            if not more:
-                break
-            data += more
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise _network_error(exc, host, what) from None
-    if len(data) > limit:
-        raise LimitExceeded(f"{what}: {host} sent more than the {limit} bytes allowed")
-    encoding = resp.headers.get("Content-Encoding", "").lower()
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        data = _decode(data, encoding, limit, what, host)
-    return data
-
-
-async def _settled(resp: aiohttp.ClientResponse) -> None:
-    """
-    Wait for the task that sends a streamed request body to end (releasing or closing
-    the response cancelled it): until then it is still reading the body's stream, which
-    its owner is about to close. Shielded, so a cancelled caller still waits the moment
-    it takes.
-    """
-    with anyio.CancelScope(shield=True):
-        await resp.wait_for_close()
-
-
-def _decode(data: bytes, encoding: str, limit: int, what: str, host: str) -> bytes:
-    wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
-    decoder = zlib.decompressobj(wbits)
-    try:
-        out = decoder.decompress(data, limit + 1)
-    except zlib.error:
-        raise TransportError(
-            f"{what}: {host} sent a body that is not valid {encoding}", host=host, temporary=True
-        ) from None
-    if len(out) > limit or decoder.unconsumed_tail:
-        raise LimitExceeded(f"{what}: {host} sent more than the {limit} bytes allowed (decoded)")
-    if data and not decoder.eof:
-        # A stream cut short decodes to a silently truncated document otherwise.
-        raise TransportError(
-            f"{what}: {host} sent a truncated {encoding} body", host=host, temporary=True
-        )
-    return out
-
-
-async def _error_from(
-    resp: aiohttp.ClientResponse, what: str, progress: ProgressRule
-) -> RegistryError | TransportError:
-    """
-    Turn an unexpected status into an error, reading at most `MAX_ERROR_BODY`; a TLS
-    server's answer to plain http becomes the `TransportError` that says so.
-    """
-    host = urls.host_of(str(resp.url))
-    status = resp.status
-    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-    try:
-        body = (
-            await _read_capped(resp, MAX_ERROR_BODY, what=what, progress=progress)
-            if status != 304 else b""
-        )
-    except (LimitExceeded, TransportError):
-        body = b""
-    finally:
-        resp.release()
-        await _settled(resp)
-    if status == 400 and speaks_tls(body[:1024].decode("utf-8", "replace")):
-        return http_to_tls(host)
-    codes, detail = _parse_errors(body)
-    text = f"{what}: {host} answered HTTP {status}"
-    if codes:
-        text += f" {', '.join(codes)}"
-    if detail:
-        text += f": {detail}"
-    kwargs: dict[str, Any] = {"host": host, "status": status, "codes": codes}
-    if status in (401, 403):
-        return AuthError(text, hint=f"check the credentials for {host} and their access", **kwargs)
-    if status == 404:
-        return NotFound(text, **kwargs)
-    return RegistryError(text, retry_after=retry_after, **kwargs)
-
-
-def _parse_errors(body: bytes) -> tuple[tuple[str, ...], str]:
-    try:
-        doc = json.loads(body) if body else None
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict) or not isinstance(doc.get("errors"), list):
-        return (), ""
-    codes, messages = [], []
-    for item in doc["errors"][:5]:
-        if isinstance(item, dict):
-            if isinstance(item.get("code"), str):
-                codes.append(item["code"][:64])
-            if isinstance(item.get("message"), str):
-                messages.append(item["message"][:200])
-    return tuple(codes), "; ".join(messages)
-
-
-def _pulls_exhausted(state: HostState, what: str) -> PullLimitReached:
-    pulls = state.pulls
-    window = window_text(pulls.window if pulls is not None else None)
-    limit = pulls.limit if pulls is not None else 0
-    return PullLimitReached(
-        f"{what}: {state.host} pull limit reached (0 of {limit} pulls left in its "
-        f"{window} window); stopped instead of sending more pulls",
-        host=state.host,
-        status=429,
-        hint=f"run again when the {window} window has made room, or log in to an account "
-        "with a higher limit",
-    )
-
-
-def _login_hint(host: str, credential: Credential) -> str:
-    if credential.anonymous:
-        return (
-            f"no credentials found for {host}: run `docker login {host}` or set "
-            "RELOCATOR_REGISTRY_HOSTNAME_0/_USERNAME_0/_PASSWORD_0"
-        )
-    return f"the credentials from {credential.source} were refused by {host}"

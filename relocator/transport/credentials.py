@@ -24,9 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
-
-from relocator.errors import AuthError, ConfigError
+from relocator.errors import ConfigError
+from relocator.transport.helpers import run_helper
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +42,6 @@ _ENV_NAME = re.compile(rf"({'|'.join(_ENV_FIELDS)})(?:_(\w+))?")
 _ENV_IGNORED = frozenset({"IMGPKG_REGISTRY_AZURE_CR_CONFIG", *SETTING_VARIABLES})
 _HUB_KEYS = frozenset({"index.docker.io", "docker.io", "registry-1.docker.io"})
 _HUB_SERVER_URL = "https://index.docker.io/v1/"
-# A credential helper is a local program; one that takes longer than this is stuck.
-_HELPER_TIMEOUT = 60.0
-_HELPER_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,40 +199,17 @@ class Keychain:
         cached = self._helper_cache.get((name, host))
         if cached is not None:
             return cached
-        if not _HELPER_NAME.fullmatch(name):
-            # A name with "/" would run an arbitrary program; helpers are looked up on PATH.
-            raise ConfigError(f"invalid credential helper name {name!r} for {host}")
-        program = f"docker-credential-{name}"
         server = _HUB_SERVER_URL if host in _HUB_KEYS else host
-        try:
-            with anyio.fail_after(_HELPER_TIMEOUT):
-                result = await anyio.run_process(
-                    [program, "get"], input=server.encode(), check=False
-                )
-        except FileNotFoundError:
-            raise AuthError(
-                f"credential helper {program} for {host} is not installed",
-                host=host,
-                status=0,
-                hint=f"install {program} or remove it from {self._config_path}",
-            ) from None
-        except TimeoutError:
-            raise AuthError(
-                f"credential helper {program} for {host} did not answer", host=host, status=0
-            ) from None
-        output = result.stdout.decode(errors="replace").strip()
-        if result.returncode != 0:
-            message = (output or result.stderr.decode(errors="replace")).strip()
-            if "credentials not found" in message.lower():
-                credential = ANONYMOUS
+        answer = await run_helper(name, host, server, config_path=self._config_path)
+        credential = ANONYMOUS
+        if answer is not None:
+            username, secret = answer
+            program = f"docker-credential-{name}"
+            # Docker's convention: the user name "<token>" marks an identity (refresh) token.
+            if username == "<token>":
+                credential = Credential(identity_token=secret, source=program)
             else:
-                raise AuthError(
-                    f"credential helper {program} failed for {host}: {message[:200]}",
-                    host=host,
-                    status=0,
-                )
-        else:
-            credential = _from_helper_output(output, program, host)
+                credential = Credential(username=username, password=secret, source=program)
         self._helper_cache[(name, host)] = credential
         return credential
 
@@ -323,26 +296,6 @@ def _half_configured(env: Mapping[str, str]) -> tuple[str, ...]:
                 "is not: the password is never sent"
             )
     return tuple(warnings)
-
-
-def _from_helper_output(output: str, program: str, host: str) -> Credential:
-    try:
-        doc = json.loads(output)
-    except ValueError:
-        raise AuthError(
-            f"credential helper {program} gave unreadable output for {host}",
-            host=host,
-            status=0,
-        ) from None
-    username, secret = doc.get("Username"), doc.get("Secret")
-    if not isinstance(username, str) or not isinstance(secret, str):
-        raise AuthError(
-            f"credential helper {program} gave no Username/Secret for {host}", host=host, status=0
-        )
-    # Docker's convention: the user name "<token>" marks an identity (refresh) token.
-    if username == "<token>":
-        return Credential(identity_token=secret, source=program)
-    return Credential(username=username, password=secret, source=program)
 
 
 def _from_auth_entry(entry: Mapping[str, object], source: str) -> Credential:

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from relocator.transport.ratelimit import PullAllowance, RateLimiter
+from relocator.errors import PullLimitReached
+from relocator.transport.limits import HostLimits
+from relocator.transport.ratelimit import PullAllowance, RateLimiter, window_text
+from relocator.transport.retry import RetryPolicy
 
 # Which hosts the current task already holds a slot for, and how many. A blob copy holds
 # its source and destination slots for the whole transfer; the requests it makes inside
@@ -84,19 +87,25 @@ class AdaptiveLimiter:
         """Give a slot back."""
         self._limiter.release_on_behalf_of(token)
 
+    def resize(self, limit: int) -> None:
+        """
+        Allow `limit` slots from now on (at least one, at most `maximum`). Slots held
+        beyond a lowered limit are kept until released; nobody new gets one until the
+        count is below the limit. The one way the limit changes, whatever decides it.
+        """
+        new = min(self.maximum, max(1, limit))
+        self._limiter.total_tokens = new
+        self.lowest = min(self.lowest, new)
+
     def cap(self, ceiling: int) -> None:
         """Never allow more than `ceiling` slots from now on (nor grow back above it)."""
         self.maximum = min(self.maximum, max(1, ceiling))
-        self.lowest = min(self.lowest, self.maximum)
-        if self.limit > self.maximum:
-            self._limiter.total_tokens = self.maximum
+        self.resize(min(self.limit, self.maximum))
 
     def throttle(self) -> None:
         """Halve the limit (never below one) after the host said "too many requests"."""
         self._successes = 0
-        new = max(1, self.limit // 2)
-        self._limiter.total_tokens = new
-        self.lowest = min(self.lowest, new)
+        self.resize(self.limit // 2)
 
     def succeeded(self) -> None:
         """Count a success; every `GROW_AFTER_SUCCESSES` of them give one slot back."""
@@ -105,7 +114,7 @@ class AdaptiveLimiter:
         self._successes += 1
         if self._successes >= GROW_AFTER_SUCCESSES:
             self._successes = 0
-            self._limiter.total_tokens = self.limit + 1
+            self.resize(self.limit + 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,6 +222,20 @@ class HostState:
         """Whether the host said no pulls are left."""
         return self.pulls is not None and self.pulls.remaining <= 0
 
+    def pulls_exhausted_error(self, what: str) -> PullLimitReached:
+        """The error that stops `what`, a pull the host has no allowance left for."""
+        pulls = self.pulls
+        window = window_text(pulls.window if pulls is not None else None)
+        limit = pulls.limit if pulls is not None else 0
+        return PullLimitReached(
+            f"{what}: {self.host} pull limit reached (0 of {limit} pulls left in its "
+            f"{window} window); stopped instead of sending more pulls",
+            host=self.host,
+            status=429,
+            hint=f"run again when the {window} window has made room, or log in to an "
+            "account with a higher limit",
+        )
+
     async def wait_turn(self) -> None:
         """Sleep until the host's shared backoff has passed."""
         delay = self.not_before - time.monotonic()
@@ -232,12 +255,15 @@ class Hosts:
 
     def __init__(
         self,
-        concurrency: int,
-        per_host: dict[str, int] | None = None,
+        limits: HostLimits | None = None,
+        *,
         per_host_rps: Mapping[str, float] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        self._default = concurrency
-        self._per_host = dict(per_host or {})
+        #: Where each host's limit starts, and the limits derived from it.
+        self.limits = limits or HostLimits()
+        #: How requests to these hosts, and transfers between them, are retried.
+        self.retry = retry or RetryPolicy()
         self._states: dict[str, HostState] = {}
         self._rates = {host: RateLimiter(rps) for host, rps in (per_host_rps or {}).items()}
         self._listeners: list[Listener] = []
@@ -263,15 +289,22 @@ class Hosts:
     def __getitem__(self, host: str) -> HostState:
         state = self._states.get(host)
         if state is None:
-            limit = self._per_host.get(host, self._default)
             state = self._states[host] = HostState(
-                host, AdaptiveLimiter(limit), notify=self._notify
+                host, AdaptiveLimiter(self.limits.of(host)), notify=self._notify
             )
         return state
 
     def states(self) -> list[HostState]:
         """Every host seen so far, in first-use order."""
         return list(self._states.values())
+
+    def try_acquire(self, host: str) -> object | None:
+        """A spare slot of `host` if one is free, else None (see `AdaptiveLimiter`)."""
+        return self[host].limiter.try_acquire()
+
+    def release(self, host: str, token: object) -> None:
+        """Give back a slot `try_acquire` returned."""
+        self[host].limiter.release(token)
 
     def held(self, host: str) -> bool:
         """Whether the current task already holds a slot of `host`."""

@@ -155,7 +155,7 @@ async def move(
             jobs,
             source=store,
             destination=store,
-            options=CopyOptions(hold=client.hosts.hold, retry=copy_retry),
+            options=CopyOptions(retry=copy_retry),
             sink=sink,
         )
     return Moved(report, sink.events, {state.host: state for state in client.hosts.states()})

@@ -116,24 +116,51 @@ async def test_a_download_cut_again_and_again_gives_up_after_bounded_tries(
     push: Pusher,
 ) -> None:
     """
-    A connection that drops every 100 KiB forever is resumed 5 times in a row without
-    1 MiB of progress, then the copy is retried whole (`attempts` times) and fails with
-    a temporary transport error: 6 downloads per try, each from where the last stopped.
+    A connection that drops every 100 KiB forever is resumed from where it stopped, each
+    resume spending an attempt of the blob's transfer (5 by default; no 1 MiB of
+    progress forgives them): 6 downloads in all, then the copy fails with a temporary
+    transport error that no whole-transfer retry multiplies.
     """
     image = push(registry, repository, image_factory.image(layer_sizes=(2 * MiB,)))
     layer = image.image.layers[0]
     proxy.add(Forward(cut_after=100 * KiB), method="GET", path=f"/blobs/{layer.digest}")
-    two_retries = RetryPolicy(attempts=2, initial=0.001, jitter=0.0)
 
     with pytest.raises(TransportError) as caught:
         await move(
             [through(proxy, image)], f"{registry2.host}/{repository}",
-            insecure=[proxy.host, registry2.host], copy_retry=two_retries,
+            insecure=[proxy.host, registry2.host],
         )
 
     offsets = [None] + [f"bytes={n * 100 * KiB}-" for n in range(1, 6)]
-    assert offsets * 3 == [r.header("Range") for r in blob_requests(proxy, layer.digest)]
+    assert offsets == [r.header("Range") for r in blob_requests(proxy, layer.digest)]
     assert caught.value.temporary
+
+
+async def test_a_blob_always_answering_503_is_requested_1_plus_attempts_times_in_all(
+    registry: Registry,
+    registry2: Registry,
+    proxy: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    The transport's request retries and the engine's whole-transfer retries of one blob
+    spend one count of attempts (`RetryPolicy.attempts`, 5): a blob whose GET always
+    answers 503 is requested 6 times in all, not 6 per transfer attempt (36).
+    """
+    image = push(registry, repository, image_factory.image(layer_sizes=(4 * KiB,)))
+    layer = image.image.layers[0]
+    proxy.add(Respond(status=503), method="GET", path=f"/blobs/{layer.digest}")
+
+    with pytest.raises(RegistryError) as caught:
+        await move(
+            [through(proxy, image)], f"{registry2.host}/{repository}",
+            insecure=[proxy.host, registry2.host],
+        )
+
+    assert 6 == len(blob_requests(proxy, layer.digest))
+    assert 503 == caught.value.status
     assert proxy.host in str(caught.value)
 
 

@@ -501,6 +501,30 @@ def test_a_declined_mount_falls_back_to_an_upload_in_its_session(
     verify_image_tree(registry, destination, pushed.digest, hash_blobs=True)
 
 
+async def test_a_refused_single_put_upload_is_retried_in_chunks(
+    registry: Registry,
+    registry2: Registry,
+    proxy2: FaultProxy,
+    repository: str,
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> None:
+    """
+    A registry that refuses a blob's single `PUT ?digest=` (405) gets it again as one
+    PATCH and a closing PUT: the refusal is retried by its type, and the image lands.
+    """
+    pushed = push(registry, repository, image_factory.image(layer_sizes=(1024,)))
+    refusal = proxy2.add(Respond(status=405), method="PUT", path="/blobs/uploads/",
+                         query="digest=", times=1)
+
+    await move([pushed.reference], f"{proxy2.host}/{repository}",
+               insecure=[registry.host, proxy2.host])
+
+    assert 1 == refusal.applied
+    assert {202} == {p.status for p in proxy2.requests(method="PATCH", path="/blobs/uploads/")}
+    verify_image_tree(registry2, repository, pushed.digest, hash_blobs=True)
+
+
 def test_relative_upload_locations_are_resolved_against_the_request(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,

@@ -158,7 +158,7 @@ async def test_second_run_moves_no_blob_bytes(
             store = RegistryStore(client)
             report = await copy_images(
                 jobs, source=store, destination=store,
-                options=CopyOptions(hold=client.hosts.hold),
+                options=CopyOptions(),
             )
         return report.bytes_copied, report.blobs_copied, len(report.images)
 

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from relocator.errors import InvalidReference, RelocatorError, TransportError, shorten, tidy
+from relocator.cli import main
+from relocator.errors import (
+    BadToken,
+    ChunkedUploadNeeded,
+    CredentialHelperFailed,
+    DigestNotKept,
+    InvalidReference,
+    MalformedAnswer,
+    RegistryError,
+    RelocatorError,
+    TransportError,
+    shorten,
+    tidy,
+)
 
 
 def test_shorten_keeps_short_values_and_caps_long_ones_with_their_length() -> None:
@@ -49,3 +62,26 @@ def test_messages_and_hints_are_one_line() -> None:
     error = TransportError("first\nsecond", host="h", temporary=False, hint="a\r\nb")
 
     assert ("first second", "a b") == (str(error), error.hint)
+
+
+@pytest.mark.parametrize(
+    ("error", "temporary", "exit_code"),
+    [
+        pytest.param(MalformedAnswer("malformed tag list", host="h"), False, 8, id="malformed"),
+        pytest.param(DigestNotKept("stored as another digest", host="h"), False, 8, id="digest"),
+        pytest.param(BadToken("no token", host="h"), False, 4, id="token"),
+        pytest.param(CredentialHelperFailed("helper failed", host="h"), False, 4, id="helper"),
+        pytest.param(ChunkedUploadNeeded("single PUT refused", host="h", status=405), True, 8,
+                     id="chunked"),
+    ],
+)
+def test_errors_without_a_telling_status_have_their_own_type(
+    error: RegistryError, temporary: bool, exit_code: int
+) -> None:
+    """
+    An answer that is wrong in content, a bad token or a failed credential helper is a
+    type of its own, not a made-up status: retryable by its type, and mapped to its
+    parent's exit code.
+    """
+    assert (temporary, exit_code) == (error.temporary, main.exit_code(error))
+    assert 0 != error.status

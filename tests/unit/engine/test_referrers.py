@@ -18,14 +18,13 @@ from aiohttp.test_utils import TestServer
 from relocator.config.mirror import MirrorConfig
 from relocator.engine import Job
 from relocator.engine.events import ListSink, Notice
+from relocator.engine.fallback_index import listing_descriptor, merge_index
 from relocator.engine.plan import make_plan
 from relocator.engine.referrers import (
     LEVELS,
     Attachments,
     describe,
     find_referrers,
-    listing_descriptor,
-    merge_index,
     with_attachments,
 )
 from relocator.errors import (

@@ -27,8 +27,8 @@ from relocator.errors import (
 )
 from relocator.oci import Descriptor, Digest, Reference, Repository
 from relocator.store import RegistryStore
-from relocator.store import registry as registry_module
-from relocator.store.registry import TagListing
+from relocator.store import listings as listings_module
+from relocator.store.listings import TagListing
 from relocator.transport import HttpClient, Keychain, TransportSettings
 
 TAGS = "/v2/team/app/tags/list"
@@ -155,7 +155,7 @@ async def test_pages_that_loop_are_an_error() -> None:
 
 async def test_the_number_of_pages_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     """A registry whose pages never end stops us at `MAX_TAG_PAGES`."""
-    monkeypatch.setattr(registry_module, "MAX_TAG_PAGES", 3)
+    monkeypatch.setattr(listings_module, "MAX_TAG_PAGES", 3)
     async with pages() as server:
         for i in range(5):
             first = f"{TAGS}?n=1000" if i == 0 else f"{TAGS}?last={i}"
@@ -207,7 +207,7 @@ async def test_malformed_tag_lists_are_an_error(body: object) -> None:
 )
 def test_link_headers(header: str, expected: str | None) -> None:
     """The `rel="next"` target of a Link header (RFC 8288), if there is one."""
-    assert expected == registry_module._next_link(header)
+    assert expected == listings_module._next_link(header)
 
 
 HOSTILE_TAGS = [

@@ -46,7 +46,7 @@ from relocator.errors import (
 from relocator.oci import MAX_MANIFEST_BYTES
 from relocator.transport import HttpClient, Keychain, RetryPolicy, TransportSettings
 from relocator.transport.auth import MAX_TOKEN_BODY, pull, push
-from relocator.transport.client import MAX_ERROR_BODY
+from relocator.transport.response import MAX_ERROR_BODY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

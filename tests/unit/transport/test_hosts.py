@@ -18,6 +18,7 @@ from relocator.transport.hosts import (
     HostState,
     PullsLow,
 )
+from relocator.transport.limits import HostLimits
 from relocator.transport.ratelimit import PullAllowance
 
 
@@ -86,7 +87,7 @@ async def test_acquire_and_release_count_slots_in_use() -> None:
 
 def test_hosts_use_per_host_limits_and_keep_one_state_per_host() -> None:
     """A host gets its own limit if configured, else the default; its state is reused."""
-    hosts = Hosts(8, {"slow.example": 2})
+    hosts = Hosts(HostLimits(concurrency=8, per_host={"slow.example": 2}))
 
     slow = hosts["slow.example"]
     other = hosts["other.example"]
@@ -98,7 +99,7 @@ def test_hosts_use_per_host_limits_and_keep_one_state_per_host() -> None:
 
 def test_back_off_keeps_the_later_deadline() -> None:
     """A shorter `Retry-After` never cuts a longer one another request already set."""
-    state = Hosts(1)["reg.example"]
+    state = Hosts(HostLimits(concurrency=1))["reg.example"]
 
     state.back_off(100.0)
     deadline = state.not_before
@@ -109,7 +110,7 @@ def test_back_off_keeps_the_later_deadline() -> None:
 
 async def test_wait_turn_returns_at_once_without_backoff() -> None:
     """A host nobody backed off from does not delay requests."""
-    state = Hosts(1)["reg.example"]
+    state = Hosts(HostLimits(concurrency=1))["reg.example"]
 
     with anyio.fail_after(5):
         await state.wait_turn()
@@ -122,7 +123,7 @@ async def test_hold_is_reentrant_for_the_holding_task() -> None:
     Requests made while a task holds a host's slot reuse it instead of queueing for
     another, so a copy inside one registry with a limit of one cannot deadlock.
     """
-    hosts = Hosts(1)
+    hosts = Hosts(HostLimits(concurrency=1))
 
     with anyio.fail_after(5):
         async with hosts.hold(["reg.example"]):
@@ -137,7 +138,7 @@ async def test_hold_is_reentrant_for_the_holding_task() -> None:
 
 async def test_hold_takes_one_slot_per_listed_host() -> None:
     """A copy within one registry holds two of its slots (source and destination)."""
-    hosts = Hosts(4)
+    hosts = Hosts(HostLimits(concurrency=4))
 
     async with hosts.hold(["a.example", "a.example", "b.example"]):
         in_use = (hosts["a.example"].limiter.in_use, hosts["b.example"].limiter.in_use)
@@ -148,7 +149,7 @@ async def test_hold_takes_one_slot_per_listed_host() -> None:
 
 async def test_hold_releases_slots_when_the_block_fails() -> None:
     """An exception inside the block gives every slot back."""
-    hosts = Hosts(2)
+    hosts = Hosts(HostLimits(concurrency=2))
 
     with pytest.raises(RuntimeError):
         async with hosts.hold(["a.example", "b.example"]):
@@ -159,7 +160,7 @@ async def test_hold_releases_slots_when_the_block_fails() -> None:
 
 async def test_hold_queues_other_tasks_at_the_limit() -> None:
     """A second task waits for the slot the first holds; it does not share it."""
-    hosts = Hosts(1)
+    hosts = Hosts(HostLimits(concurrency=1))
     order: list[str] = []
     first_holds = anyio.Event()
     release_first = anyio.Event()
@@ -194,7 +195,7 @@ async def test_hold_queues_other_tasks_at_the_limit() -> None:
 
 def _state(limit: int = 8) -> tuple[HostState, list[HostNews]]:
     news: list[HostNews] = []
-    hosts = Hosts(limit)
+    hosts = Hosts(HostLimits(concurrency=limit))
     hosts.listen(news.append)
     return hosts["registry.example"], news
 

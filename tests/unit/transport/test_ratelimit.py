@@ -132,7 +132,7 @@ def test_impossible_limits_are_refused(rate: float, burst: int, expected: str) -
 
 async def test_only_configured_hosts_are_limited() -> None:
     """`Hosts` keeps a limiter for each host given a rate, and none for the others."""
-    hosts = Hosts(8, per_host_rps={"slow.example": 5.0})
+    hosts = Hosts(per_host_rps={"slow.example": 5.0})
 
     await hosts.pace("fast.example")
     await hosts.pace("slow.example")

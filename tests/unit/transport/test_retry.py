@@ -9,7 +9,7 @@ import pytest
 
 from relocator.errors import RegistryError, TransportError
 from relocator.transport import RetryPolicy
-from relocator.transport.retry import parse_retry_after
+from relocator.transport.retry import Attempts, parse_retry_after
 
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -88,3 +88,49 @@ def test_delay_of_a_network_error_is_the_backoff() -> None:
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     """`Retry-After` is seconds or an HTTP date; anything unreadable falls back to backoff."""
     assert expected == parse_retry_after(header, now=NOW.timestamp())
+
+
+def _spend(attempts: Attempts, error: TransportError) -> int:
+    """Retries `attempts` grants `error` before raising it."""
+    granted = 0
+    while True:
+        try:
+            attempts.retry(error)
+        except TransportError:
+            return granted
+        granted += 1
+
+
+BROKEN = TransportError("connection reset", host="h", temporary=True)
+
+
+def test_loops_inside_one_operation_share_its_attempts() -> None:
+    """
+    A request retried inside a blob transfer spends the transfer's attempts: two
+    retries there leave three to the transfer, not five more.
+    """
+    policy = RetryPolicy(attempts=5, jitter=0.0)
+
+    with policy.operation() as transfer:
+        request = policy.current_attempts()
+        request.retry(BROKEN)
+        request.retry(BROKEN)
+
+        assert (True, 3) == (request is transfer, _spend(transfer, BROKEN))
+    assert 5 == _spend(policy.current_attempts(), BROKEN)
+
+
+def test_progress_starts_the_count_afresh_and_lasting_errors_spend_nothing() -> None:
+    """
+    A transfer that moved forward since it last failed gets its attempts back; an
+    error that is not temporary is raised at once, without spending one.
+    """
+    attempts = RetryPolicy(attempts=2).current_attempts()
+    attempts.retry(BROKEN)
+    attempts.retry(BROKEN)
+    attempts.progressed()
+
+    with pytest.raises(RegistryError):
+        attempts.retry(RegistryError("denied", host="h", status=403))
+
+    assert (0, 2) == (attempts.spent, _spend(attempts, BROKEN))

@@ -1,0 +1,51 @@
+"""
+Every concurrency default of a run, derived in one place from one number.
+
+`--concurrency N` (`TransportSettings.concurrency`) is the number of requests a run
+sends to one registry host at once; a registry may get its own number (`mirror`'s
+per-registry `concurrency`). The rest follows from it:
+
+- blob transfers in flight across all hosts: a transfer holds one slot of its source
+  host and one of its destination host, so twice the per-host number keeps both ends
+  busy without opening more transfers than the hosts would let run;
+- connections per host in the HTTP pool: a backstop only (the per-host limits decide),
+  twice the largest per-host number, since a copy within one registry holds two
+  connections to it, and a few spare for token and ping requests.
+
+The per-host number is where each host's limit starts; the limit itself lives in that
+host's `HostState.limiter` and may change while the run goes (it halves on a 429).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+#: Concurrent requests per registry host when nothing else is said.
+DEFAULT_CONCURRENCY = 8
+# Connections beyond the per-host slots: token requests, pings and bodies closing.
+_SPARE_CONNECTIONS = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostLimits:
+    """The concurrency limits of a run, from which every other one is derived."""
+
+    #: Concurrent requests (and blob transfers) per registry host.
+    concurrency: int = DEFAULT_CONCURRENCY
+    #: Hosts with a number of their own.
+    per_host: Mapping[str, int] = field(default_factory=dict)
+
+    def of(self, host: str) -> int:
+        """The number of slots `host` starts with."""
+        return self.per_host.get(host, self.concurrency)
+
+    @property
+    def blobs_in_flight(self) -> int:
+        """Blob transfers in flight across all hosts at most."""
+        return 2 * self.concurrency
+
+    @property
+    def connections_per_host(self) -> int:
+        """Pooled connections per host at most (a backstop below the slots)."""
+        return 2 * max(self.concurrency, *self.per_host.values(), 1) + _SPARE_CONNECTIONS
