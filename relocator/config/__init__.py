@@ -48,13 +48,7 @@ from relocator.config.locks import (
     write_imgpkg_lock,
     write_kbld_lock,
 )
-from relocator.config.mirror import (
-    MirrorConfig,
-    MirrorSource,
-    RegistryLimits,
-    TagFilter,
-    load_mirror_config,
-)
+from relocator.config.mirror import MirrorConfig, MirrorSource, load_mirror_config
 from relocator.config.origins import (
     IMAGES_ANNOTATION,
     ORIGINS_ANNOTATION,
@@ -63,6 +57,7 @@ from relocator.config.origins import (
     preresolved,
     resolved,
 )
+from relocator.config.registrylimits import RegistryLimits
 from relocator.config.search import (
     ALL_INDEXES,
     DEFAULT_SEARCH_RULE,
@@ -73,6 +68,7 @@ from relocator.config.search import (
     ValueMatcher,
     image_repo_of,
 )
+from relocator.config.tagrules import TagFilter
 
 __all__ = (
     "ALL_INDEXES",
