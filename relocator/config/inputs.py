@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from relocator.config.kbld import KbldConfig, Override, config_kind, merge_config_documents
 from relocator.config.origins import Origin, annotate, images_annotation
-from relocator.config.search import Walker
+from relocator.config.walker import Walker
 from relocator.config.yamltree import (
     Map,
     ParseProblem,

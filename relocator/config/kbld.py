@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from relocator.config.fields import Fields
 from relocator.config.origins import ORIGINS_ANNOTATION, Origin, parse_origins, parse_origins_text
 from relocator.config.search import (
-    Fields,
     KeyMatcher,
     SearchRule,
     image_repo_of,

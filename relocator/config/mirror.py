@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from relocator.config.fields import Fields
 from relocator.config.registrylimits import RegistryLimits, registry_limits
-from relocator.config.search import Fields
 from relocator.config.tagrules import TagFilter, tag_rules
 from relocator.config.yamltree import Node, ParseProblem, parse_yaml_stream
 from relocator.errors import ConfigError, InputError

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from relocator.config.search import Fields
+from relocator.config.fields import Fields
 from relocator.config.yamltree import Scalar, describe
 from relocator.errors import InputError
 from relocator.oci import DOCKER_HUB, Repository

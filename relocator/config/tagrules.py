@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from relocator.config.search import Fields
+from relocator.config.fields import Fields
 from relocator.config.semver import Range, parse_version
 from relocator.config.yamltree import Node, Scalar, describe
 from relocator.errors import InputError
