@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from relocator.config.emit import emit_json, emit_yaml
 from relocator.config.search import SearchRule, Strategy, UpdateStrategy
 from relocator.config.yamltree import (
     Map,
@@ -16,8 +17,6 @@ from relocator.config.yamltree import (
     Scalar,
     Seq,
     describe,
-    emit_json,
-    emit_yaml,
     parse_json,
     parse_yaml_stream,
 )
