@@ -34,13 +34,7 @@ from relocator.config.inputs import (
     Inputs,
     load_inputs,
 )
-from relocator.config.kbld import (
-    KBLD_COMPATIBLE_VERSION,
-    KBLD_ID_ANNOTATION,
-    KbldConfig,
-    Override,
-    TagSelection,
-)
+from relocator.config.kbld import KBLD_COMPATIBLE_VERSION, KBLD_ID_ANNOTATION, KbldConfig
 from relocator.config.locks import (
     LOCK_MINIMUM_REQUIRED_VERSION,
     imgpkg_lock_text,
@@ -57,6 +51,7 @@ from relocator.config.origins import (
     preresolved,
     resolved,
 )
+from relocator.config.overrides import Override, TagSelection
 from relocator.config.registrylimits import RegistryLimits
 from relocator.config.search import (
     ALL_INDEXES,

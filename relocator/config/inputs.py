@@ -12,8 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from relocator.config.emit import emit_yaml
-from relocator.config.kbld import KbldConfig, Override, config_kind, merge_config_documents
+from relocator.config.kbld import KbldConfig, config_kind, merge_config_documents
 from relocator.config.origins import Origin, annotate, images_annotation
+from relocator.config.overrides import Override
 from relocator.config.walker import Walker
 from relocator.config.yamltree import Map, ParseProblem, Scalar, Seq, describe, parse_yaml_stream
 from relocator.errors import ConfigError
