@@ -2,8 +2,8 @@
 The command line, read: argv (and the environment variables that stand in for flags)
 turned once into a typed `Invocation`, the api request and the display options.
 
-This module and the grammar (`parser.py`) are the only ones that see argparse's
-namespace; everything after works on typed values.
+This module and the grammar (`parser.py`, with `flaggroups.py` and `flagtypes.py`) are the
+only ones that see argparse's namespace; everything after works on typed values.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from relocator.errors import InputError, RelocatorError, tidy
 
 from . import registryenv, typos
+from .flaggroups import DEFAULT_RANGE_STREAMS
+from .flagtypes import LIMIT_DEFAULTS, parse_duration
 from .options import Display
-from .parser import DEFAULT_RANGE_STREAMS, LIMIT_DEFAULTS, build_parser, parse_duration
+from .parser import build_parser
 
 if TYPE_CHECKING:
     # The api is imported when a request is built: `--help` and `version` stay instant.

@@ -8,15 +8,24 @@ when the two drift apart).
 from __future__ import annotations
 
 import argparse
-import re
 import textwrap
 from typing import Any
 
 from relocator import __version__
-from relocator.errors import shorten
 
 from .carvelflags import Refused, add_imgpkg_copy, add_kbld_ui
 from .docpaths import docs_dir
+from .flaggroups import (
+    add_deadline,
+    add_destination,
+    add_files,
+    add_limits,
+    add_output,
+    add_referrers,
+    add_registry,
+    add_transfer,
+)
+from .flagtypes import boolean, positive
 
 #: Commands and their aliases; the root command (no name given) is `resolve`, as in kbld.
 COMMANDS = {
@@ -30,283 +39,9 @@ COMMANDS = {
 }
 DEFAULT_COMMAND = "resolve"
 
-#: `relocator.engine.execute.TAG_SCHEMES` (not imported, to keep `--help` fast).
-TAG_SCHEMES = ("relocator", "kbld", "imgpkg")
-
 # Five concurrent transfers was kbld's and imgpkg's default; relocator multiplexes all
 # images through one scheduler, so the per-registry figure can be a little higher.
 DEFAULT_CONCURRENCY = 8
-#: Streams of one large blob at most (`relocator.store.ranges.RangePolicy.streams`; the
-#: parser does not import the store, to keep `--help` fast).
-DEFAULT_RANGE_STREAMS = 8
-
-
-#: What `--limit` caps, with its default (kept equal to `relocator.engine.limits.Limits`
-#: and `relocator.config.inputs.MAX_INPUT_BYTES`, which a unit test checks; the parser
-#: imports neither, to keep `--help` fast).
-LIMIT_DEFAULTS = {
-    "index-entries": 1000,
-    "layers": 1000,
-    "plan-manifest-bytes": 64 * 1024 * 1024,
-    "input-bytes": 32 * 1024 * 1024,
-}
-_SIZE_UNITS = {"": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,
-               "g": 1024**3, "gib": 1024**3}
-
-
-def _bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
-
-
-class _Insecure(argparse.Action):
-    """
-    `--registry-insecure` as kbld's boolean and as relocator's host list at once.
-
-    Bare, or `=true|false` (any spelling `_bool` takes), it switches plain http for every
-    registry (`registry_insecure_all`); any other value is one host (`registry_insecure`,
-    repeatable). A boolean word is never taken for a host: no registry is named `true`.
-    """
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        if values is None:
-            namespace.registry_insecure_all = True
-            return
-        text = str(values)
-        if not text:
-            parser.error(f"{option_string}= needs a HOST[:PORT], or true or false")
-        try:
-            namespace.registry_insecure_all = _bool(text)
-        except argparse.ArgumentTypeError:
-            namespace.registry_insecure = [*namespace.registry_insecure, text]
-
-
-def _positive(text: str) -> int:
-    # ASCII digits only: int() also reads '٣', ' 3' and '1_0'.
-    digits = text.removeprefix("-")
-    if not (digits.isascii() and digits.isdigit() and len(digits) <= 9):
-        raise argparse.ArgumentTypeError(f"expected a number, got '{shorten(text)}'")
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
-
-
-def _limit(text: str) -> tuple[str, int]:
-    name, sep, value = text.partition("=")
-    if not sep or name not in LIMIT_DEFAULTS:
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=N with NAME one of {', '.join(LIMIT_DEFAULTS)}, got '{text}'"
-        )
-    digits = value.rstrip("KkMmGgIiBb")
-    unit = _SIZE_UNITS.get(value[len(digits):].lower())
-    if not digits.isascii() or not digits.isdigit() or unit is None or int(digits) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number (optionally with K, M or G) for {name}, got '{value}'"
-        )
-    return name, int(digits) * unit
-
-
-def _add_limits(parser: argparse.ArgumentParser) -> None:
-    defaults = ", ".join(
-        f"{name}={value // 1024**2}M" if name.endswith("bytes") else f"{name}={value}"
-        for name, value in LIMIT_DEFAULTS.items()
-    )
-    parser.add_argument(
-        "--limit", type=_limit, action="append", default=[], metavar="NAME=N",
-        help="raise (or lower) a cap on what a source or an input may make the run hold: "
-        "index-entries (of one index), layers (of one image), plan-manifest-bytes (all "
-        "manifests held at once), input-bytes (one -f file or stdin); sizes take K, M "
-        f"or G; repeatable (defaults {defaults})",
-    )
-
-
-#: Units of a `--timeout` DURATION, in seconds.
-_UNITS = {"s": 1, "m": 60, "h": 3600}
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)([hms]))+|\d+(?:\.\d+)?")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
-
-
-def parse_duration(text: str) -> float:
-    """
-    Seconds in `90`, `90s`, `15m`, `2h` or `1h30m`; more than zero.
-
-    Raises:
-        ValueError: Anything else, with a message naming `text`.
-    """
-    shown = text[:40]
-    if not _DURATION.fullmatch(text):
-        raise ValueError(f"expected a duration such as 90s, 15m or 1h30m, got '{shown}'")
-    if text[-1] not in _UNITS:
-        seconds = float(text)
-    else:
-        seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
-    if seconds <= 0:
-        raise ValueError(f"expected a duration of more than zero, got '{shown}'")
-    return seconds
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _add_files(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    parser.add_argument(
-        "-f", "--file", action="append", default=[], required=required, metavar="FILE",
-        help="YAML or JSON file, directory (recursive: .yml .yaml .json) or - for stdin; "
-        "repeatable",
-    )
-
-
-def _add_destination(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument(
-        "-r", "--repository", metavar="REPO",
-        help="destination repository for every image, e.g. registry.example.com/team/app",
-    )
-    where.add_argument(
-        "--repository-template", metavar="TEMPLATE",
-        help="destination per image, keeping its path: {registry}, {repository} and "
-        "{name} of the source, e.g. registry.internal/mirror/{repository}",
-    )
-    parser.add_argument(
-        "--destination-tags", choices=TAG_SCHEMES, default="relocator",
-        help="the tag each image lands under besides its digest: relocator "
-        "sha256-<hex>.relocator (default), kbld kbld-sha256-<hex>, imgpkg "
-        "sha256-<hex>.imgpkg; pick the one your retention rules match",
-    )
-    parser.add_argument(
-        "--preserve-tags", action="store_true",
-        help="also apply the tags the inputs named (or the tarball recorded) at the "
-        "destination; a tag that is not valid, or two images wanting one tag in one "
-        "repository, stop the run before anything is pushed (exit 3)",
-    )
-
-
-def _add_registry(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("registry")
-    group.add_argument(
-        "--registry-ca-cert-path", action="append", default=[], metavar="PATH",
-        help="PEM file of a CA to trust besides the system ones; repeatable; also "
-        "$RELOCATOR_REGISTRY_CA_CERT_PATH (comma-separated)",
-    )
-    # None: not given, so $RELOCATOR_REGISTRY_VERIFY_CERTS decides (`registryenv`).
-    group.add_argument(
-        "--registry-verify-certs", type=_bool, nargs="?", const=True, default=None,
-        metavar="BOOL", help="verify registry TLS certificates (default "
-        "$RELOCATOR_REGISTRY_VERIFY_CERTS, else true)",
-    )
-    group.add_argument(
-        "--registry-insecure", action=_Insecure, nargs="?", default=[],
-        metavar="HOST|BOOL",
-        help="HOST[:PORT] (repeatable): reach that registry over plain http. Bare or "
-        "=true: as kbld, every registry may use plain http after https fails. Without "
-        "the flag, as kbld, only local registries (localhost:PORT, 127.0.0.1, ::1, "
-        "*.local, private 10/172.16/192.168 addresses) fall back to http. Also "
-        "$RELOCATOR_REGISTRY_INSECURE (comma-separated hosts, or true)",
-    )
-    parser.set_defaults(registry_insecure_all=False)
-
-
-def _add_deadline(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--timeout", type=_duration, metavar="DURATION",
-        help="give up when the whole run takes longer (e.g. 90s, 15m, 1h30m): one line "
-        "and exit 124, with the unfinished work kept as after Ctrl-C. Default: "
-        "$RELOCATOR_TIMEOUT, else no limit",
-    )
-
-
-def _add_output(parser: argparse.ArgumentParser, *, report: bool = True) -> None:
-    docs = docs_dir()
-    group = parser.add_argument_group("output")
-    group.add_argument(
-        "--progress", choices=("auto", "tty", "plain", "none"), default="auto",
-        help="progress display on stderr: auto is live bars on a terminal and a line "
-        "every few seconds otherwise; tty forces the bars, plain the lines; none shows "
-        "no progress (default auto)",
-    )
-    group.add_argument(
-        "--json", action="store_true",
-        help="stderr carries JSON lines only: one object per event (byte progress at "
-        'most once a second per blob), log lines as {"type": "Log"}'
-        + (f', and a final {{"type": "Report"}} object ({docs}/report.schema.json)'
-           if report else "")
-        + "; no progress display",
-    )
-    if report:
-        group.add_argument(
-            "--report", metavar="FILE",
-            help=f"write the final report as JSON to FILE ({docs}/report.schema.json), "
-            "also when the transfer stops on an error; works with any display",
-        )
-    group.add_argument(
-        "-q", "--quiet", action="store_true",
-        help="print errors and warnings only"
-        + (" (with --json: those and the report)" if report else ""),
-    )
-    group.add_argument(
-        "--debug", action="store_true",
-        help="log HTTP requests (secrets redacted) and show tracebacks",
-    )
-
-
-def _add_transfer(
-    parser: argparse.ArgumentParser, default_concurrency: int, *, ranges: bool = True
-) -> None:
-    parser.add_argument(
-        "--concurrency", type=_positive, default=default_concurrency, metavar="N",
-        help=f"concurrent transfers per registry (default {default_concurrency})",
-    )
-    if ranges:
-        parser.add_argument(
-            "--range-streams", type=_positive, default=DEFAULT_RANGE_STREAMS, metavar="N",
-            help="parallel Range requests, at most, for one large blob (32 MiB or more) "
-            "while its source registry has spare connections; 1 fetches every blob as "
-            f"one stream (default {DEFAULT_RANGE_STREAMS})",
-        )
-    parser.add_argument(
-        "--dry-run", action="store_true",
-        help="print the plan on stderr (images, unique blobs, bytes to move after "
-        "skipping what the destination has) and change nothing",
-    )
-    parser.add_argument(
-        "--keep-going", action="store_true",
-        help="when an image fails, finish all the others, then report the failed ones",
-    )
-    parser.add_argument(
-        "--verify-blobs", action="store_true",
-        help="hash every uploaded blob in relocator too; registries check each blob's "
-        "digest themselves, so this only guards against a registry that does not",
-    )
-    parser.add_argument(
-        "--include-non-distributable-layers", action="store_true",
-        help="copy foreign / non-distributable layers too (left out by default)",
-    )
-    _add_limits(parser)
-
-
-def _add_referrers(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument(
-        "--include-referrers", action="store_true",
-        help="also copy what is attached to each image (and to each image of an index): "
-        "its OCI 1.1 referrers (signatures, SBOMs, attestations), found through the "
-        "registry's referrers API or the sha256-<hex> tag scheme, and cosign's "
-        "sha256-<hex>.sig, .att and .sbom tags; then what is attached to those. " + what,
-    )
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -353,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find image references in YAML (kbld search rules), resolve tags to "
         "digests, print the rewritten YAML on stdout.",
     )
-    _add_files(resolve)
+    add_files(resolve)
     lock = resolve.add_mutually_exclusive_group()
     lock.add_argument("--lock-output", metavar="FILE", help="write a kbld Config lock file")
     lock.add_argument(
@@ -364,12 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="resolve image indexes to the image for this platform",
     )
     resolve.add_argument(
-        "--images-annotation", type=_bool, nargs="?", const=True, default=True,
+        "--images-annotation", type=boolean, nargs="?", const=True, default=True,
         metavar="BOOL", help="annotate each resolved document with the origins of its images "
         "(kbld.k14s.io/images), as kbld does (default true; =false turns it off)",
     )
     resolve.add_argument(
-        "--origins-annotation", type=_bool, nargs="?", const=True, default=True,
+        "--origins-annotation", type=boolean, nargs="?", const=True, default=True,
         metavar="BOOL", help="record each image's origins (kbld.carvel.dev/origins) in "
         "--imgpkg-lock-output, as kbld does (default true)",
     )
@@ -392,14 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
         alternative="relocator does not build images; --concurrency sets resolve requests",
     )
     resolve.add_argument(
-        "--concurrency", type=_positive, default=DEFAULT_CONCURRENCY, metavar="N",
+        "--concurrency", type=positive, default=DEFAULT_CONCURRENCY, metavar="N",
         help=f"concurrent requests per registry (default {DEFAULT_CONCURRENCY})",
     )
-    _add_limits(resolve)
-    _add_registry(resolve)
-    _add_deadline(resolve)
-    _add_output(resolve, report=False)
-    add_kbld_ui(resolve, _bool)
+    add_limits(resolve)
+    add_registry(resolve)
+    add_deadline(resolve)
+    add_output(resolve, report=False)
+    add_kbld_ui(resolve, boolean)
 
     relocate = commands.add_parser(
         "relocate", help="copy every referenced image into one repository",
@@ -407,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the repositories --repository-template names), registry to registry, and print "
         "the YAML with relocated references.",
     )
-    _add_files(relocate)
-    _add_destination(relocate)
+    add_files(relocate)
+    add_destination(relocate)
     relocate.add_argument(
         "--shard", metavar="INDEX/COUNT",
         help="copy only this worker's share of the images (0-based INDEX of COUNT "
@@ -428,17 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     relocate_lock.add_argument(
         "--imgpkg-lock-output", metavar="FILE", help="write an imgpkg ImagesLock file"
     )
-    _add_transfer(relocate, DEFAULT_CONCURRENCY)
-    _add_referrers(
+    add_transfer(relocate, DEFAULT_CONCURRENCY)
+    add_referrers(
         relocate,
         "Each lands after its image; cosign's under their tag; where the destination "
         "has no referrers API, its sha256-<hex> index is updated (entries kept)",
     )
-    _add_registry(relocate)
-    _add_deadline(relocate)
+    add_registry(relocate)
+    add_deadline(relocate)
     add_imgpkg_copy(relocate, referrers=True)
-    _add_output(relocate)
-    add_kbld_ui(relocate, _bool)
+    add_output(relocate)
+    add_kbld_ui(relocate, boolean)
 
     pkg = commands.add_parser(
         "pkg", aliases=list(COMMANDS["pkg"]),
@@ -446,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export every image referenced (in digest form) into one tarball, "
         "each blob once.",
     )
-    _add_files(pkg)
+    add_files(pkg)
     pkg.add_argument("-o", "--output", required=True, metavar="TAR", help="tarball to write")
     pkg.add_argument(
         "--format", choices=("oci", "kbld"), default="oci",
@@ -457,21 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true",
         help="reuse blobs an interrupted run already wrote (verified)",
     )
-    _add_transfer(pkg, DEFAULT_CONCURRENCY)
-    _add_referrers(
+    add_transfer(pkg, DEFAULT_CONCURRENCY)
+    add_referrers(
         pkg,
         "They are packaged as extra images with their tags, and each referrers index as "
         "an image tagged sha256-<hex>; unpkg re-applies both (without --preserve-tags). "
         "Needs --format oci",
     )
-    _add_registry(pkg)
-    _add_deadline(pkg)
+    add_registry(pkg)
+    add_deadline(pkg)
     pkg.add_argument(
         "--cosign-signatures", action="store_true", dest="include_referrers",
         help="imgpkg's: the same as --include-referrers",
     )
-    _add_output(pkg)
-    add_kbld_ui(pkg, _bool)
+    add_output(pkg)
+    add_kbld_ui(pkg, boolean)
 
     unpkg = commands.add_parser(
         "unpkg", aliases=list(COMMANDS["unpkg"]),
@@ -483,9 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
         "referrers index is merged into the destination's sha256-<hex> index (unless "
         "the destination has the referrers API).",
     )
-    _add_files(unpkg)
+    add_files(unpkg)
     unpkg.add_argument("-i", "--input", required=True, metavar="TAR", help="tarball to read")
-    _add_destination(unpkg)
+    add_destination(unpkg)
     unpkg_lock = unpkg.add_mutually_exclusive_group()
     unpkg_lock.add_argument(
         "--lock-output", metavar="FILE", help="write a kbld Config lock of the new locations"
@@ -493,12 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     unpkg_lock.add_argument(
         "--imgpkg-lock-output", metavar="FILE", help="write an imgpkg ImagesLock file"
     )
-    _add_transfer(unpkg, DEFAULT_CONCURRENCY, ranges=False)
-    _add_registry(unpkg)
-    _add_deadline(unpkg)
+    add_transfer(unpkg, DEFAULT_CONCURRENCY, ranges=False)
+    add_registry(unpkg)
+    add_deadline(unpkg)
     add_imgpkg_copy(unpkg, referrers=False)
-    _add_output(unpkg)
-    add_kbld_ui(unpkg, _bool)
+    add_output(unpkg)
+    add_kbld_ui(unpkg, boolean)
 
     mirror = commands.add_parser(
         "mirror", help="mirror the repositories and tags a config file lists",
@@ -525,16 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
         "when not (with --json: a final {\"type\": \"MirrorCheck\"} object). Needs "
         "read access to the destinations only",
     )
-    _add_transfer(mirror, DEFAULT_CONCURRENCY)
-    _add_referrers(
+    add_transfer(mirror, DEFAULT_CONCURRENCY)
+    add_referrers(
         mirror,
         "For every source (includeReferrers in the config chooses per source); as for "
         "relocate",
     )
-    _add_registry(mirror)
-    _add_deadline(mirror)
-    _add_output(mirror)
-    add_kbld_ui(mirror, _bool, files=False)
+    add_registry(mirror)
+    add_deadline(mirror)
+    add_output(mirror)
+    add_kbld_ui(mirror, boolean, files=False)
 
     copy = commands.add_parser(
         "copy", help="copy one image to a repository, like crane copy",
@@ -555,11 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
         "out: its digest would change); the tag and the digest printed are the first "
         "platform's",
     )
-    _add_transfer(copy, DEFAULT_CONCURRENCY)
-    _add_referrers(copy, "As for relocate")
-    _add_registry(copy)
-    _add_deadline(copy)
-    _add_output(copy)
+    add_transfer(copy, DEFAULT_CONCURRENCY)
+    add_referrers(copy, "As for relocate")
+    add_registry(copy)
+    add_deadline(copy)
+    add_output(copy)
 
     commands.add_parser("version", help="print the version")
     return parser

@@ -8,7 +8,7 @@ so however many blobs are in flight the bars cost the copy nothing measurable.
 What is drawn, top to bottom: one overall bar (bytes of the plan taken care of, speed,
 time left), a line of counters, a bounded window of image lines (the running ones and
 the latest finished, then a count of the rest) and the largest blobs in flight with
-their own bars. After the run, `summary_table` renders the closing table.
+their own bars. After the run, `closingtable.summary_table` renders the closing table.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -27,6 +26,7 @@ from rich.text import Text
 from relocator.api import events as ev
 from relocator.api.display import HostState, Report, megabytes
 
+from .closingtable import summary_table
 from .plain import (
     Clock,
     ImageLine,
@@ -36,7 +36,6 @@ from .plain import (
     describe_planned,
     describe_registry,
     fraction,
-    registry_costs,
 )
 
 # Redraws per second: rich's own default is 10; 5 (one every 200 ms) keeps the byte
@@ -350,74 +349,3 @@ def window(
     finished_slots = min(len(finished), limit - running_slots)
     shown = finished[len(finished) - finished_slots:] + running[:running_slots]
     return shown, len(running) - running_slots, len(finished) - finished_slots
-
-
-def summary_table(
-    prefix: str, verb: str, report: Report, hosts: Sequence[HostState], *, narrow: bool = False
-) -> RenderableType:
-    """
-    The closing table: images, blobs and bytes moved against skipped, time, speed,
-    and requests and retries per registry (a table, or with `narrow` one line each).
-    """
-    seconds = max(report.seconds, 1e-6)
-    images = len(report.images)
-    copied = sum(1 for i in report.images if i.how == "copied")
-    table = Table(
-        title=f"{prefix}: {verb} {images} images in {report.seconds:.1f} s",
-        title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
-    )
-    table.add_column("")
-    table.add_column("count", justify="right")
-    table.add_column("size", justify="right")
-    table.add_row("images copied", str(copied), "")
-    table.add_row("images present (skipped)", str(images - copied), "")
-    if report.failures:
-        table.add_row(Text("images failed", style="bold red"),
-                      Text(str(len(report.failures)), style="bold red"), "")
-    table.add_row("blobs copied", str(report.blobs_copied), megabytes(report.bytes_copied))
-    table.add_row("blobs mounted", str(report.blobs_mounted), megabytes(report.bytes_mounted))
-    table.add_row("blobs present (skipped)", str(report.blobs_present),
-                  megabytes(report.bytes_present))
-    if report.blobs_excluded:
-        table.add_row("blobs left out (non-distributable)", str(report.blobs_excluded), "")
-    table.add_row("manifests pushed", str(report.manifests_pushed), "")
-    table.add_row("retries (requests)", str(sum(host.retries for host in hosts)), "")
-    if report.retries:
-        table.add_row("blob transfers restarted", str(report.retries), "")
-    table.add_row("time", f"{report.seconds:.1f} s", "")
-    table.add_row("throughput", "", f"{megabytes(int(report.bytes_copied / seconds))}/s")
-    if not hosts:
-        return table
-    if narrow:
-        lines = []
-        for host in hosts:
-            line = Text.assemble((host.host, "bold"), "\n  ", registry_costs(host, pulls=False))
-            if host.pulls is not None:
-                line.append("\n  " + host.pulls.describe())
-            lines.append(line)
-        return Group(table, *lines)
-    pulls = any(host.pulls is not None for host in hosts)
-    registries = Table(box=box.SIMPLE_HEAD)
-    # The host is what the table is about: it may wrap, never be cut short.
-    registries.add_column("registry", overflow="fold", min_width=12)
-    for name in ("requests", "retries", "rate-limited", "concurrency"):
-        registries.add_column(name, justify="right")
-    if pulls:
-        registries.add_column("pulls left", justify="right")
-    for host in hosts:
-        limiter = host.limiter
-        concurrency = str(limiter.initial)
-        if limiter.lowest < limiter.initial:
-            concurrency = f"{limiter.lowest} (of {limiter.initial})"
-        cells: list[RenderableType] = [
-            host.host, str(host.requests),
-            Text(str(host.retries), style="yellow" if host.retries else ""),
-            Text(str(host.throttled), style="yellow" if host.throttled else ""),
-            concurrency,
-        ]
-        if pulls:
-            cells.append(
-                f"{host.pulls.remaining} of {host.pulls.limit}" if host.pulls else ""
-            )
-        registries.add_row(*cells)
-    return Group(table, registries)

@@ -34,13 +34,7 @@ from relocator.config.inputs import (
     Inputs,
     load_inputs,
 )
-from relocator.config.kbld import (
-    KBLD_COMPATIBLE_VERSION,
-    KBLD_ID_ANNOTATION,
-    KbldConfig,
-    Override,
-    TagSelection,
-)
+from relocator.config.kbld import KBLD_COMPATIBLE_VERSION, KBLD_ID_ANNOTATION, KbldConfig
 from relocator.config.locks import (
     LOCK_MINIMUM_REQUIRED_VERSION,
     imgpkg_lock_text,
@@ -48,13 +42,7 @@ from relocator.config.locks import (
     write_imgpkg_lock,
     write_kbld_lock,
 )
-from relocator.config.mirror import (
-    MirrorConfig,
-    MirrorSource,
-    RegistryLimits,
-    TagFilter,
-    load_mirror_config,
-)
+from relocator.config.mirror import MirrorConfig, MirrorSource, load_mirror_config
 from relocator.config.origins import (
     IMAGES_ANNOTATION,
     ORIGINS_ANNOTATION,
@@ -63,6 +51,8 @@ from relocator.config.origins import (
     preresolved,
     resolved,
 )
+from relocator.config.overrides import Override, TagSelection
+from relocator.config.registrylimits import RegistryLimits
 from relocator.config.search import (
     ALL_INDEXES,
     DEFAULT_SEARCH_RULE,
@@ -73,6 +63,7 @@ from relocator.config.search import (
     ValueMatcher,
     image_repo_of,
 )
+from relocator.config.tagrules import TagFilter
 
 __all__ = (
     "ALL_INDEXES",

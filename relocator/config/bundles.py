@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relocator.config.emit import dump_plain
 from relocator.config.inputs import Inputs
 from relocator.config.kbld import IMAGES_LOCK_KIND, IMGPKG_API_VERSION, _images_lock_overrides
-from relocator.config.yamltree import Map, ParseProblem, Scalar, dump_plain, parse_yaml_stream
+from relocator.config.yamltree import Map, ParseProblem, Scalar, parse_yaml_stream
 from relocator.errors import ConfigError
 
 BUNDLE_LOCK_KIND = "BundleLock"

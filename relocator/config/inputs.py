@@ -11,18 +11,12 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from relocator.config.kbld import KbldConfig, Override, config_kind, merge_config_documents
+from relocator.config.emit import emit_yaml
+from relocator.config.kbld import KbldConfig, config_kind, merge_config_documents
 from relocator.config.origins import Origin, annotate, images_annotation
-from relocator.config.search import Walker
-from relocator.config.yamltree import (
-    Map,
-    ParseProblem,
-    Scalar,
-    Seq,
-    describe,
-    emit_yaml,
-    parse_yaml_stream,
-)
+from relocator.config.overrides import Override
+from relocator.config.walker import Walker
+from relocator.config.yamltree import Map, ParseProblem, Scalar, Seq, describe, parse_yaml_stream
 from relocator.errors import ConfigError
 
 # The file names a directory is searched for, as kbld (and kubectl) do.

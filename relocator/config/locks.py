@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
+from relocator.config.emit import dump_plain
 from relocator.config.files import atomic_write_text
 from relocator.config.kbld import (
     IMAGES_LOCK_KIND,
@@ -19,7 +20,6 @@ from relocator.config.kbld import (
 )
 from relocator.config.origins import ORIGINS_ANNOTATION, Origin, origins_text
 from relocator.config.search import DEFAULT_SEARCH_RULE, SearchRule
-from relocator.config.yamltree import dump_plain
 from relocator.errors import ConfigError
 
 #: What a kbld lock we write says in `minimumRequiredVersion`. kbld writes its own

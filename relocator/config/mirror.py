@@ -18,33 +18,29 @@ where each goes (a destination template), and per-registry limits::
       tags: ["1.25.3", {regex: '^1\\.26\\.[0-9]+$'}, {semver: ">=1.24.0 <1.26.0"}]
 
 Parsing is pure (files are read, nothing else): `docs/mirror.md` is the reference, and
-everything malformed is a `ConfigError` of one line naming FILE:LINE. Choosing tags
-(`TagFilter.select`) happens here too, on a list of tags the caller fetched.
+everything malformed is a `ConfigError` of one line naming FILE:LINE. Tag rules and
+choosing tags are in `tagrules`, the `registries` entries in `registrylimits`.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import string
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from relocator.config.search import Fields
-from relocator.config.semver import Range, parse_version
-from relocator.config.yamltree import Node, ParseProblem, Scalar, describe, parse_yaml_stream
+from relocator.config.fields import Fields
+from relocator.config.registrylimits import RegistryLimits, registry_limits
+from relocator.config.tagrules import TagFilter, tag_rules
+from relocator.config.yamltree import Node, ParseProblem, parse_yaml_stream
 from relocator.errors import ConfigError, InputError
 from relocator.oci import (
-    DOCKER_HUB,
     TEMPLATE_FIELDS,
     Platform,
     Reference,
     Repository,
     expand_template,
-    is_tag,
-    shown,
 )
 
 API_VERSION = "relocator.dev/v1alpha1"
@@ -52,7 +48,6 @@ KIND = "Mirror"
 
 _DOCUMENT_FIELDS = frozenset({"apiVersion", "kind", "defaults", "registries", "sources"})
 _DEFAULTS_FIELDS = frozenset({"destination", "platforms", "includeReferrers"})
-_REGISTRY_FIELDS = frozenset({"host", "concurrency", "requestsPerSecond", "insecure"})
 _SOURCE_FIELDS = frozenset(
     {"repository", "image", "tags", "exclude", "destination", "platforms", "includeReferrers"}
 )
@@ -66,95 +61,7 @@ _T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------------------------
-# Tag rules
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExactTag:
-    """A tag named exactly: `"1.25.3"`."""
-
-    tag: str
-    #: "FILE:LINE" of the rule, for messages.
-    where: str = ""
-
-    def matches(self, tag: str) -> bool:
-        """Whether `tag` is this tag."""
-        return tag == self.tag
-
-    def __str__(self) -> str:
-        return self.tag
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TagPattern:
-    """Tags matching a regular expression as a whole: `regex: '^1\\.26\\.[0-9]+$'`."""
-
-    pattern: re.Pattern[str]
-    where: str = ""
-
-    def matches(self, tag: str) -> bool:
-        """Whether the whole of `tag` matches (the pattern is anchored at both ends)."""
-        return self.pattern.fullmatch(tag) is not None
-
-    def __str__(self) -> str:
-        return f"regex {self.pattern.pattern}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SemverTags:
-    """
-    Tags that are semantic versions within a range: `semver: ">=1.24.0 <1.26.0"`.
-
-    A tag must be a full version (`1.25.3`, `v1.25.3`); moving tags such as `1.25` or
-    `latest` never match. Prereleases (`1.26.0-rc.1`) match only with `prereleases`.
-    """
-
-    range: Range
-    prereleases: bool = False
-    where: str = ""
-
-    def matches(self, tag: str) -> bool:
-        """Whether `tag` is a version in the range."""
-        version = parse_version(tag)
-        return version is not None and self.range.contains(
-            version, allow_prereleases=self.prereleases
-        )
-
-    def __str__(self) -> str:
-        return f"semver {self.range}" + (" (prereleases too)" if self.prereleases else "")
-
-
-TagRule = ExactTag | TagPattern | SemverTags
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TagFilter:
-    """
-    Which tags of a repository to mirror: those any `include` rule matches and no
-    `exclude` rule does.
-    """
-
-    include: tuple[TagRule, ...]
-    exclude: tuple[TagRule, ...] = ()
-
-    def matches(self, tag: str) -> bool:
-        """Whether `tag` is selected."""
-        return any(r.matches(tag) for r in self.include) and not any(
-            r.matches(tag) for r in self.exclude
-        )
-
-    def select(self, tags: Iterable[str]) -> list[str]:
-        """The selected tags among `tags`, each once, in the order given."""
-        return [tag for tag in dict.fromkeys(tags) if self.matches(tag)]
-
-    def absent(self, tags: Iterable[str]) -> list[ExactTag]:
-        """The exact tags the filter names that are not among `tags` (likely typos)."""
-        present = set(tags)
-        return [r for r in self.include if isinstance(r, ExactTag) and r.tag not in present]
-
-
-# ---------------------------------------------------------------------------------------
-# Sources, destinations, registries
+# Sources and destinations
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,21 +115,6 @@ class MirrorSource:
     def name(self) -> str:
         """The source as written: the image reference or the repository name."""
         return str(self.image) if self.image is not None else self.repository.name
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RegistryLimits:
-    """An entry of `registries`: limits and transport for one registry host."""
-
-    #: The registry as references name it (`index.docker.io`, `registry.internal:5000`).
-    host: str
-    #: Concurrent requests and transfers at once (None: `--concurrency`).
-    concurrency: int | None = None
-    #: Requests started per second, at most (None: unlimited).
-    requests_per_second: float | None = None
-    #: Reach the host over plain http.
-    insecure: bool = False
-    where: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -321,7 +213,7 @@ def _document(root: Node, source: str) -> MirrorConfig:
         referrers = bool(default_fields.get_bool("includeReferrers"))
     registries_node = fields.get_seq("registries")
     registries = merge_configs(
-        MirrorConfig(registries=(_registry(Fields(item, source, "registry")),))
+        MirrorConfig(registries=(registry_limits(Fields(item, source, "registry")),))
         for item in (registries_node.items if registries_node is not None else ())
     ).registries
     sources_node = fields.get_seq("sources")
@@ -363,14 +255,14 @@ def _source(
         repository = _parse(
             Repository.parse, repository_text or "", fields, fields.get("repository")
         )
-        include = _rules(fields, "tags")
+        include = tag_rules(fields, "tags")
         if not include:
             raise fields.error(
                 f"source {repository} needs tags: exact tags, {{regex: ...}} or "
                 '{semver: ...} (to mirror every tag, write - regex: ".*")',
                 fields.get("tags"),
             )
-        tags = TagFilter(include=include, exclude=_rules(fields, "exclude"))
+        tags = TagFilter(include=include, exclude=tag_rules(fields, "exclude"))
     destination = _destination(fields, repository) or default_destination
     if destination is None:
         raise fields.error(
@@ -387,64 +279,6 @@ def _source(
         include_referrers=default_referrers if referrers is None else referrers,
         where=where,
     )
-
-
-def _registry(fields: Fields) -> RegistryLimits:
-    fields.refuse_unknown(_REGISTRY_FIELDS)
-    text = fields.get_str("host")
-    if not text:
-        raise fields.error("a registry needs host (e.g. registry.internal:5000)")
-    host = _registry_host(text)
-    if host is None:
-        why = (
-            "give the host alone, without a path" if "/" in text
-            else "it needs a '.' or a ':' port, or is localhost"
-        )
-        raise fields.error(
-            f"'{text}' is not a registry host: {why} (e.g. registry.internal, "
-            "127.0.0.1:5000)",
-            fields.get("host"),
-        )
-    concurrency = _number(fields, "concurrency", integer=True)
-    rate = _number(fields, "requestsPerSecond", integer=False)
-    return RegistryLimits(
-        host=host,
-        concurrency=int(concurrency) if concurrency is not None else None,
-        requests_per_second=rate,
-        insecure=bool(fields.get_bool("insecure")),
-        where=f"{fields.source}:{fields.node.line}",
-    )
-
-
-def _registry_host(text: str) -> str | None:
-    """`text` as references name the registry (`docker.io` is `index.docker.io`)."""
-    lowered = text.lower()
-    if "/" in lowered:
-        return None
-    try:
-        repo = Repository.parse(f"{lowered}/probe")
-    except InputError:
-        return None
-    if repo.registry == DOCKER_HUB and lowered not in ("docker.io", DOCKER_HUB):
-        # No '.', ':' or localhost: Docker reads the word as a path on Docker Hub.
-        return None
-    return repo.registry
-
-
-def _number(fields: Fields, key: str, *, integer: bool) -> float | None:
-    node = fields.get(key)
-    if node is None:
-        return None
-    value = node.value if isinstance(node, Scalar) else None
-    number: float | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, float) and not integer:
-        number = value
-    if number is None or not math.isfinite(number) or number <= 0:
-        expected = "a whole number of at least 1" if integer else "a number above 0"
-        raise fields.error(f"expected {key} to be {expected}, got {describe(node)}", node)
-    return number
 
 
 def _destination(fields: Fields, repository: Repository | None) -> Destination | None:
@@ -479,46 +313,6 @@ def _platforms(fields: Fields) -> tuple[Platform, ...] | None:
     for item, text in zip(node.items, fields.get_str_list("platforms"), strict=True):
         platforms.append(_parse(Platform.parse, text, fields, item, "linux/arm64/v8"))
     return tuple(platforms)
-
-
-def _rules(fields: Fields, key: str) -> tuple[TagRule, ...]:
-    node = fields.get_seq(key)
-    if node is None:
-        return ()
-    return tuple(_rule(item, fields) for item in node.items)
-
-
-def _rule(node: Node, parent: Fields) -> TagRule:
-    where = f"{parent.source}:{node.line}"
-    if isinstance(node, Scalar):
-        if not isinstance(node.value, str):
-            raise parent.error(
-                f"expected a tag to be a string, got {describe(node)} (quote it)", node
-            )
-        if not is_tag(node.value):
-            raise parent.error(f"{shown(node.value)} is not a valid tag", node)
-        return ExactTag(tag=node.value, where=where)
-    fields = Fields(node, parent.source, "tag rule")
-    fields.refuse_unknown({"regex", "semver", "prereleases"})
-    regex, semver = fields.get_str("regex"), fields.get_str("semver")
-    if (regex is None) == (semver is None):
-        raise fields.error(
-            'a tag rule is an exact tag, {regex: "..."} or {semver: "..."} (one of them)'
-        )
-    prereleases = fields.get_bool("prereleases")
-    if regex is not None:
-        if prereleases is not None:
-            raise fields.error("prereleases goes with semver", fields.get("prereleases"))
-        try:
-            pattern = re.compile(regex)
-        except re.error as exc:
-            raise fields.error(f"bad regex '{regex}': {exc}", fields.get("regex")) from None
-        return TagPattern(pattern=pattern, where=where)
-    try:
-        semver_range = Range.parse(semver or "")
-    except InputError as exc:
-        raise fields.error(f"bad {exc}", fields.get("semver")) from None
-    return SemverTags(range=semver_range, prereleases=bool(prereleases), where=where)
 
 
 def _parse(

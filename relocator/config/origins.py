@@ -20,16 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from relocator.config.yamltree import (
-    STR,
-    Map,
-    Node,
-    ParseProblem,
-    Scalar,
-    Seq,
-    dump_plain,
-    parse_yaml_stream,
-)
+from relocator.config.emit import dump_plain
+from relocator.config.yamltree import STR, Map, Node, ParseProblem, Scalar, Seq, parse_yaml_stream
 from relocator.errors import ConfigError
 from relocator.oci import Platform
 

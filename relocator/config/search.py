@@ -10,27 +10,23 @@ string is a JSON or YAML document with references inside, found by nested rules)
 Every value is tested against the rules in order and the first rule that matches decides
 (kbld's semantics); the default rule `keyMatcher: {name: image}` is always last. A value
 that is not rewritten is searched further (a mapping under `image:` is walked into).
+`walker.Walker` applies the rules to a document.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from relocator.config.fields import Fields
 from relocator.config.yamltree import (
     Map,
     Node,
-    ParseProblem,
     Scalar,
-    Seq,
     describe,
-    emit_json,
-    emit_yaml,
-    parse_json,
-    parse_yaml_stream,
 )
 from relocator.errors import ConfigError
 
@@ -285,197 +281,3 @@ def _strategy(node: Map, source: str) -> UpdateStrategy:
         if rules_node is not None:
             rules = tuple(SearchRule.from_node(r, source) for r in rules_node.items)
     return UpdateStrategy(kind=kind, search_rules=rules)
-
-
-# ---------------------------------------------------------------------------------------
-# Typed access to config mappings
-
-
-class Fields:
-    """Typed, located access to the fields of a mapping in a config document."""
-
-    def __init__(self, node: Node, source: str, what: str) -> None:
-        if not isinstance(node, Map):
-            raise ConfigError(
-                f"{source}:{node.line}: expected {what} to be a mapping, got {describe(node)}"
-            )
-        self.node = node
-        self.source = source
-        self.what = what
-
-    def error(self, message: str, node: Node | None = None) -> ConfigError:
-        """A ConfigError located at `node` (default: this mapping)."""
-        return ConfigError(f"{self.source}:{(node or self.node).line}: {message}")
-
-    def unknown(self, known: Iterable[str]) -> list[Scalar]:
-        """The keys of this mapping that are not in `known`."""
-        known = set(known)
-        return [k for k, _ in self.node.items if k.text not in known]
-
-    def refuse_unknown(self, known: Iterable[str]) -> None:
-        """Raise ConfigError naming the first key not in `known`."""
-        for key in self.unknown(known):
-            raise self.error(f"unknown field '{key.text}' in {self.what}", key)
-
-    def get(self, key: str) -> Node | None:
-        """The value under `key`; None if absent or null."""
-        node = self.node.get(key)
-        if isinstance(node, Scalar) and node.value is None:
-            return None
-        return node
-
-    def get_str(self, key: str) -> str | None:
-        """A string field (None if absent or null)."""
-        node = self.get(key)
-        if node is None:
-            return None
-        if not (isinstance(node, Scalar) and isinstance(node.value, str)):
-            raise self._type_error(key, node, "a string")
-        return node.value
-
-    def get_bool(self, key: str) -> bool | None:
-        """A boolean field (None if absent or null)."""
-        node = self.get(key)
-        if node is None:
-            return None
-        if not (isinstance(node, Scalar) and isinstance(node.value, bool)):
-            raise self._type_error(key, node, "true or false")
-        return node.value
-
-    def get_map(self, key: str) -> Map | None:
-        """A mapping field (None if absent or null)."""
-        node = self.get(key)
-        if node is not None and not isinstance(node, Map):
-            raise self._type_error(key, node, "a mapping")
-        return node
-
-    def get_seq(self, key: str) -> Seq | None:
-        """A list field (None if absent or null)."""
-        node = self.get(key)
-        if node is not None and not isinstance(node, Seq):
-            raise self._type_error(key, node, "a list")
-        return node
-
-    def get_str_list(self, key: str) -> tuple[str, ...]:
-        """A list of strings (empty if absent or null)."""
-        node = self.get_seq(key)
-        if node is None:
-            return ()
-        result = []
-        for item in node.items:
-            if not (isinstance(item, Scalar) and isinstance(item.value, str)):
-                raise self._type_error(key, item, "a list of strings")
-            result.append(item.value)
-        return tuple(result)
-
-    def _type_error(self, key: str, node: Node, expected: str) -> ConfigError:
-        hint = " (quote it)" if isinstance(node, Scalar) and expected == "a string" else ""
-        return self.error(f"expected {key} to be {expected}, got {describe(node)}{hint}", node)
-
-
-# ---------------------------------------------------------------------------------------
-# Walking documents
-
-#: Called with each reference found (a string) and its line; returns the replacement,
-#: or None to leave the value as it is.
-Visitor = Callable[[str, int], str | None]
-
-
-class Walker:
-    """
-    Applies search rules to a tree: calls `visit` for every reference and rebuilds the
-    tree with the values it returns. Untouched subtrees are returned as the same objects.
-    """
-
-    def __init__(self, source: str, visit: Visitor, warnings: list[str] | None = None) -> None:
-        self.source = source
-        self.visit = visit
-        #: Where to report values that a json/yaml rule matched but that do not parse;
-        #: None to stay quiet (when rendering what was already loaded once).
-        self.warnings = warnings
-
-    def walk(
-        self,
-        node: Node,
-        rules: Sequence[SearchRule],
-        at: tuple[str | int, ...] = (),
-        outer_line: int | None = None,
-    ) -> Node:
-        """The tree `node` with every reference the rules find passed through `visit`."""
-        if isinstance(node, Map):
-            items = tuple(
-                (key, self._child(value, rules, (*at, key.text), outer_line))
-                for key, value in node.items
-            )
-            if all(new is old for (_, new), (_, old) in zip(items, node.items, strict=True)):
-                return node
-            return Map(items, node.line)
-        if isinstance(node, Seq):
-            seq_items = tuple(
-                self._child(value, rules, (*at, i), outer_line)
-                for i, value in enumerate(node.items)
-            )
-            if all(new is old for new, old in zip(seq_items, node.items, strict=True)):
-                return node
-            return Seq(seq_items, node.line)
-        return node
-
-    def _child(
-        self,
-        node: Node,
-        rules: Sequence[SearchRule],
-        at: tuple[str | int, ...],
-        outer_line: int | None,
-    ) -> Node:
-        strategy = next((r.strategy for r in rules if r.matches(at, node)), None)
-        if strategy is None or strategy.kind is Strategy.NONE or not isinstance(node, Scalar):
-            return self.walk(node, rules, at, outer_line)
-        line = outer_line or node.line
-        if not isinstance(node.value, str):
-            if strategy.kind is Strategy.ENTIRE_VALUE and node.value is not None:
-                raise ConfigError(
-                    f"{self.source}:{line}: expected image reference to be a string, "
-                    f"got {describe(node)} (quote it)"
-                )
-            return node
-        if strategy.kind is Strategy.ENTIRE_VALUE:
-            new = self.visit(node.value, line)
-            return node if new is None or new == node.value else node.with_text(new)
-        return self._embedded(node, strategy, line)
-
-    def _embedded(self, node: Scalar, strategy: UpdateStrategy, line: int) -> Node:
-        text = str(node.value)
-        if not text.strip():
-            return node
-        try:
-            docs: list[Node] = [parse_json(text, line)]
-            as_json = True
-        except ParseProblem as json_problem:
-            if strategy.kind is Strategy.JSON:
-                return self._unusable(node, strategy, json_problem, line)
-            try:
-                docs = [root for root in parse_yaml_stream(text) if root is not None]
-            except ParseProblem as yaml_problem:
-                return self._unusable(node, strategy, yaml_problem, line)
-            as_json = False
-        # Nested values report the line of the string that holds them.
-        new_docs = [self.walk(doc, strategy.search_rules, (), line) for doc in docs]
-        if all(new is old for new, old in zip(new_docs, docs, strict=True)):
-            # Unlike kbld, a value with nothing to replace keeps its exact text.
-            return node
-        if as_json:
-            return node.with_text(emit_json(new_docs[0]))
-        return node.with_text("".join("---\n" + emit_yaml(doc) for doc in new_docs))
-
-    def _unusable(
-        self, node: Scalar, strategy: UpdateStrategy, problem: ParseProblem, line: int
-    ) -> Node:
-        # kbld leaves such a value as it is, silently; we leave it too but say so, since
-        # an image reference inside it will not be found.
-        if self.warnings is not None:
-            inner = f" (line {problem.line} of the value)" if problem.line else ""
-            self.warnings.append(
-                f"{self.source}:{line}: value matched by a {strategy.kind.value} search rule "
-                f"is not {strategy.kind.value.upper()}{inner}: {problem.message}; left unchanged"
-            )
-        return node

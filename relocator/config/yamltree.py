@@ -1,5 +1,5 @@
 """
-Safe YAML (and embedded JSON) reading and writing.
+Safe YAML (and embedded JSON) reading; `emit` writes the trees back.
 
 We never construct Python objects from a YAML stream with PyYAML's loaders. Instead we
 read the *events* of `yaml.SafeLoader`'s parser (libyaml's when PyYAML has it) and build
@@ -17,8 +17,8 @@ our own small frozen tree, which lets us:
 - keep the source text and quoting style of every scalar, so rendering a document back
   changes only the values we replace (`mode: 0755` stays `0755`, not `493`).
 
-The tree is built and emitted without recursion, so nesting depth is bounded by
-`MAX_DEPTH` and not by the interpreter's stack.
+The tree is built (and `emit` writes it) without recursion, so nesting depth is bounded
+by `MAX_DEPTH` and not by the interpreter's stack.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import binascii
 import datetime
 import functools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -36,11 +35,9 @@ from yaml.constructor import SafeConstructor
 
 from relocator.errors import ConfigError
 
-try:  # libyaml's parser and emitter are much faster; behaviour is the same.
-    from yaml import CSafeDumper as _SafeDumper
+try:  # libyaml's parser is much faster; behaviour is the same.
     from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeDumper as _SafeDumper  # type: ignore[assignment]
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 _CORE = "tag:yaml.org,2002:"
@@ -67,8 +64,6 @@ MAX_ALIASED_NODES = 100_000
 # How deep mappings and lists may nest. Kubernetes documents rarely pass 20 levels; the
 # cap keeps the recursive parts (emitters, json, our walkers) far from the stack limit.
 MAX_DEPTH = 200
-# Emitter line width: in effect "never wrap" (libyaml keeps it in a C int).
-_WIDTH = 2**31 - 1
 
 ScalarValue: TypeAlias = str | int | float | bool | datetime.date | datetime.datetime | bytes | None
 
@@ -272,7 +267,7 @@ _RESOLVER = yaml.resolver.Resolver()
 
 
 @functools.lru_cache(maxsize=4096)  # keys, booleans and small numbers repeat endlessly
-def _plain_tag(text: str) -> str:
+def plain_tag(text: str) -> str:
     """The tag YAML's core schema gives `text` written as a plain (unquoted) scalar."""
     implicit = (True, False)
     tag: str = _RESOLVER.resolve(yaml.ScalarNode, text, implicit)  # type: ignore[no-untyped-call]
@@ -295,7 +290,7 @@ def _scalar(event: yaml.ScalarEvent, line: int) -> Scalar:
     tag = event.tag
     if tag is None or tag == "!":
         # Only plain scalars are resolved by their text; quoted ones are strings.
-        tag = _plain_tag(text) if event.implicit[0] else STR
+        tag = plain_tag(text) if event.implicit[0] else STR
     if tag not in _SCALAR_TAGS:
         raise ParseProblem(line, f"unsupported YAML tag '{tag}'")
     construct = _CONSTRUCTORS.get(tag)
@@ -376,79 +371,3 @@ def _json_node(obj: object, line: int, depth: int) -> Node:
     if isinstance(obj, float):
         return Scalar(repr(obj), FLOAT, obj, line)
     raise ValueError(f"unexpected JSON value {obj!r}")  # pragma: no cover - json gives none
-
-
-# ---------------------------------------------------------------------------------------
-# Writing
-
-
-def emit_yaml(root: Node) -> str:
-    """
-    One YAML document, block style, keys in their order, scalars as they were written.
-
-    Built from events, so the output can never contain an anchor or an alias.
-    """
-    events: list[yaml.Event] = [
-        yaml.StreamStartEvent(),
-        yaml.DocumentStartEvent(explicit=False),
-        *_events(root),
-        yaml.DocumentEndEvent(explicit=False),
-        yaml.StreamEndEvent(),
-    ]
-    text: str = yaml.emit(events, Dumper=_SafeDumper, width=_WIDTH, allow_unicode=True)
-    return text
-
-
-def _events(root: Node) -> Iterator[yaml.Event]:
-    todo: list[Node | yaml.Event] = [root]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, yaml.Event):
-            yield item
-        elif isinstance(item, Scalar):
-            # Whether the tag may be left out when written plain, and when written quoted.
-            implicit = (item.tag == _plain_tag(item.text), item.tag == STR)
-            yield yaml.ScalarEvent(None, item.tag, implicit, item.text, style=item.style)
-        elif isinstance(item, Map):
-            yield yaml.MappingStartEvent(None, MAP, True, flow_style=False)
-            todo.append(yaml.MappingEndEvent())
-            for key, value in reversed(item.items):
-                todo.append(value)
-                todo.append(key)
-        else:
-            yield yaml.SequenceStartEvent(None, SEQ, True, flow_style=False)
-            todo.append(yaml.SequenceEndEvent())
-            todo.extend(reversed(item.items))
-
-
-def emit_json(root: Node) -> str:
-    """Compact JSON (`{"a":1}`), keys in their order, non-ASCII kept as is."""
-    return json.dumps(_plain(root), ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _plain(node: Node) -> object:
-    if isinstance(node, Map):
-        return {k.text: _plain(v) for k, v in node.items}
-    if isinstance(node, Seq):
-        return [_plain(v) for v in node.items]
-    return node.value
-
-
-class _NoAliasDumper(_SafeDumper):
-    """A safe dumper that writes a value out again where it would have used an alias."""
-
-    def ignore_aliases(self, data: object) -> bool:
-        return True
-
-
-def dump_plain(data: object) -> str:
-    """Dump plain data (dicts, lists, strings) as block YAML with sorted keys, no aliases."""
-    text: str = yaml.dump(
-        data,
-        Dumper=_NoAliasDumper,
-        sort_keys=True,
-        default_flow_style=False,
-        width=_WIDTH,
-        allow_unicode=True,
-    )
-    return text

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from relocator.cli.parser import DEFAULT_RANGE_STREAMS
+from relocator.cli.flaggroups import DEFAULT_RANGE_STREAMS
 from relocator.store.ranges import RangePolicy
 from tests.integration.faults_support import (
     MiB,

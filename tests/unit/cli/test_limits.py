@@ -7,7 +7,8 @@ import argparse
 import pytest
 
 from relocator.cli.arguments import limits_of
-from relocator.cli.parser import LIMIT_DEFAULTS, build_parser
+from relocator.cli.flagtypes import LIMIT_DEFAULTS
+from relocator.cli.parser import build_parser
 from relocator.config import MAX_INPUT_BYTES
 from relocator.engine.limits import Limits
 

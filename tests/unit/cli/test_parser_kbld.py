@@ -44,10 +44,10 @@ def test_an_empty_registry_insecure_value_is_a_usage_error() -> None:
 
 def test_destination_tag_schemes_are_the_engines() -> None:
     """The parser's choices (kept import-free for a fast `--help`) are the engine's."""
-    from relocator.cli import parser
+    from relocator.cli import flaggroups
     from relocator.engine.execute import TAG_SCHEMES
 
-    assert TAG_SCHEMES == parser.TAG_SCHEMES
+    assert TAG_SCHEMES == flaggroups.TAG_SCHEMES
 
 
 @pytest.mark.parametrize("command", [

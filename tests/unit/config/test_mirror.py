@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from relocator.config.mirror import (
-    API_VERSION,
-    Destination,
-    ExactTag,
-    MirrorConfig,
-    RegistryLimits,
-    load_mirror_config,
-)
+from relocator.config.mirror import API_VERSION, Destination, MirrorConfig, load_mirror_config
+from relocator.config.registrylimits import RegistryLimits
+from relocator.config.tagrules import ExactTag
 from relocator.errors import ConfigError
 from relocator.oci import Platform, Reference, Repository
 

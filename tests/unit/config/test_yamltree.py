@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from relocator.config import load_inputs, yamltree
-from relocator.config.yamltree import (
-    Map,
-    ParseProblem,
-    Scalar,
-    emit_json,
-    emit_yaml,
-    parse_json,
-    parse_yaml_stream,
-)
+from relocator.config import emit, load_inputs, yamltree
+from relocator.config.emit import emit_json, emit_yaml
+from relocator.config.yamltree import Map, ParseProblem, Scalar, parse_json, parse_yaml_stream
 from relocator.errors import ConfigError
 
 # Nine aliases nine levels deep: 387 million leaves for anything that expands them.
@@ -236,7 +229,7 @@ def test_libyaml_and_pure_python_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = parse_yaml_stream(text)
     fast_text = emit_yaml(fast[0])  # type: ignore[arg-type]
     monkeypatch.setattr(yamltree, "_SafeLoader", yaml.SafeLoader)
-    monkeypatch.setattr(yamltree, "_SafeDumper", yaml.SafeDumper)
+    monkeypatch.setattr(emit, "_SafeDumper", yaml.SafeDumper)
     slow = parse_yaml_stream(text)
 
     assert fast == slow
