@@ -82,6 +82,34 @@ class Row:
         return statistics.median(s.server_cpu_s.get("proxy", 0.0) for s in self.samples)
 
     @property
+    def counted_requests(self) -> bool:
+        """Whether the registries' requests were counted (results before they were: no)."""
+        return any(s.requests for s in self.samples)
+
+    def requests(self, *, method: str | None = None, route: str | None = None) -> float:
+        """Median requests to both registries (those of one method and/or route)."""
+        return statistics.median(s.requests_by(method=method, route=route) for s in self.samples)
+
+    def request_kinds(self) -> dict[str, float]:
+        """
+        Median count of each `"registry METHOD route"` any run made (e.g.
+        `"destination HEAD manifest"`), largest first.
+        """
+        kinds = {
+            (registry, kind)
+            for s in self.samples
+            for registry, counts in s.requests.items()
+            for kind in counts
+        }
+        medians = {
+            f"{registry} {kind}": statistics.median(
+                s.requests.get(registry, {}).get(kind, 0) for s in self.samples
+            )
+            for registry, kind in kinds
+        }
+        return dict(sorted(medians.items(), key=lambda item: (-item[1], item[0])))
+
+    @property
     def mb_per_s(self) -> float:
         """Unique bytes per second of wall time, in MB/s."""
         return self.unique_bytes / self.wall_s / MB
@@ -366,6 +394,9 @@ def markdown(results: Results) -> str:
         )
     if results.scale:
         lines += ["", *_scale_table(results.scale)]
+    requests = _requests_table([*results.rows, *results.scale])
+    if requests:
+        lines += ["", *requests]
     lines += [
         "",
         "| target | goal | measured | met |",
@@ -413,6 +444,47 @@ def _scale_table(scale: Sequence[Row]) -> list[str]:
     return lines
 
 
+# Methods with a column of their own in the requests table; the rest are summed as "other".
+_METHODS = ("GET", "HEAD", "PUT", "POST", "PATCH")
+# Registry names as the route column abbreviates them.
+_SHORT = {"source": "src", "destination": "dst"}
+
+
+def _requests_table(rows: Sequence[Row]) -> list[str]:
+    """Requests per image to both registries (median run), by method and by route."""
+    counted = [row for row in rows if row.ok and row.counted_requests and row.images > 0]
+    if not counted:
+        return []
+    lines = [
+        (
+            "Requests per image to both registries (median run; from their access logs). "
+            "By route: src/dst, method and what the request was for (manifest, blob, "
+            "upload, tags, base = `/v2/`)."
+        ),
+        "",
+        (
+            "| section | tool | images | GET | HEAD | PUT | POST | PATCH | other | all "
+            "| registry CPU ms/request | by route, per image |"
+        ),
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for row in counted:
+        n = row.images
+        total = row.requests()
+        by_method = [row.requests(method=m) / n for m in _METHODS]
+        other = total / n - sum(by_method)
+        cost = f"{1000 * row.registry_cpu_s / total:.1f}" if total else ""
+        routes = ", ".join(
+            f"{_SHORT.get(kind.split(' ', 1)[0], kind.split(' ', 1)[0])} "
+            f"{kind.split(' ', 1)[1]} {count / n:.2f}"
+            for kind, count in row.request_kinds().items()
+            if count
+        )
+        cells = " | ".join(f"{v:.2f}" for v in [*by_method, max(0.0, other), total / n])
+        lines.append(f"| {row.section} | {row.tool} | {n} | {cells} | {cost} | {routes} |")
+    return lines
+
+
 def _row_json(row: Row) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "section": row.section,
@@ -435,6 +507,8 @@ def _row_json(row: Row) -> dict[str, Any]:
             "mb_per_s": row.mb_per_s,
             "cpu_s_per_gb": row.cpu_per_gb,
         }
+        if row.counted_requests:
+            doc["median"]["requests"] = row.request_kinds()
     return doc
 
 

@@ -55,6 +55,8 @@ SECTIONS = ("relocate", "noop", "pkg", "unpkg", "wan", "large", "scale")
 _BUSY_RECHECK = 10.0
 # Every tool writes into this repository of the destination registry.
 _DESTINATION_REPOSITORY = "bench/relocated"
+# relocator's exit code for bad input, such as an input naming no image (docs/cli.md).
+_NO_IMAGES_EXIT = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,7 +234,11 @@ class Bench:
                 contender.prepare()
                 self.settle()
                 sample = measure(
-                    _unprofiled(contender), launcher=self.launcher, log=self.log, servers=servers()
+                    _unprofiled(contender),
+                    launcher=self.launcher,
+                    log=self.log,
+                    servers=servers(),
+                    registries={"source": self.source, "destination": self.destination},
                 )
             except ToolFailed as exc:
                 problems[contender.tool] = f"failed: {_one_line(exc)}"
@@ -669,8 +675,13 @@ class Bench:
                 self.settings.workdir / f"images-scale-{count}.yml", self.source.host, chosen
             )
             unique = sum(b.size for b in Corpus(entries=chosen).blobs().values())
+            # Zero images is start-up alone: relocator refuses an input naming no image
+            # with its bad-input exit code, after start-up and reading the input.
+            exit_code = 0 if count else _NO_IMAGES_EXIT
 
-            def plan(runner: Runner, profile: Path | None, f: Path = images_file) -> None:
+            def plan(
+                runner: Runner, profile: Path | None, f: Path = images_file, code: int = exit_code
+            ) -> None:
                 runner(
                     self.relocator(
                         "relocate",
@@ -681,10 +692,13 @@ class Bench:
                         "--dry-run",
                         insecure=insecure,
                         profile=profile,
-                    )
+                    ),
+                    expect=code,
                 )
 
-            def run(runner: Runner, profile: Path | None, f: Path = images_file) -> None:
+            def run(
+                runner: Runner, profile: Path | None, f: Path = images_file, code: int = exit_code
+            ) -> None:
                 runner(
                     self.relocator(
                         "relocate",
@@ -694,7 +708,8 @@ class Bench:
                         destination,
                         insecure=insecure,
                         profile=profile,
-                    )
+                    ),
+                    expect=code,
                 )
 
             biggest = count == max(counts)
