@@ -70,6 +70,8 @@ class Settings:
     concurrency: int | None
     streams: int
     scale_counts: tuple[int, ...]
+    #: Image counts whose plan alone is timed (no copy).
+    scale_plan_counts: tuple[int, ...]
     #: Seconds to wait, at most, for the machine to go idle before each run.
     idle_wait: float
     workdir: Path
@@ -663,7 +665,8 @@ class Bench:
 
     def section_scale(self) -> None:
         """Many small images: plan (dry run) and relocate time per image."""
-        counts = sorted(set(self.settings.scale_counts))
+        copied = set(self.settings.scale_counts)
+        counts = sorted(copied | set(self.settings.scale_plan_counts))
         entries = scale_images(max(counts))
         self.say(f"scale: pushing {len(entries)} small images")
         push_all(self.source, entries)
@@ -712,7 +715,6 @@ class Bench:
                     expect=code,
                 )
 
-            biggest = count == max(counts)
             self.compare(
                 "scale-plan",
                 [Contender(tool="relocator", run=plan, prepare=self.wipe)],
@@ -720,6 +722,9 @@ class Bench:
                 images=count,
                 into=self.scale_rows,
             )
+            if count and count not in copied:
+                continue
+            biggest = count == max(copied)
             verify = self.verify_destination(chosen, f"scale/{count}") if count else None
             self.compare(
                 "scale",
