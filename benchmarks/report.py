@@ -463,7 +463,7 @@ def _requests_table(rows: Sequence[Row]) -> list[str]:
         return []
     lines = [
         (
-            "Requests per image to both registries (median run; from their access logs). "
+            "Requests per image to both registries (medians of the runs; from their access logs). "
             "By route: src/dst, method and what the request was for (manifest, blob, "
             "upload, tags, base = `/v2/`)."
         ),
