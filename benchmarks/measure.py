@@ -8,7 +8,9 @@ own resource usage (its waited-for children included): user and system CPU, and
 then `tar`) adds CPU up and keeps the largest peak.
 
 Servers (registries, the WAN proxy) keep running across steps; their CPU is read from
-`/proc/<pid>/stat` (utime + stime) before and after.
+`/proc/<pid>/stat` (utime + stime) before and after. The requests the registries served
+during the run are counted from their access logs (one line per request, written before
+the response ends, so every request of a finished tool is there), by method and route.
 
 The machine may be shared: whatever CPU the whole machine used during a run (from
 `/proc/stat`) beyond the tool, the servers and the benchmark itself is recorded as
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,11 +69,24 @@ class Sample:
     server_cpu_s: Mapping[str, float] = field(default_factory=dict)
     #: CPU seconds the rest of the machine used meanwhile (other people's work).
     other_cpu_s: float = 0.0
+    #: Requests each registry served during the run: registry name -> `"METHOD route"`
+    #: (route as `AccessLogEntry.route` names it: blob, upload, manifest, tags...) -> count.
+    requests: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def registry_cpu_s(self) -> float:
         """CPU of the registries (the proxy's is reported apart)."""
         return sum(v for k, v in self.server_cpu_s.items() if k != "proxy")
+
+    def requests_by(self, *, method: str | None = None, route: str | None = None) -> int:
+        """Requests to both registries, all of them or those of one method and/or route."""
+        total = 0
+        for counts in self.requests.values():
+            for key, count in counts.items():
+                m, r = key.split(" ", 1)
+                if (method is None or m == method) and (route is None or r == route):
+                    total += count
+        return total
 
 
 class Launcher:
@@ -178,12 +194,19 @@ class Runner:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        expect: int = 0,
     ) -> None:
         """
         Run `argv` to completion and add its usage.
 
+        Args:
+            argv: The command line.
+            env: Its environment (default: the benchmark's).
+            cwd: Its working directory.
+            expect: The exit code of success (a run meant to be refused expects another).
+
         Raises:
-            ToolFailed: It exited non-zero or was killed.
+            ToolFailed: It exited with another code or was killed.
         """
         with self.log.open("ab") as out:
             mark = out.tell()
@@ -194,7 +217,7 @@ class Runner:
         self.cpu_s += cpu
         self.peak_rss = max(self.peak_rss, rss)
         self.processes += 1
-        if code != 0:
+        if code != expect:
             raise ToolFailed(
                 f"{argv[0]} {' '.join(argv[1:3])}... exited {code}:\n{_tail(self.log, mark)}"
             )
@@ -206,6 +229,7 @@ def measure(
     launcher: Launcher,
     log: Path,
     servers: Mapping[str, int],
+    registries: Mapping[str, Registry] | None = None,
 ) -> Sample:
     """
     Time `work`, which runs its processes through the runner it is given.
@@ -215,9 +239,12 @@ def measure(
         launcher: Starts the processes.
         log: Where the processes' output goes.
         servers: Name -> pid of processes whose CPU to attribute to this run.
+        registries: Name -> registry whose served requests to count.
     """
     runner = Runner(launcher, log)
+    registries = registries or {}
     ours = {**servers, "launcher": launcher.pid, "benchmark": os.getpid()}
+    marks = {name: registry.log.mark() for name, registry in registries.items()}
     before = {name: process_cpu(pid) for name, pid in ours.items()}
     machine_before = machine_cpu()
     start = time.perf_counter()
@@ -235,7 +262,16 @@ def measure(
         server_cpu_s={name: used[name] for name in servers},
         # Tick rounding can make it slightly negative on an idle machine.
         other_cpu_s=max(0.0, other),
+        requests={
+            name: served(registry, since=marks[name]) for name, registry in registries.items()
+        },
     )
+
+
+def served(registry: Registry, *, since: int) -> dict[str, int]:
+    """Requests in `registry`'s access log after the mark `since`, by `"METHOD route"`."""
+    counts = Counter(f"{e.method} {e.route}" for e in registry.log.requests(since=since))
+    return dict(sorted(counts.items()))
 
 
 def machine_cpu() -> float:

@@ -55,6 +55,8 @@ SECTIONS = ("relocate", "noop", "pkg", "unpkg", "wan", "large", "scale")
 _BUSY_RECHECK = 10.0
 # Every tool writes into this repository of the destination registry.
 _DESTINATION_REPOSITORY = "bench/relocated"
+# relocator's exit code for bad input, such as an input naming no image (docs/cli.md).
+_NO_IMAGES_EXIT = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +70,8 @@ class Settings:
     concurrency: int | None
     streams: int
     scale_counts: tuple[int, ...]
+    #: Image counts whose plan alone is timed (no copy).
+    scale_plan_counts: tuple[int, ...]
     #: Seconds to wait, at most, for the machine to go idle before each run.
     idle_wait: float
     workdir: Path
@@ -232,7 +236,11 @@ class Bench:
                 contender.prepare()
                 self.settle()
                 sample = measure(
-                    _unprofiled(contender), launcher=self.launcher, log=self.log, servers=servers()
+                    _unprofiled(contender),
+                    launcher=self.launcher,
+                    log=self.log,
+                    servers=servers(),
+                    registries={"source": self.source, "destination": self.destination},
                 )
             except ToolFailed as exc:
                 problems[contender.tool] = f"failed: {_one_line(exc)}"
@@ -657,7 +665,8 @@ class Bench:
 
     def section_scale(self) -> None:
         """Many small images: plan (dry run) and relocate time per image."""
-        counts = sorted(set(self.settings.scale_counts))
+        copied = set(self.settings.scale_counts)
+        counts = sorted(copied | set(self.settings.scale_plan_counts))
         entries = scale_images(max(counts))
         self.say(f"scale: pushing {len(entries)} small images")
         push_all(self.source, entries)
@@ -669,8 +678,13 @@ class Bench:
                 self.settings.workdir / f"images-scale-{count}.yml", self.source.host, chosen
             )
             unique = sum(b.size for b in Corpus(entries=chosen).blobs().values())
+            # Zero images is start-up alone: relocator refuses an input naming no image
+            # with its bad-input exit code, after start-up and reading the input.
+            exit_code = 0 if count else _NO_IMAGES_EXIT
 
-            def plan(runner: Runner, profile: Path | None, f: Path = images_file) -> None:
+            def plan(
+                runner: Runner, profile: Path | None, f: Path = images_file, code: int = exit_code
+            ) -> None:
                 runner(
                     self.relocator(
                         "relocate",
@@ -681,10 +695,13 @@ class Bench:
                         "--dry-run",
                         insecure=insecure,
                         profile=profile,
-                    )
+                    ),
+                    expect=code,
                 )
 
-            def run(runner: Runner, profile: Path | None, f: Path = images_file) -> None:
+            def run(
+                runner: Runner, profile: Path | None, f: Path = images_file, code: int = exit_code
+            ) -> None:
                 runner(
                     self.relocator(
                         "relocate",
@@ -694,10 +711,10 @@ class Bench:
                         destination,
                         insecure=insecure,
                         profile=profile,
-                    )
+                    ),
+                    expect=code,
                 )
 
-            biggest = count == max(counts)
             self.compare(
                 "scale-plan",
                 [Contender(tool="relocator", run=plan, prepare=self.wipe)],
@@ -705,6 +722,9 @@ class Bench:
                 images=count,
                 into=self.scale_rows,
             )
+            if count and count not in copied:
+                continue
+            biggest = count == max(copied)
             verify = self.verify_destination(chosen, f"scale/{count}") if count else None
             self.compare(
                 "scale",

@@ -74,6 +74,11 @@ MAX_INDEX_JSON = MAX_MANIFEST_BYTES
 #: each, up to 4 MiB for huge indexes): 64 MiB holds thousands of images while bounding
 #: what one member can make us hold in memory.
 MAX_KBLD_MANIFEST = 64 * 1024 * 1024
+# Blob reads (pread and hashing) run on at most two worker threads, whatever the number
+# of blobs streaming: two keep both a read and a hash going, and each chunk's memory is
+# then reused from the allocator arenas of those two threads. Spread over the whole
+# thread pool, every chunk landed in fresh pages (unpkg peaked 16 MB higher).
+_READ_THREADS = 2
 
 
 class TarballReader:
@@ -108,6 +113,7 @@ class TarballReader:
         self._media_types: dict[Digest, str] = {}
         #: Manifests read (and verified) so far.
         self._parsed: dict[Digest, Manifest] = {}
+        self._threads: anyio.CapacityLimiter | None = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> TarballReader:
@@ -329,9 +335,12 @@ class TarballReader:
         verifier = Verifier(desc.digest, desc.size)
         position, end = member.offset, member.offset + member.size
         pending: bytes | None = None
+        if self._threads is None:
+            self._threads = anyio.CapacityLimiter(_READ_THREADS)
         while position < end:
             chunk = await anyio.to_thread.run_sync(
-                self._read_hashed, position, min(CHUNK, end - position), verifier
+                self._read_hashed, position, min(CHUNK, end - position), verifier,
+                limiter=self._threads,
             )
             position += len(chunk)
             if pending is not None:
