@@ -21,14 +21,19 @@ from relocator.testing import MemoryStore, corpus, index
 DESTINATION = Repository.parse("dst.test/mirror")
 
 
-def _fleet(source: MemoryStore, count: int = 12) -> list[Job]:
-    """`count` images on one shared base (two layers), plus a two-platform index."""
+def _fleet(source: MemoryStore, count: int = 12, *, repositories: int = 0) -> list[Job]:
+    """
+    `count` images on one shared base (two layers), plus a two-platform index, into
+    `DESTINATION`, or spread over that many repositories below it.
+    """
     images = corpus("fleet", count, bases=1, base_layer_sizes=(40_000, 20_000),
                     app_layer_sizes=(3_000, 1_000))
     jobs = []
     for n, image in enumerate((*images, index(images[:2]))):
         ref = source.add(f"app{n % 3}", image)
-        jobs.append(Job(source=ref, destination=DESTINATION, tags=(image_tag(image.digest),)))
+        target = (Repository.parse(f"{DESTINATION}/app{n % repositories}") if repositories
+                  else DESTINATION)
+        jobs.append(Job(source=ref, destination=target, tags=(image_tag(image.digest),)))
     return jobs
 
 
@@ -37,10 +42,13 @@ async def _whole(jobs: Sequence[Job], source: MemoryStore, destination: MemorySt
 
 
 async def test_every_worker_derives_the_same_assignment_whatever_order_it_planned_in() -> None:
-    """Two plans of the same jobs, walked in different orders, split the blobs alike."""
+    """
+    Two plans of the same jobs (into three repositories), walked in different orders,
+    split the blobs and pick their home repositories alike.
+    """
     source = MemoryStore("src.test")
-    jobs = _fleet(source)
-    shuffled = jobs[1::2] + jobs[::2]
+    jobs = _fleet(source, repositories=3)
+    shuffled = jobs[::-1]
 
     first = assign(await _whole(jobs, source, MemoryStore("dst.test")), 4)
     second = assign(await _whole(shuffled, source, MemoryStore("dst.test")), 4)
@@ -164,3 +172,29 @@ async def test_a_plan_made_against_the_destination_is_refused() -> None:
 
     with pytest.raises(ValueError, match="whole plan"):
         await run_shard(plan, Shard(0, 2), source=source, destination=destination)
+
+
+async def test_a_repository_gets_a_blob_from_its_home_whose_own_images_are_complete() -> None:
+    """
+    The home repository's images landed in an earlier run: the sweep still looks for
+    the blob there and mounts it into the repository that needs it, nothing uploaded.
+    """
+    source = MemoryStore("src.test")
+    images = corpus("home", 2, bases=1)
+    home, other = Repository.parse("dst.test/mirror/a"), Repository.parse("dst.test/mirror/b")
+    jobs = [
+        Job(source=source.add(f"app{n}", image), destination=target,
+            tags=(image_tag(image.digest),))
+        for n, (image, target) in enumerate(zip(images, (home, other), strict=True))
+    ]
+    destination = MemoryStore("dst.test")
+    await copy_images(jobs[:1], source=source, destination=destination)
+    plan = await _whole(jobs, source, destination)
+    before = len(destination.operations("blob_put"))
+
+    report = await run_shard(plan, Shard(0, 1), source=source, destination=destination)
+
+    assert 0 == report.manifests_waiting
+    assert 2 == report.blobs_mounted  # the two base layers
+    assert before + 2 == len(destination.operations("blob_put"))  # b's own config, layer
+    assert destination.has_manifest(other.path, jobs[1].digest)
