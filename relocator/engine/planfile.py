@@ -20,7 +20,7 @@ import binascii
 import hashlib
 import json
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,8 @@ from relocator.store import Store
 
 from .limits import Limits
 from .plan import Job, Plan, make_plan
+from .referrers import ReferrersIndex
+from .tags import check_tags
 
 #: The format's name and version, the first key of every plan file.
 FORMAT = "relocator-plan"
@@ -52,6 +54,8 @@ class PlanFile:
     manifests: Mapping[Digest, Manifest]
     #: Every blob the plan moves, with its size.
     blobs: Mapping[Digest, int]
+    #: The fallback referrers indexes to merge at the destination (`run_shard`).
+    referrers: tuple[ReferrersIndex, ...] = ()
 
 
 def fingerprint(made_from: Mapping[str, Any]) -> str:
@@ -70,10 +74,12 @@ def write_plan(
     *,
     made_from: Mapping[str, Any],
     include_nondistributable: bool = False,
+    referrers: Sequence[ReferrersIndex] = (),
 ) -> None:
     """
-    Write `plan` to `path` atomically (mode 0600). Jobs that failed to plan (with
-    keep-going) are left out: a worker cannot do more with them than the planner did.
+    Write `plan` to `path` atomically (mode 0600), with the `referrers` indexes found
+    while planning. Jobs that failed to plan (with keep-going) are left out: a worker
+    cannot do more with them than the planner did.
 
     Raises:
         ValueError: `plan` was made against the destination (it skipped what is there):
@@ -109,6 +115,14 @@ def write_plan(
         "blobs": [
             {"digest": str(blob.desc.digest), "size": blob.desc.size}
             for blob in plan.blobs.values()
+        ],
+        "referrers": [
+            {
+                "repository": str(index.repository),
+                "subject": str(index.subject),
+                "referrers": [desc.to_json() for desc in index.referrers],
+            }
+            for index in referrers
         ],
     }
     write_atomically(path, json.dumps(doc, indent=1).encode() + b"\n", mode=0o600)
@@ -169,9 +183,11 @@ async def plan_from_file(
     Raises:
         InputError: The file's manifests do not account for its blobs (a blob's size
             differs, or one is missing).
+        TagConflict: Two of its images would get one tag in one repository.
         NotFound: A job's manifest is not in the file.
         ManifestError: A manifest is over one of the `limits`.
     """
+    check_tags(planfile.jobs)
     plan = await make_plan(
         planfile.jobs,
         _FileOnly(planfile.path),
@@ -260,8 +276,25 @@ def _parse(path: Path, doc: Any) -> PlanFile:
             raise InputError(f"blobs[{n}] has no valid size")
         blobs[Digest.parse(_text(entry, "digest", f"blobs[{n}]"))] = size
     jobs = tuple(_job(entry, f"jobs[{n}]") for n, entry in enumerate(_list(doc, "jobs")))
+    referrers = tuple(
+        _referrers(entry, f"referrers[{n}]") for n, entry in enumerate(_list(doc, "referrers"))
+    )
     return PlanFile(path=path, fingerprint=found, include_nondistributable=include_nd,
-                    jobs=jobs, manifests=manifests, blobs=blobs)
+                    jobs=jobs, manifests=manifests, blobs=blobs, referrers=referrers)
+
+
+def _referrers(entry: Any, where: str) -> ReferrersIndex:
+    listed = entry.get("referrers") if isinstance(entry, dict) else None
+    if not isinstance(listed, list):
+        raise InputError(f"{where}.referrers must be a list")
+    return ReferrersIndex(
+        repository=Repository.parse(_text(entry, "repository", where)),
+        subject=Digest.parse(_text(entry, "subject", where)),
+        referrers=tuple(
+            Descriptor.from_json(desc, where=f"{where}.referrers[{n}]")
+            for n, desc in enumerate(listed)
+        ),
+    )
 
 
 def _job(entry: Any, where: str) -> Job:

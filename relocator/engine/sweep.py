@@ -13,26 +13,69 @@ Two workers pushing the same manifest by digest is harmless: the content is the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
 
-from relocator.oci import Digest, Reference, Repository
+from relocator.oci import Digest, Manifest, Reference, Repository
 from relocator.store import BlobMounter, Store
 
-from .events import NullSink, ProgressSink, Swept
+from .events import BlobDone, Event, ImageStarted, NullSink, Planned, ProgressSink, Swept
 from .execute import CopyOptions, Executor
 from .groups import first_error
-from .plan import BlobNode, Key, Plan
+from .limits import Limits
+from .plan import BlobNode, Job, Key, Plan, make_plan
+from .referrers import ReferrersIndex, write_referrers_indexes
 from .report import Report
 from .shard import Assignment, Shard, assign
+from .tags import check_tags
 
 T = TypeVar("T")
 
 # Existence checks in flight at once (each host's own limit is lower), as when planning.
 _CHECK_WORKERS = 64
+
+
+async def plan_whole(
+    jobs: Sequence[Job],
+    *,
+    source: Store,
+    destination: Store,
+    sink: ProgressSink | None = None,
+    include_nondistributable: bool = False,
+    keep_going: bool = False,
+    known: dict[Digest, Manifest] | None = None,
+    limits: Limits | None = None,
+) -> Plan:
+    """
+    The whole plan of `jobs`, made from the source alone (nothing is asked of the
+    destination, which other shards are filling): what `run_shard` and `write_plan`
+    take. `known` are manifests already in hand, by digest.
+
+    Raises:
+        TagConflict: Two images would get one tag in one destination repository.
+        RelocatorError: The first failure (a missing image, a manifest over a limit...).
+    """
+    check_tags(jobs)
+    sink = sink or NullSink()
+    for job in jobs:
+        sink.emit(ImageStarted(str(job.source), str(job.target)))
+    try:
+        return await make_plan(
+            jobs,
+            source,
+            destination,
+            include_nondistributable=include_nondistributable,
+            skip_present=False,
+            keep_going=keep_going,
+            known=known,
+            limits=limits,
+        )
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
 
 
 async def run_shard(
@@ -43,19 +86,25 @@ async def run_shard(
     destination: Store,
     options: CopyOptions | None = None,
     sink: ProgressSink | None = None,
+    referrers: Sequence[ReferrersIndex] = (),
 ) -> Report:
     """
-    Carry out shard `shard` of `plan`: its blobs, then every manifest that is ready.
+    Carry out shard `shard` of `plan`: its blobs, then every manifest that is ready;
+    then merge `referrers` into the fallback referrers indexes of destinations without
+    the referrers API, listing what has landed so far (the last shard lists all).
 
-    `plan` must be the whole plan, made from the source alone (`make_plan` with
-    `skip_present=False`, or read from a plan file): every worker derives the same
-    split from it. Returns normally when manifests still wait on other shards
-    (`Report.manifests_waiting`); a worker restarted after an interruption skips what
-    already landed and finishes its share.
+    `plan` must be the whole plan, made from the source alone (`plan_whole`, or
+    `plan_from_file`): every worker derives the same split from it. Returns normally
+    when manifests still wait on other shards (`Report.manifests_waiting`); a worker
+    restarted after an interruption skips what already landed and finishes its share.
+    A blob of the share that fails to upload fails the worker even with
+    `options.keep_going`: no other shard would ever upload it, so the run could not
+    complete and must be retried.
 
     Raises:
         ValueError: `plan` was made against the destination (it skipped what is there).
-        RelocatorError: The first failure (without `options.keep_going`).
+        RelocatorError: The first failure (with `options.keep_going`, only an upload of
+            the share; an image that fails to complete goes to `Report.failures`).
     """
     if plan.present or plan.manifests_present or any(b.present for b in plan.blobs.values()):
         raise ValueError("a shard needs the whole plan, made without looking at the destination")
@@ -63,14 +112,22 @@ async def run_shard(
     sink = sink or NullSink()
     assignment = assign(plan, shard.count, mounts=isinstance(destination, BlobMounter))
     try:
-        uploads = await _upload_share(plan, assignment, shard, source, destination, options, sink)
+        uploads = await _upload_share(plan, assignment, shard, source, destination,
+                                      dataclasses.replace(options, keep_going=False), sink)
         sweep = await _Sweep(plan, assignment, destination).run()
-        pushed = await Executor(sweep.plan, source, destination, options, sink).run()
+        # Every blob the sweep needs was checked, not moved: no "present" line for each.
+        quiet = _WithoutPresentBlobs(sink)
+        pushed = await Executor(sweep.plan, source, destination, options, quiet).run()
+        report = _combined(uploads, pushed)
+        report.manifests_waiting = (
+            sweep.waiting + len(sweep.plan.manifests) - pushed.manifests_pushed
+        )
+        sink.emit(Swept(str(shard), pushed.manifests_pushed, report.manifests_waiting))
+        if referrers:
+            await write_referrers_indexes(referrers, destination, report, sink=sink,
+                                          keep_going=options.keep_going)
     except BaseExceptionGroup as group:
         raise first_error(group) from None
-    report = _combined(uploads, pushed)
-    report.manifests_waiting = sweep.waiting + len(sweep.plan.manifests) - pushed.manifests_pushed
-    sink.emit(Swept(str(shard), pushed.manifests_pushed, report.manifests_waiting))
     return report
 
 
@@ -99,6 +156,18 @@ async def _upload_share(
             blob.present.add(repo)
 
     await _each(((b, r) for b in blobs.values() for r in b.destinations), check)
+    missing = [b for b in blobs.values() if b.missing]
+    sink.emit(
+        Planned(
+            images=len(plan.jobs),
+            images_present=0,
+            manifests=len(plan.manifests),
+            blobs=len(blobs),
+            blobs_present=len(blobs) - len(missing),
+            bytes_to_move=sum(b.desc.size * len(b.missing) for b in missing),
+            bytes_present=sum(b.desc.size for b in blobs.values() if not b.missing),
+        )
+    )
     # A plan of blobs alone: the executor's workers, retries and host limits move them.
     share = Plan(jobs=[], blobs=blobs)
     return await Executor(share, source, destination, options, sink).run()
@@ -221,6 +290,18 @@ class _Sweep:
             excluded=list(whole.excluded),
             failed=dict(whole.failed),
         )
+
+
+class _WithoutPresentBlobs:
+    """Passes every event on but `BlobDone(how="present")`."""
+
+    def __init__(self, sink: ProgressSink) -> None:
+        self._sink = sink
+
+    def emit(self, event: Event) -> None:
+        """Pass `event` on unless it is a blob found present."""
+        if not (isinstance(event, BlobDone) and event.how == "present"):
+            self._sink.emit(event)
 
 
 def _combined(uploads: Report, sweep: Report) -> Report:

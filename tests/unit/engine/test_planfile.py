@@ -15,6 +15,7 @@ import pytest
 from relocator.engine import Job, Shard, image_tag
 from relocator.engine.plan import make_plan
 from relocator.engine.planfile import fingerprint, plan_from_file, read_plan, write_plan
+from relocator.engine.referrers import ReferrersIndex
 from relocator.engine.sweep import run_shard
 from relocator.errors import InputError
 from relocator.oci import Repository
@@ -38,11 +39,19 @@ def _jobs(source: MemoryStore) -> list[Job]:
     return jobs
 
 
+def _referrers(plan: Any) -> list[ReferrersIndex]:
+    """The fallback referrers index of the attached artifact's subject."""
+    attached = plan.jobs[-1]
+    listing = plan.manifests[(DESTINATION, attached.digest)].manifest.descriptor()
+    return [ReferrersIndex(repository=DESTINATION, subject=attached.subject,
+                           referrers=(listing,))]
+
+
 async def _written(tmp_path: Path) -> tuple[MemoryStore, Path, Any]:
     source = MemoryStore("src.test")
     plan = await make_plan(_jobs(source), source, MemoryStore("dst.test"), skip_present=False)
     path = tmp_path / "plan.json"
-    write_plan(path, plan, made_from=MADE_FROM)
+    write_plan(path, plan, made_from=MADE_FROM, referrers=_referrers(plan))
     return source, path, plan
 
 
@@ -65,22 +74,31 @@ async def test_a_plan_read_back_is_the_plan_written_without_reading_the_source(
     assert {d: b.desc for d, b in plan.blobs.items()} == {
         d: b.desc for d, b in again.blobs.items()
     }
+    assert tuple(_referrers(plan)) == read_plan(path, made_from=MADE_FROM).referrers
 
 
 async def test_shards_run_from_a_plan_file_send_no_manifest_get_to_the_source(
     tmp_path: Path,
 ) -> None:
-    """Two shards working from the file complete the run reading only blobs from the source."""
-    source, path, _ = await _written(tmp_path)
+    """
+    Two shards working from the file complete the run, fallback referrers index
+    included, reading only blobs from the source.
+    """
+    source, path, whole = await _written(tmp_path)
     mark = len(source.log)
-    destination = MemoryStore("dst.test")
+    destination = MemoryStore("dst.test", referrers_api=False)
 
     for i in range(2):
-        plan = await plan_from_file(read_plan(path, made_from=MADE_FROM), destination=destination)
-        report = await run_shard(plan, Shard(i, 2), source=source, destination=destination)
+        planfile = read_plan(path, made_from=MADE_FROM)
+        plan = await plan_from_file(planfile, destination=destination)
+        report = await run_shard(plan, Shard(i, 2), source=source, destination=destination,
+                                 referrers=planfile.referrers)
 
     assert 0 == report.manifests_waiting
     assert {"blob_open"} == {op.kind for op in source.log[mark:]}
+    subject = whole.jobs[-1].subject
+    listed = await destination.referrers(DESTINATION, subject)
+    assert [whole.jobs[-1].digest] == [desc.digest for desc in listed]
 
 
 async def test_a_plan_made_from_other_inputs_is_refused_naming_the_file(tmp_path: Path) -> None:
@@ -123,6 +141,7 @@ def _grow_blob(doc: dict[str, Any]) -> None:
         (lambda doc: doc["blobs"][0].update(size=-1), r"blobs\[0\] has no valid size"),
         (lambda doc: doc["manifests"][0].update(raw="%%%"), "not base64"),
         (lambda doc: doc["blobs"][0].update(digest="sha256:xyz"), "invalid digest"),
+        (lambda doc: doc["referrers"][0]["referrers"][0].pop("size"), "no valid size"),
     ],
 )
 async def test_a_damaged_plan_file_is_refused_in_one_line_naming_it(

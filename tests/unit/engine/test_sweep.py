@@ -11,12 +11,14 @@ from collections.abc import Sequence
 import pytest
 
 from relocator.engine import CopyOptions, Job, Plan, Shard, copy_images, image_tag
-from relocator.engine.events import ListSink, Swept
+from relocator.engine.events import BlobDone, ListSink, Planned, Swept
 from relocator.engine.plan import make_plan
 from relocator.engine.shard import assign
 from relocator.engine.sweep import run_shard
+from relocator.errors import RegistryError
 from relocator.oci import Repository
 from relocator.testing import MemoryStore, corpus, index
+from relocator.transport import RetryPolicy
 
 DESTINATION = Repository.parse("dst.test/mirror")
 
@@ -159,6 +161,50 @@ async def test_a_blob_shared_by_several_repositories_is_uploaded_once_and_mounte
     assert 0 == reports[-1].manifests_waiting
     for job in jobs:
         assert destination.has_manifest(job.destination.path, job.digest)
+
+
+async def test_a_blob_of_the_share_that_cannot_be_uploaded_fails_the_worker_even_keeping_going(
+) -> None:
+    """
+    No other shard would upload it, so the run could never complete: the worker fails
+    (and is retried) instead of returning with manifests waiting forever.
+    """
+    source = MemoryStore("src.test")
+    jobs = _fleet(source, count=2)
+    destination = MemoryStore("dst.test")
+    plan = await _whole(jobs, source, destination)
+    broken = assign(plan, 1).blobs_of(0)[0]
+    destination.faults.failing_puts[broken] = 100
+    options = CopyOptions(keep_going=True, retry=RetryPolicy(attempts=1, initial=0.001))
+
+    with pytest.raises(RegistryError, match=f"upload of {broken} failed"):
+        await run_shard(plan, Shard(0, 1), source=source, destination=destination,
+                        options=options)
+
+
+async def test_a_shard_announces_its_share_before_moving_it() -> None:
+    """
+    The `Planned` event of a shard counts its own blobs, what it will move; the blobs
+    the sweep finds in place are not announced as if they were moved.
+    """
+    source = MemoryStore("src.test")
+    destination = MemoryStore("dst.test")
+    plan = await _whole(_fleet(source), source, destination)
+    assignment = assign(plan, 4)
+    for other in (0, 1, 3):
+        await run_shard(plan, Shard(other, 4), source=source, destination=destination)
+    sink = ListSink()
+
+    report = await run_shard(plan, Shard(2, 4), source=source, destination=destination,
+                             sink=sink)
+
+    planned = [e for e in sink.events if isinstance(e, Planned)]
+    assert [(len(assignment.blobs_of(2)), assignment.loads[2])] == [
+        (e.blobs, e.bytes_to_move) for e in planned
+    ]
+    present = [e for e in sink.events if isinstance(e, BlobDone) and e.how == "present"]
+    assert [] == present
+    assert 0 == report.manifests_waiting
 
 
 async def test_a_plan_made_against_the_destination_is_refused() -> None:
