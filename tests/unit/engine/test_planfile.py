@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from relocator.engine import Job, Shard, image_tag
+from relocator.engine import Job, Shard, TagConflict, image_tag
 from relocator.engine.plan import make_plan
 from relocator.engine.planfile import fingerprint, plan_from_file, read_plan, write_plan
 from relocator.engine.referrers import ReferrersIndex
@@ -172,3 +172,13 @@ def test_a_missing_plan_file_is_named(tmp_path: Path) -> None:
     """An unreadable plan file is one line naming it."""
     with pytest.raises(InputError, match=f"plan file {tmp_path / 'none.json'}"):
         read_plan(tmp_path / "none.json", made_from=MADE_FROM)
+
+
+async def test_a_plan_file_giving_two_images_one_tag_is_refused(tmp_path: Path) -> None:
+    """Tags are checked as when planning from the inputs: one tag, one image."""
+    _, path, _ = await _written(tmp_path)
+    _tamper(path, lambda doc: doc["jobs"][1].update(tags=doc["jobs"][0]["tags"]))
+
+    with pytest.raises(TagConflict):
+        await plan_from_file(read_plan(path, made_from=MADE_FROM),
+                             destination=MemoryStore("dst.test"))

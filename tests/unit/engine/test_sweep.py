@@ -6,15 +6,16 @@ completes the run by sweeping every manifest that is ready (children first, tags
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import pytest
 
-from relocator.engine import CopyOptions, Job, Plan, Shard, copy_images, image_tag
+from relocator.engine import CopyOptions, Job, Plan, Shard, TagConflict, copy_images, image_tag
 from relocator.engine.events import BlobDone, ListSink, Planned, Swept
 from relocator.engine.plan import make_plan
 from relocator.engine.shard import assign
-from relocator.engine.sweep import run_shard
+from relocator.engine.sweep import plan_whole, run_shard
 from relocator.errors import RegistryError
 from relocator.oci import Repository
 from relocator.testing import MemoryStore, corpus, index
@@ -244,3 +245,15 @@ async def test_a_repository_gets_a_blob_from_its_home_whose_own_images_are_compl
     assert 2 == report.blobs_mounted  # the two base layers
     assert before + 2 == len(destination.operations("blob_put"))  # b's own config, layer
     assert destination.has_manifest(other.path, jobs[1].digest)
+
+
+async def test_the_whole_plan_refuses_two_images_under_one_tag_before_reading_anything() -> None:
+    """As for an unsharded run: a tag conflict stops the plan before any request."""
+    source = MemoryStore("src.test")
+    jobs = _fleet(source, count=2)
+    clash = [jobs[0], dataclasses.replace(jobs[1], tags=jobs[0].tags)]
+
+    with pytest.raises(TagConflict):
+        await plan_whole(clash, source=source, destination=MemoryStore("dst.test"))
+
+    assert [] == source.operations("manifest_get")
