@@ -204,6 +204,37 @@ async def test_a_shard_interrupted_mid_run_finishes_its_share_when_started_again
     assert sorted(share) == sorted(uploads)
 
 
+async def test_several_destination_repositories_get_each_blob_uploaded_once_and_mounted(
+    registry: Registry, fresh_registry: Registry, fleet: list[PushedImage]
+) -> None:
+    """
+    With one destination repository per source repository (a repository template),
+    the shared base is uploaded once by one shard and mounted into the other three
+    repositories; every image is complete in its own repository.
+    """
+    hosts = (registry.host, fresh_registry.host)
+    jobs = [
+        Job(source=Reference.parse(f"{image.host}/{image.repository}@{image.digest}"),
+            destination=Repository.parse(
+                f"{fresh_registry.host}/templated/{image.repository.rsplit('/', 1)[-1]}"),
+            tags=(image_tag(image.digest),))
+        for image in fleet
+    ]
+    plan = await _whole_plan(jobs, *hosts)
+    mark = fresh_registry.log.mark()
+
+    reports = [await _shard(plan, index, *hosts) for index in range(SHARDS)]
+
+    mounts = [e for e in fresh_registry.log.requests(since=mark)
+              if e.method == "POST" and "mount=" in e.path and e.status == 201]
+    assert sorted(str(d) for d in plan.blobs) == sorted(_uploads(fresh_registry, mark))
+    # Two base layers, each mounted into the three repositories that are not its home.
+    assert 2 * 3 == len(mounts) == sum(r.blobs_mounted for r in reports)
+    assert 0 == reports[-1].manifests_waiting
+    for job in jobs:
+        verify_image_tree(fresh_registry, job.destination.path, job.digest, hash_blobs=True)
+
+
 async def test_shards_working_from_a_plan_file_send_the_source_no_manifest_get(
     tmp_path: Path, fresh_registry: Registry, proxy: FaultProxy, fleet: list[PushedImage]
 ) -> None:
