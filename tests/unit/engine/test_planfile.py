@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from relocator.engine import Job, Shard, TagConflict, image_tag
+from relocator.engine import Job, Limits, Shard, TagConflict, image_tag
 from relocator.engine.plan import make_plan
 from relocator.engine.planfile import fingerprint, plan_from_file, read_plan, write_plan
 from relocator.engine.referrers import ReferrersIndex
@@ -182,3 +182,12 @@ async def test_a_plan_file_giving_two_images_one_tag_is_refused(tmp_path: Path) 
     with pytest.raises(TagConflict):
         await plan_from_file(read_plan(path, made_from=MADE_FROM),
                              destination=MemoryStore("dst.test"))
+
+
+async def test_a_plan_file_larger_than_the_limits_allow_is_not_read(tmp_path: Path) -> None:
+    """The file is read only up to twice the plan's manifest-bytes cap, then refused."""
+    _, path, _ = await _written(tmp_path)
+    small = Limits(plan_manifest_bytes=path.stat().st_size // 4)
+
+    with pytest.raises(InputError, match=f"plan file {path} is larger than"):
+        read_plan(path, made_from=MADE_FROM, limits=small)
