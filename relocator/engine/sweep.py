@@ -114,7 +114,7 @@ async def run_shard(
     try:
         uploads = await _upload_share(plan, assignment, shard, source, destination,
                                       dataclasses.replace(options, keep_going=False), sink)
-        sweep = await _Sweep(plan, assignment, destination).run()
+        sweep = await _Sweep(plan, assignment, destination, shard.index).run()
         # Every blob the sweep needs was checked, not moved: no "present" line for each.
         quiet = _WithoutPresentBlobs(sink)
         pushed = await Executor(sweep.plan, source, destination, options, quiet).run()
@@ -188,9 +188,18 @@ class _Sweep:
     whole: Plan
     assignment: Assignment
     destination: Store
+    #: This worker's shard: its own blobs have just landed, so they are asked about last.
+    index: int
     present: set[Key] = field(default_factory=set)
-    #: (repository, blob) pairs the destination has.
-    landed: set[tuple[Repository, Digest]] = field(default_factory=set)
+    #: What the destination said about (repository, blob) pairs, each asked once.
+    answers: dict[tuple[Repository, Digest], bool] = field(default_factory=dict)
+    #: Manifests with a blob that is neither in their repository nor in its home.
+    blocked: set[Key] = field(default_factory=set)
+
+    @property
+    def landed(self) -> set[tuple[Repository, Digest]]:
+        """The (repository, blob) pairs the destination has, of those asked about."""
+        return {item for item, there in self.answers.items() if there}
 
     async def run(self) -> _Swept:
         """Check the destination, then pick out what is ready, bottom-up."""
@@ -202,25 +211,12 @@ class _Sweep:
         ))
         await _each(roots, self._check_manifest)
         await _each([k for k in whole.manifests if k not in self.present], self._check_manifest)
-        # Where each blob must be and where it can come from: a repository that already
-        # has it is neither mounted into again nor counted as waiting.
-        wanted = {
-            (repo, digest)
-            for key, node in whole.manifests.items()
-            if key not in self.present
-            for digest in node.blobs
-            for repo in (key[0], *self._homes(digest, key[0]))
-        }
-        await _each(wanted, self._check_blob)
+        await _each([k for k in whole.manifests if k not in self.present], self._check_blobs)
         ready: dict[Key, None] = {}
         for key, node in whole.manifests.items():  # bottom-up: children come first
-            if key in self.present:
+            if key in self.present or key in self.blocked:
                 continue
-            blobs_ready = all(
-                any((repo, digest) in self.landed for repo in (key[0], *self._homes(digest, key[0])))
-                for digest in node.blobs
-            )
-            if blobs_ready and all(k in self.present or k in ready for k in node.manifests):
+            if all(k in self.present or k in ready for k in node.manifests):
                 ready[key] = None
         waiting = sum(1 for k in whole.manifests if k not in self.present and k not in ready)
         return _Swept(plan=self._plan_of(ready), waiting=waiting)
@@ -252,22 +248,44 @@ class _Sweep:
             if node is not None:
                 stack.extend(node.manifests)
 
-    async def _check_blob(self, item: tuple[Repository, Digest]) -> None:
-        repo, digest = item
-        if await self.destination.blob_exists(repo, self.whole.blobs[digest].desc):
-            self.landed.add(item)
+    async def _check_blobs(self, key: Key) -> None:
+        """
+        Whether every blob of the manifest is in its repository or can be mounted from
+        its home. Stops at the first one missing: early in a split run most manifests
+        lack one, and their other blobs need not be asked about. Other shards' blobs
+        are asked about first, being the likelier to be missing.
+        """
+        repo = key[0]
+        blobs = sorted(self.whole.manifests[key].blobs,
+                       key=lambda d: self.assignment.shard_of[d] == self.index)
+        for digest in blobs:
+            # The repository itself first: what is there needs no mount.
+            for where in dict.fromkeys((repo, *self._homes(digest, repo))):
+                if await self._has(where, digest):
+                    break
+            else:
+                self.blocked.add(key)
+                return
+
+    async def _has(self, repo: Repository, digest: Digest) -> bool:
+        item = (repo, digest)
+        there = self.answers.get(item)
+        if there is None:
+            desc = self.whole.blobs[digest].desc
+            there = self.answers[item] = await self.destination.blob_exists(repo, desc)
+        return there
 
     def _plan_of(self, ready: dict[Key, None]) -> Plan:
         """The executor's plan: ready manifests, their blobs (mounted from home), images."""
         whole = self.whole
+        landed = self.landed
         manifests = {key: whole.manifests[key] for key in ready}
         blobs: dict[Digest, BlobNode] = {}
         for key, node in manifests.items():
             for digest in node.blobs:
                 blob = blobs.get(digest)
                 if blob is None:
-                    homes = [h for h in self.assignment.homes[digest]
-                             if (h, digest) in self.landed]
+                    homes = [h for h in self.assignment.homes[digest] if (h, digest) in landed]
                     blob = blobs[digest] = BlobNode(
                         desc=whole.blobs[digest].desc,
                         sources=list(whole.blobs[digest].sources),
@@ -276,7 +294,7 @@ class _Sweep:
                     )
                 if key[0] not in blob.destinations:
                     blob.destinations.append(key[0])
-                    if (key[0], digest) in self.landed:
+                    if (key[0], digest) in landed:
                         blob.present.add(key[0])
         done = self.present | set(ready)
         jobs = [job for job in whole.jobs if (job.destination, job.digest) in done
