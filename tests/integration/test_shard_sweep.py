@@ -137,7 +137,6 @@ async def test_four_concurrent_shards_each_move_a_quarter_and_upload_every_blob_
 
     total = _unique_bytes(plan)
     shares = [reports[i].bytes_copied / total for i in range(SHARDS)]
-    print(f"concurrent shares: {[round(s, 3) for s in shares]}")
     assert all(share <= MOST for share in shares), shares
     assert total == sum(r.bytes_copied for r in reports.values())
     assert sorted(str(d) for d in plan.blobs) == sorted(uploads)
@@ -159,7 +158,6 @@ async def test_four_shards_one_after_another_each_finish_and_the_last_completes(
     reports = [await _shard(plan, index, *hosts) for index in range(SHARDS)]
 
     shares = [r.bytes_copied / total for r in reports]
-    print(f"sequential shares: {[round(s, 3) for s in shares]}")
     assert all(share <= MOST for share in shares), shares
     assert all(r.manifests_waiting > 0 for r in reports[:-1])
     assert 0 == reports[-1].manifests_waiting

@@ -257,3 +257,26 @@ async def test_the_whole_plan_refuses_two_images_under_one_tag_before_reading_an
         await plan_whole(clash, source=source, destination=MemoryStore("dst.test"))
 
     assert [] == source.operations("manifest_get")
+
+
+class _FileLike(MemoryStore):
+    """A destination written in one go at the end, as a tarball is."""
+
+    async def prepare(self, contents: object) -> None:
+        """Nothing to prepare."""
+
+    async def commit(self) -> None:
+        """Nothing to commit."""
+
+
+async def test_a_destination_written_in_one_go_cannot_be_shared_by_shards() -> None:
+    """Several workers cannot each write part of one tarball: the split is refused."""
+    source = MemoryStore("src.test")
+    jobs = _fleet(source, count=1)
+    destination = _FileLike("dst.test")
+    plan = await _whole(jobs, source, destination)
+
+    with pytest.raises(ValueError, match="only a registry"):
+        await run_shard(plan, Shard(0, 2), source=source, destination=destination)
+
+    assert [] == destination.log
