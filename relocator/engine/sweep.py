@@ -102,16 +102,16 @@ async def run_shard(
     complete and must be retried.
 
     Raises:
-        ValueError: `plan` was made against the destination (it skipped what is there),
-            or the destination is a file written in one go (a tarball), which several
-            workers cannot share.
+        ValueError: `plan` was made against the destination (it skipped what is there).
+        TypeError: The destination is a file written in one go (a tarball), which
+            several workers cannot share.
         RelocatorError: The first failure (with `options.keep_going`, only an upload of
             the share; an image that fails to complete goes to `Report.failures`).
     """
     if plan.present or plan.manifests_present or any(b.present for b in plan.blobs.values()):
         raise ValueError("a shard needs the whole plan, made without looking at the destination")
     if isinstance(destination, Preparing | Committing):
-        raise ValueError("only a registry can be the destination of a split run")
+        raise TypeError("only a registry can be the destination of a split run")
     options = options or CopyOptions()
     sink = sink or NullSink()
     assignment = assign(plan, shard.count, mounts=isinstance(destination, BlobMounter))

@@ -276,7 +276,7 @@ async def test_a_destination_written_in_one_go_cannot_be_shared_by_shards() -> N
     destination = _FileLike("dst.test")
     plan = await _whole(jobs, source, destination)
 
-    with pytest.raises(ValueError, match="only a registry"):
+    with pytest.raises(TypeError, match="only a registry"):
         await run_shard(plan, Shard(0, 2), source=source, destination=destination)
 
     assert [] == destination.log
