@@ -103,6 +103,16 @@ class BlobDone(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Swept(Event):
+    """A shard swept the whole plan: what it pushed, and what still waits on other shards."""
+
+    shard: str
+    manifests_pushed: int
+    #: Manifests whose blobs or children another shard has not landed yet.
+    manifests_waiting: int
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestPushed(Event):
     """A manifest or index was written to the destination."""
 

@@ -33,6 +33,9 @@ class Report:
     failures: list[ImageFailure] = field(default_factory=list)
     manifests_pushed: int = 0
     manifests_present: int = 0
+    #: Manifests of the plan left for other shards: what they need has not all landed
+    #: yet (a shard of a split run only; the last shard to finish leaves none).
+    manifests_waiting: int = 0
     blobs_copied: int = 0
     blobs_mounted: int = 0
     blobs_present: int = 0
