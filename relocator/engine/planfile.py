@@ -31,9 +31,9 @@ from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, s
 from relocator.outfiles import write_atomically
 from relocator.store import Store
 
+from .fallback_index import ReferrersIndex
 from .limits import Limits
 from .plan import Job, Plan, make_plan
-from .referrers import ReferrersIndex
 from .tags import check_tags
 
 #: The format's name and version, the first key of every plan file.

@@ -25,10 +25,10 @@ from relocator.store import BlobMounter, Committing, Preparing, Store
 
 from .events import BlobDone, Event, ImageStarted, NullSink, Planned, ProgressSink, Swept
 from .execute import CopyOptions, Executor
+from .fallback_index import ReferrersIndex, write_referrers_indexes
 from .groups import first_error
 from .limits import Limits
 from .plan import BlobNode, Job, Key, Plan, make_plan
-from .referrers import ReferrersIndex, write_referrers_indexes
 from .report import Report
 from .shard import Assignment, Shard, assign
 from .tags import check_tags

@@ -24,7 +24,8 @@ from relocator.engine.shard import assign
 from relocator.engine.sweep import run_shard
 from relocator.oci import Reference, Repository
 from relocator.store import RegistryStore
-from relocator.testing import (
+from relocator.transport import HttpClient, Keychain, RetryPolicy, TransportSettings
+from tests.support import (
     FaultProxy,
     ImageFactory,
     PushedImage,
@@ -32,7 +33,6 @@ from relocator.testing import (
     Registry,
     verify_image_tree,
 )
-from relocator.transport import HttpClient, Keychain, RetryPolicy, TransportSettings
 
 # Retries in these tests wait milliseconds: the logic is under test, not the pacing.
 FAST = RetryPolicy(initial=0.001, max_delay=0.01, jitter=0.0, max_retry_after=0.01)
@@ -73,7 +73,7 @@ async def _store(*insecure: str) -> AsyncIterator[tuple[RegistryStore, CopyOptio
     settings = TransportSettings(insecure_hosts=frozenset(insecure), retry=FAST,
                                  use_env_proxy=False)
     async with HttpClient(settings, Keychain(env={})) as client:
-        yield RegistryStore(client), CopyOptions(hold=client.hosts.hold, retry=FAST)
+        yield RegistryStore(client), CopyOptions(retry=FAST)
 
 
 async def _whole_plan(jobs: Sequence[Job], *insecure: str) -> Plan:

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from relocator.engine import Job, Limits, Shard, TagConflict, image_tag
+from relocator.engine.fallback_index import ReferrersIndex
 from relocator.engine.plan import make_plan
 from relocator.engine.planfile import fingerprint, plan_from_file, read_plan, write_plan
-from relocator.engine.referrers import ReferrersIndex
 from relocator.engine.sweep import run_shard
 from relocator.errors import InputError
 from relocator.oci import Repository
-from relocator.testing import MemoryStore, artifact, corpus, index
+from relocator.testing import MemoryStore
+from tests.support import artifact, corpus, index
 
 DESTINATION = Repository.parse("dst.test/mirror")
 MADE_FROM = {"inputs": ["sha256:" + "a" * 64], "repository": str(DESTINATION)}

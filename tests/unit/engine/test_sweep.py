@@ -18,8 +18,9 @@ from relocator.engine.shard import assign
 from relocator.engine.sweep import plan_whole, run_shard
 from relocator.errors import RegistryError
 from relocator.oci import Repository
-from relocator.testing import MemoryStore, corpus, index
+from relocator.testing import MemoryStore
 from relocator.transport import RetryPolicy
+from tests.support import corpus, index
 
 DESTINATION = Repository.parse("dst.test/mirror")
 
