@@ -22,7 +22,7 @@ import stat
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 
 import anyio
 import anyio.to_thread
@@ -43,7 +43,7 @@ from relocator.oci import (
     Repository,
     Verifier,
 )
-from relocator.store.tarball import kbldformat, ociformat
+from relocator.store.tarball.catalog import Flavour, read_catalog
 from relocator.store.tarball.errors import (
     MemberDigestMismatch,
     MemberSizeMismatch,
@@ -51,29 +51,12 @@ from relocator.store.tarball.errors import (
 )
 from relocator.store.tarball.fileio import CHUNK, io_error, read_at
 from relocator.store.tarball.images import TarballImage
-from relocator.store.tarball.names import (
-    INDEX_JSON,
-    MANIFEST_JSON,
-    OCI_LAYOUT,
-    parse_kbld_layer_name,
-    parse_oci_blob_name,
-)
-from relocator.store.tarball.scan import Listing, Member, scan
+from relocator.store.tarball.scan import Member, scan
 
 log = logging.getLogger(__name__)
 
-Flavour = Literal["oci", "kbld"]
-
 #: Indexes of indexes deeper than this are not real images (as in the engine's plan).
 MAX_DEPTH = 8
-#: `oci-layout` is one small object.
-MAX_LAYOUT_FILE = 4 * 1024
-#: `index.json` is an index: the manifest cap applies.
-MAX_INDEX_JSON = MAX_MANIFEST_BYTES
-#: kbld's `manifest.json` embeds every manifest and config of every image (a few KiB
-#: each, up to 4 MiB for huge indexes): 64 MiB holds thousands of images while bounding
-#: what one member can make us hold in memory.
-MAX_KBLD_MANIFEST = 64 * 1024 * 1024
 # Blob reads (pread and hashing) run on at most two worker threads, whatever the number
 # of blobs streaming: two keep both a read and a hash going, and each chunk's memory is
 # then reused from the allocator arenas of those two threads. Spread over the whole
@@ -381,74 +364,16 @@ class TarballReader:
         listing = scan(
             lambda offset, count: read_at(self._fd, offset, count), info.st_size, where=self.name
         )
-        if OCI_LAYOUT in listing.files:
-            self._open_oci(listing)
-        elif MANIFEST_JSON in listing.files:
-            self._open_kbld(listing)
-        else:
-            raise TarError(
-                f"{self.name} is neither an OCI image layout (no {OCI_LAYOUT}) nor a kbld "
-                f"tarball (no {MANIFEST_JSON})"
-            )
+        catalog = read_catalog(listing, self._read, name=self.name)
+        self.flavour = catalog.flavour
+        self._images = catalog.images
+        self._members = catalog.members
+        self._manifests = catalog.manifests
+        self._configs = catalog.configs
+        self._media_types = catalog.media_types
         self._check_complete()
         log.debug("%s: %s tarball, %d members, %d images", self.name, self.flavour,
                   len(listing.files), len(self._images))
-
-    def _json_member(self, listing: Listing, name: str, cap: int) -> bytes:
-        member = listing.files[name]
-        if member.size > cap:
-            raise LimitExceeded(
-                f"{self.name}:{name} has {member.size} bytes, more than its cap of {cap}"
-            )
-        return self._read(member)
-
-    def _open_oci(self, listing: Listing) -> None:
-        self.flavour = "oci"
-        ociformat.check_layout_file(
-            self._json_member(listing, OCI_LAYOUT, MAX_LAYOUT_FILE), where=f"{self.name}:{OCI_LAYOUT}"
-        )
-        if INDEX_JSON not in listing.files:
-            raise TarError(f"{self.name} has {OCI_LAYOUT} but no {INDEX_JSON}")
-        for name, member in listing.files.items():
-            digest = parse_oci_blob_name(name, where=self.name)
-            if digest is not None:
-                self._members[digest] = member
-        raw = self._json_member(listing, INDEX_JSON, MAX_INDEX_JSON)
-        images = ociformat.read_index(raw, where=f"{self.name}:{INDEX_JSON}")
-        for image in images:
-            found = self._members.get(image.digest)
-            if found is None:
-                raise TarError(
-                    f"{self.name}: {INDEX_JSON} lists {image.digest}, which is not in the tarball"
-                )
-            if found.size != image.size:
-                raise TarError(
-                    f"{self.name}: {INDEX_JSON} says {image.digest} has {image.size} bytes, "
-                    f"its member has {found.size}"
-                )
-            self._media_types[image.digest] = image.media_type
-        self._images = tuple(images)
-
-    def _open_kbld(self, listing: Listing) -> None:
-        self.flavour = "kbld"
-        where = f"{self.name}:{MANIFEST_JSON}"
-        raw = self._json_member(listing, MANIFEST_JSON, MAX_KBLD_MANIFEST)
-        contents = kbldformat.read_manifest(raw, where=where)
-        for name, member in listing.files.items():
-            digest = parse_kbld_layer_name(name, where=self.name)
-            if digest is None:
-                continue
-            described = contents.layers.get(digest)
-            if described is not None and described.size != member.size:
-                raise TarError(
-                    f"{self.name}: member {name} has {member.size} bytes, "
-                    f"the manifests say {described.size}"
-                )
-            self._members[digest] = member
-        self._manifests = contents.manifests
-        self._configs = contents.configs
-        self._images = tuple(contents.images)
-
 
 async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data

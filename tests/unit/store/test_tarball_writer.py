@@ -20,7 +20,7 @@ from relocator.store.tarball import (
     TarballReader,
     TarballWriter,
     journal_path,
-    kbldformat,
+    kbldread,
     temporary_path,
 )
 from relocator.transport import RetryPolicy
@@ -124,7 +124,7 @@ async def test_kbld_and_imgpkg_find_their_own_format_in_the_default_tarball(
 
     await package(out, shapes)
 
-    contents = kbldformat.read_manifest(tar_member(out, "manifest.json"), where="manifest.json")
+    contents = kbldread.read_manifest(tar_member(out, "manifest.json"), where="manifest.json")
     regular = {m.name: m for m in tar_members(out) if m.isfile()}
     assert {i.digest for i in shapes} <= {i.digest for i in contents.images}
     for digest, desc in contents.layers.items():
