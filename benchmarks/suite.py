@@ -50,13 +50,15 @@ from .verify import verify_registry, verify_tar
 from .wanproxy import running_proxy
 
 #: Sections in the order they run; `--only` picks some.
-SECTIONS = ("relocate", "noop", "pkg", "unpkg", "wan", "large", "scale")
+SECTIONS = ("relocate", "noop", "pkg", "unpkg", "wan", "large", "scale", "scaleout")
 # Once a wait for an idle machine ran out, later runs wait at most 10 s.
 _BUSY_RECHECK = 10.0
 # Every tool writes into this repository of the destination registry.
 _DESTINATION_REPOSITORY = "bench/relocated"
 # relocator's exit code for bad input, such as an input naming no image (docs/cli.md).
 _NO_IMAGES_EXIT = 3
+#: Workers of the scale-out section (`--shard i/4`).
+_SHARDS = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -398,6 +400,42 @@ class Bench:
         self.compare(
             "relocate",
             self.relocate_contenders(self.source.host, self.images_file),
+            unique_bytes=self.corpus.unique_bytes,
+            images=len(self.corpus.entries),
+        )
+
+    def section_scaleout(self) -> None:
+        """
+        `--shard i/4`: four workers one after another (a Job with parallelism 1), each
+        moving its share of the blobs; the verified column gives each worker's share of
+        the bytes, and the destination is checked whole after the last one.
+        """
+        insecure = [self.source.host, self.destination.host]
+        destination = f"{self.destination.host}/{_DESTINATION_REPOSITORY}"
+        reports = [self.settings.workdir / f"shard-{i}.json" for i in range(_SHARDS)]
+        whole = self.verify_destination(self.corpus.entries, "scaleout")
+
+        def shards(runner: Runner, profile: Path | None) -> None:
+            for index, report in enumerate(reports):
+                runner(self.relocator(
+                    "relocate", "-f", str(self.images_file), "-r", destination,
+                    "--shard", f"{index}/{_SHARDS}", "--report", str(report),
+                    insecure=insecure, profile=profile,
+                ))
+
+        def shares(run: int) -> str:
+            moved = [_bytes_copied(report) for report in reports]
+            total = max(sum(moved), 1)
+            share = " / ".join(f"{m / total:.2f}" for m in moved)
+            return f"bytes per shard {share}; {whole(run)}"
+
+        self.compare(
+            "scaleout",
+            [
+                Contender(tool=f"relocator, {_SHARDS} shards in turn", run=shards,
+                          prepare=self.wipe, verify=shares),
+                *self.relocate_contenders(self.source.host, self.images_file)[:1],
+            ],
             unique_bytes=self.corpus.unique_bytes,
             images=len(self.corpus.entries),
         )
@@ -840,6 +878,12 @@ def _skopeo_note(corpus: Corpus, *, layout: bool = False) -> str:
             "cannot hold Docker manifests"
         )
     return "; ".join(parts)
+
+
+def _bytes_copied(report: Path) -> int:
+    """The bytes a relocator run copied, from its `--report` file."""
+    document = json.loads(report.read_text())
+    return int(document["totals"]["bytes_copied"])
 
 
 def _one_line(exc: BaseException) -> str:
