@@ -16,8 +16,10 @@ from relocator.engine.events import Notice
 from relocator.engine.fallback_index import ReferrersIndex
 from relocator.engine.referrers import describe, find_referrers, with_attachments
 from relocator.engine.report import ImageFailure
+from relocator.engine.shard import assign
+from relocator.engine.sweep import plan_whole, run_shard
 from relocator.oci import Digest, Manifest
-from relocator.store import RegistryStore, Store
+from relocator.store import BlobMounter, RegistryStore, Store
 from relocator.transport import HttpClient
 
 from .events import Summary, TransferEnded, TransferStarted
@@ -90,19 +92,32 @@ async def transfer(
             known = {**known, **found.manifests}
             indexes = [*indexes, *found.indexes]
             failures = found.failures
-        plan = await plan_images(
-            jobs,
-            source=source,
-            destination=destination,
-            sink=session.sink,
-            include_nondistributable=options.include_nondistributable,
-            keep_going=options.keep_going,
-            shard=options.shard,
-            known=known,
-            limits=options.limits,
-        )
-        if options.shard is not None:
-            session.log(f"shard {options.shard}: {count(len(plan.jobs), 'image')} of {len(jobs)}")
+        if options.shard is None:
+            plan = await plan_images(
+                jobs,
+                source=source,
+                destination=destination,
+                sink=session.sink,
+                include_nondistributable=options.include_nondistributable,
+                keep_going=options.keep_going,
+                known=known,
+                limits=options.limits,
+            )
+        else:
+            # Every worker plans the whole run from the source alone and derives the
+            # same split of the blobs from it (`relocator.engine.shard`).
+            plan = await plan_whole(
+                jobs,
+                source=source,
+                destination=destination,
+                sink=session.sink,
+                include_nondistributable=options.include_nondistributable,
+                keep_going=options.keep_going,
+                known=known,
+                limits=options.limits,
+            )
+            log_share(session, plan, options.shard.index, options.shard.count,
+                      mounts=isinstance(destination, BlobMounter))
         for image, layer in plan.excluded:
             session.emit(
                 Notice(
@@ -120,10 +135,16 @@ async def transfer(
             hooks.before_copy(plan.jobs)
         # Slots, blobs in flight and the retry policy come from the stores' hosts.
         copy_options = CopyOptions(keep_going=options.keep_going)
-        report = await execute_plan(
-            plan, source=source, destination=destination, options=copy_options,
-            sink=session.sink, referrers=indexes,
-        )
+        if options.shard is None:
+            report = await execute_plan(
+                plan, source=source, destination=destination, options=copy_options,
+                sink=session.sink, referrers=indexes,
+            )
+        else:
+            report = await run_shard(
+                plan, options.shard, source=source, destination=destination,
+                options=copy_options, sink=session.sink, referrers=indexes,
+            )
     except BaseException as exc:
         session.failed(exc)
         raise
@@ -144,6 +165,16 @@ async def transfer(
             result=Result(report=report, hosts=session.hosts()),
         )
     return Moved(report=report)
+
+
+def log_share(session: Session, plan: Plan, index: int, shards: int, *, mounts: bool) -> None:
+    """One line: the blobs shard `index` of `shards` uploads, of the whole plan's."""
+    assignment = assign(plan, shards, mounts=mounts)
+    session.log(
+        f"shard {index}/{shards}: uploads {len(assignment.blobs_of(index))} of "
+        f"{count(len(plan.blobs), 'blob')} ({megabytes(assignment.loads[index])} of "
+        f"{megabytes(sum(assignment.loads))}), then pushes every manifest that is ready"
+    )
 
 
 def describe_plan(plan: Plan) -> str:

@@ -212,7 +212,10 @@ def _platforms(text: str | None) -> tuple[str, ...]:
 
 def _shard(args: argparse.Namespace) -> Shard | None:
     """`--shard` (default `$RELOCATOR_SHARD`); the index may come from Kubernetes."""
-    text = getattr(args, "shard", None) or os.environ.get("RELOCATOR_SHARD")
+    if not hasattr(args, "shard"):
+        # Only commands with --shard read $RELOCATOR_SHARD: a tarball cannot be shared.
+        return None
+    text = args.shard or os.environ.get("RELOCATOR_SHARD")
     if not text:
         return None
     from relocator.api import Shard
