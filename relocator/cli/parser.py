@@ -146,10 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_destination(relocate)
     relocate.add_argument(
         "--shard", metavar="INDEX/COUNT",
-        help="copy only this worker's share of the images (0-based INDEX of COUNT "
-        "workers); images that share blobs go to the same shard. COUNT alone takes the "
-        "index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs). Default: "
-        "$RELOCATOR_SHARD",
+        help="upload only this worker's share of the blobs (0-based INDEX of COUNT "
+        "workers; every worker derives the same split, by bytes), then push every "
+        "manifest whose blobs have all landed; the last worker to finish completes the "
+        "run. COUNT alone takes the index from JOB_COMPLETION_INDEX (Kubernetes Indexed "
+        "Jobs). Default: $RELOCATOR_SHARD",
     )
     relocate.add_argument(
         "--platform", metavar="OS/ARCH[,...]",
@@ -248,10 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mirror.add_argument(
         "--shard", metavar="INDEX/COUNT",
-        help="copy only this worker's share of the images (0-based INDEX of COUNT "
-        "workers); images that share blobs go to the same shard. COUNT alone takes the "
-        "index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs). Default: "
-        "$RELOCATOR_SHARD",
+        help="upload only this worker's share of the blobs (0-based INDEX of COUNT "
+        "workers; every worker derives the same split, by bytes), then push every "
+        "manifest whose blobs have all landed; the last worker to finish completes the "
+        "run. COUNT alone takes the index from JOB_COMPLETION_INDEX (Kubernetes Indexed "
+        "Jobs). Default: $RELOCATOR_SHARD",
     )
     mirror.add_argument(
         "--check", action="store_true",
