@@ -16,7 +16,7 @@ from relocator.engine.events import Notice
 from relocator.engine.fallback_index import ReferrersIndex
 from relocator.engine.referrers import describe, find_referrers, with_attachments
 from relocator.engine.report import ImageFailure
-from relocator.engine.shard import assign
+from relocator.engine.shard import Shard, assign
 from relocator.engine.sweep import plan_whole, run_shard
 from relocator.oci import Digest, Manifest
 from relocator.store import BlobMounter, RegistryStore, Store
@@ -63,12 +63,15 @@ async def transfer(
     indexes: Sequence[ReferrersIndex] = (),
     fetched: dict[Digest, Manifest] | None = None,
     hooks: Hooks | None = None,
+    planned: Plan | None = None,
 ) -> Moved:
     """
     Plan and (unless a dry run) execute. With `referrers_of`, what is attached to those
     jobs' images is found first and copied too; `indexes` are referrers indexes to
     merge at the destination afterwards (unpkg); `fetched` are manifests already
-    fetched from `source` (by digest), not fetched again.
+    fetched from `source` (by digest), not fetched again. `planned` is the whole plan,
+    read from a plan file: nothing is planned, and it runs as one shard of
+    `options.shard` (else of one).
 
     Raises:
         Incomplete: With `keep_going`, after the others finished, if any failed.
@@ -78,6 +81,11 @@ async def transfer(
     session.emit(TransferStarted())
     try:
         known: dict[Digest, Manifest] = dict(fetched or {})
+        shard = options.shard
+        if planned is not None:
+            # A plan file holds what is attached already (it was looked up when planning).
+            referrers_of = ()
+            shard = shard or Shard(0, 1)
         if referrers_of:
             session.log(f"looking up what is attached to {count(len(referrers_of), 'image')}...")
             found = await find_referrers(
@@ -92,7 +100,11 @@ async def transfer(
             known = {**known, **found.manifests}
             indexes = [*indexes, *found.indexes]
             failures = found.failures
-        if options.shard is None:
+        if planned is not None and shard is not None:
+            plan = planned
+            log_share(session, plan, shard.index, shard.count,
+                      mounts=isinstance(destination, BlobMounter))
+        elif shard is None:
             plan = await plan_images(
                 jobs,
                 source=source,
@@ -116,7 +128,7 @@ async def transfer(
                 known=known,
                 limits=options.limits,
             )
-            log_share(session, plan, options.shard.index, options.shard.count,
+            log_share(session, plan, shard.index, shard.count,
                       mounts=isinstance(destination, BlobMounter))
         for image, layer in plan.excluded:
             session.emit(
@@ -135,14 +147,14 @@ async def transfer(
             hooks.before_copy(plan.jobs)
         # Slots, blobs in flight and the retry policy come from the stores' hosts.
         copy_options = CopyOptions(keep_going=options.keep_going)
-        if options.shard is None:
+        if shard is None:
             report = await execute_plan(
                 plan, source=source, destination=destination, options=copy_options,
                 sink=session.sink, referrers=indexes,
             )
         else:
             report = await run_shard(
-                plan, options.shard, source=source, destination=destination,
+                plan, shard, source=source, destination=destination,
                 options=copy_options, sink=session.sink, referrers=indexes,
             )
     except BaseException as exc:

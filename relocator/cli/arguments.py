@@ -94,8 +94,10 @@ def _request(command: str, args: argparse.Namespace) -> Request:
         CopyRequest,
         MirrorRequest,
         PkgRequest,
+        PlanRequest,
         RelocateRequest,
         ResolveRequest,
+        Transfer,
         UnpkgRequest,
     )
 
@@ -113,7 +115,19 @@ def _request(command: str, args: argparse.Namespace) -> Request:
             repository_template=args.repository_template, preserve_tags=args.preserve_tags,
             tag_scheme=args.destination_tags, platforms=_platforms(args.platform),
             locks=locks_of(args), transfer=transfer_of(args), registries=registries_of(args),
-            max_input_bytes=_limit(args, "input-bytes"),
+            max_input_bytes=_limit(args, "input-bytes"), plan=args.plan,
+        )
+    if command == "plan":
+        return PlanRequest(
+            files=args.file, output=args.output, repository=args.repository,
+            repository_template=args.repository_template, preserve_tags=args.preserve_tags,
+            tag_scheme=args.destination_tags,
+            transfer=Transfer(
+                include_referrers=args.include_referrers, keep_going=args.keep_going,
+                include_nondistributable=args.include_non_distributable_layers,
+                limits=limits_of(args),
+            ),
+            registries=registries_of(args), max_input_bytes=_limit(args, "input-bytes"),
         )
     if command == "pkg":
         return PkgRequest(

@@ -31,6 +31,7 @@ from .flagtypes import boolean, positive
 COMMANDS = {
     "resolve": (),
     "relocate": (),
+    "plan": (),
     "pkg": ("package",),
     "unpkg": ("unpackage",),
     "mirror": (),
@@ -153,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Jobs). Default: $RELOCATOR_SHARD",
     )
     relocate.add_argument(
+        "--plan", metavar="PLAN",
+        help="run the plan file `relocator plan` wrote from these same inputs and options "
+        "(refused otherwise): no manifest is read from the source, only blobs; with "
+        "--shard, this worker's share of it",
+    )
+    relocate.add_argument(
         "--platform", metavar="OS/ARCH[,...]",
         help="copy only these platforms' images of an index (the index itself is left "
         "out: its digest would change); references point at the first platform's image",
@@ -175,6 +182,35 @@ def build_parser() -> argparse.ArgumentParser:
     add_imgpkg_copy(relocate, referrers=True)
     add_output(relocate)
     add_kbld_ui(relocate, boolean)
+
+    plan = commands.add_parser(
+        "plan", help="walk the sources once and write the plan of a relocate to a file",
+        description="Read the inputs, walk every source image and write the whole plan "
+        "of `relocate` with the same inputs and options to a file: every manifest (its "
+        "bytes) and every blob with its size. `relocate --plan FILE --shard I/N` then "
+        "runs it on N workers with no manifest request to the source.",
+    )
+    add_files(plan)
+    plan.add_argument("-o", "--output", required=True, metavar="PLAN",
+                      help="plan file to write (JSON)")
+    add_destination(plan)
+    plan.add_argument(
+        "--concurrency", type=positive, default=DEFAULT_CONCURRENCY, metavar="N",
+        help=f"concurrent requests per registry (default {DEFAULT_CONCURRENCY})",
+    )
+    plan.add_argument(
+        "--keep-going", action="store_true",
+        help="when an image cannot be planned, plan all the others and leave it out",
+    )
+    plan.add_argument(
+        "--include-non-distributable-layers", action="store_true",
+        help="plan foreign / non-distributable layers too (left out by default)",
+    )
+    add_limits(plan)
+    add_referrers(plan, "They are planned with their images")
+    add_registry(plan)
+    add_deadline(plan)
+    add_output(plan, report=False)
 
     pkg = commands.add_parser(
         "pkg", aliases=list(COMMANDS["pkg"]),
