@@ -24,7 +24,7 @@ def _section(title: str) -> list[Any]:
     """The YAML documents of the first code block under the heading `## title`."""
     text = GUIDE.read_text()
     body = text.split(f"## {title}\n", 1)[1]
-    block = re.search(r"```yaml\n(.*?)```", body, re.S)
+    block = re.search(r"```yaml\n(.*?)```", body, re.DOTALL)
     assert block is not None, f"no YAML example under '## {title}'"
     return list(yaml.safe_load_all(block.group(1)))
 
