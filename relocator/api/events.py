@@ -28,6 +28,7 @@ from relocator.engine.events import (
     RegistryRecovered,
     RegistryRetrying,
     Retrying,
+    Swept,
 )
 from relocator.engine.report import Report
 from relocator.transport import HostState
@@ -53,6 +54,7 @@ __all__ = [
     "RegistryRetrying",
     "Retrying",
     "Summary",
+    "Swept",
     "TransferEnded",
     "TransferStarted",
 ]

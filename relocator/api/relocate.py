@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from relocator.engine import Job
 
 from . import bundles
 from .inputs import images_of, load, require_images, write_locks
+from .jobs import relocation_jobs
+from .planning import relocate_planned
 from .registries import registry_store, transport_settings
 from .requests import RelocateRequest
 from .result import Result
 from .session import Session
-from .targets import Destinations, parse_platforms, relocated_names, select_platforms, targets_of
-from .transfer import Hooks, transfer, will_export
+from .targets import Destinations, parse_platforms, relocated_names
+from .transfer import Hooks, transfer
 
 
 async def relocate(request: RelocateRequest, session: Session) -> Result:
     """Copy every image to its destination; write the locks; give the rewritten YAML."""
+    if request.plan is not None:
+        return await relocate_planned(request, session)
     inputs = load(request.files, session, max_bytes=request.max_input_bytes,
                   stdin=request.stdin)
     # The destination is checked before the inputs: a bad template is the likelier mistake.
@@ -31,20 +34,11 @@ async def relocate(request: RelocateRequest, session: Session) -> Result:
         request.registries, settings, destination=request.repository
     ) as client:
         store = registry_store(client, request.registries)
-        found = await bundles.bundles_of(store, images, inputs, session, destinations,
-                                         keep_going=options.keep_going, platforms=platforms)
-        targets = [
-            dataclasses.replace(
-                t, tags=tuple(dict.fromkeys((*t.tags, *found.tags_of(t.image.digest))))
-            )
-            for t in targets_of([*images, *bundles.added_images(found)], destinations,
-                                preserve_tags=request.preserve_tags,
-                                tag_scheme=request.tag_scheme)
-        ]
-        if platforms:
-            targets = await select_platforms(targets, store, platforms, session)
-        jobs = [job for target in targets for job in target.jobs()]
-        will_export(session, [str(job.source) for job in jobs])
+        targets, jobs, found = await relocation_jobs(
+            store, images, inputs, session, destinations,
+            preserve_tags=request.preserve_tags, tag_scheme=request.tag_scheme,
+            keep_going=options.keep_going, platforms=platforms,
+        )
 
         def importing(planned: Sequence[Job]) -> None:
             # kbld's lines between reading the sources and writing the destination.

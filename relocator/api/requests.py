@@ -143,6 +143,26 @@ class RelocateRequest:
     registries: Registries = field(default_factory=Registries)
     max_input_bytes: int = MAX_INPUT_BYTES
     stdin: str | None = None
+    #: A plan file (`PlanRequest`) made from these inputs and options: the run reads
+    #: nothing from the source but blobs (`transfer.shard`, else the whole as one shard).
+    plan: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRequest:
+    """Walk the sources once and write the whole plan of a `RelocateRequest` to a file."""
+
+    files: Sequence[str]
+    #: The plan file to write.
+    output: str
+    repository: str | None = None
+    repository_template: str | None = None
+    preserve_tags: bool = False
+    tag_scheme: TagScheme = "relocator"
+    transfer: Transfer = field(default_factory=Transfer)
+    registries: Registries = field(default_factory=Registries)
+    max_input_bytes: int = MAX_INPUT_BYTES
+    stdin: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,5 +229,6 @@ class MirrorRequest:
 
 #: Every request `relocator.api.run` takes.
 Request = (
-    ResolveRequest | RelocateRequest | PkgRequest | UnpkgRequest | CopyRequest | MirrorRequest
+    ResolveRequest | RelocateRequest | PlanRequest | PkgRequest | UnpkgRequest | CopyRequest
+    | MirrorRequest
 )

@@ -13,11 +13,13 @@ from relocator.outfiles import check_output
 from .copy import copy
 from .mirror import mirror
 from .pkg import check_pkg, pkg
+from .planning import make_plan_file
 from .relocate import relocate
 from .requests import (
     CopyRequest,
     MirrorRequest,
     PkgRequest,
+    PlanRequest,
     RelocateRequest,
     Request,
     ResolveRequest,
@@ -47,6 +49,8 @@ async def run(request: Request, *, sink: ProgressSink | None = None) -> Result:
         return await resolve(request, session)
     if isinstance(request, RelocateRequest):
         return await relocate(request, session)
+    if isinstance(request, PlanRequest):
+        return await make_plan_file(request, session)
     if isinstance(request, PkgRequest):
         return await pkg(request, session)
     if isinstance(request, UnpkgRequest):
@@ -70,6 +74,13 @@ def check(request: Request) -> None:
     if isinstance(request, PkgRequest):
         check_output(request.output, flag="--output")
         check_pkg(request)
+    if isinstance(request, PlanRequest):
+        check_output(request.output, flag="--output")
+        Destinations.of_request(request.repository, request.repository_template)
+    if isinstance(request, RelocateRequest) and request.plan is not None and request.platforms:
+        # The plan leaves the index out; the new names need it (see relocate_planned).
+        raise InputError(f"--plan {request.plan} cannot be combined with --platform",
+                         hint="copy those platforms without a plan file")
     if isinstance(request, ResolveRequest | RelocateRequest | UnpkgRequest):
         if request.locks.kbld:
             check_output(request.locks.kbld, flag="--lock-output")

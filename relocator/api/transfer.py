@@ -16,8 +16,10 @@ from relocator.engine.events import Notice
 from relocator.engine.fallback_index import ReferrersIndex
 from relocator.engine.referrers import describe, find_referrers, with_attachments
 from relocator.engine.report import ImageFailure
+from relocator.engine.shard import Shard, assign
+from relocator.engine.sweep import plan_whole, run_shard
 from relocator.oci import Digest, Manifest
-from relocator.store import RegistryStore, Store
+from relocator.store import BlobMounter, RegistryStore, Store
 from relocator.transport import HttpClient
 
 from .events import Summary, TransferEnded, TransferStarted
@@ -61,12 +63,15 @@ async def transfer(
     indexes: Sequence[ReferrersIndex] = (),
     fetched: dict[Digest, Manifest] | None = None,
     hooks: Hooks | None = None,
+    planned: Plan | None = None,
 ) -> Moved:
     """
     Plan and (unless a dry run) execute. With `referrers_of`, what is attached to those
     jobs' images is found first and copied too; `indexes` are referrers indexes to
     merge at the destination afterwards (unpkg); `fetched` are manifests already
-    fetched from `source` (by digest), not fetched again.
+    fetched from `source` (by digest), not fetched again. `planned` is the whole plan,
+    read from a plan file: nothing is planned, and it runs as one shard of
+    `options.shard` (else of one).
 
     Raises:
         Incomplete: With `keep_going`, after the others finished, if any failed.
@@ -76,6 +81,11 @@ async def transfer(
     session.emit(TransferStarted())
     try:
         known: dict[Digest, Manifest] = dict(fetched or {})
+        shard = options.shard
+        if planned is not None:
+            # A plan file holds what is attached already (it was looked up when planning).
+            referrers_of = ()
+            shard = shard or Shard(0, 1)
         if referrers_of:
             session.log(f"looking up what is attached to {count(len(referrers_of), 'image')}...")
             found = await find_referrers(
@@ -90,19 +100,36 @@ async def transfer(
             known = {**known, **found.manifests}
             indexes = [*indexes, *found.indexes]
             failures = found.failures
-        plan = await plan_images(
-            jobs,
-            source=source,
-            destination=destination,
-            sink=session.sink,
-            include_nondistributable=options.include_nondistributable,
-            keep_going=options.keep_going,
-            shard=options.shard,
-            known=known,
-            limits=options.limits,
-        )
-        if options.shard is not None:
-            session.log(f"shard {options.shard}: {count(len(plan.jobs), 'image')} of {len(jobs)}")
+        if planned is not None and shard is not None:
+            plan = planned
+            log_share(session, plan, shard.index, shard.count,
+                      mounts=isinstance(destination, BlobMounter))
+        elif shard is None:
+            plan = await plan_images(
+                jobs,
+                source=source,
+                destination=destination,
+                sink=session.sink,
+                include_nondistributable=options.include_nondistributable,
+                keep_going=options.keep_going,
+                known=known,
+                limits=options.limits,
+            )
+        else:
+            # Every worker plans the whole run from the source alone and derives the
+            # same split of the blobs from it (`relocator.engine.shard`).
+            plan = await plan_whole(
+                jobs,
+                source=source,
+                destination=destination,
+                sink=session.sink,
+                include_nondistributable=options.include_nondistributable,
+                keep_going=options.keep_going,
+                known=known,
+                limits=options.limits,
+            )
+            log_share(session, plan, shard.index, shard.count,
+                      mounts=isinstance(destination, BlobMounter))
         for image, layer in plan.excluded:
             session.emit(
                 Notice(
@@ -120,10 +147,16 @@ async def transfer(
             hooks.before_copy(plan.jobs)
         # Slots, blobs in flight and the retry policy come from the stores' hosts.
         copy_options = CopyOptions(keep_going=options.keep_going)
-        report = await execute_plan(
-            plan, source=source, destination=destination, options=copy_options,
-            sink=session.sink, referrers=indexes,
-        )
+        if shard is None:
+            report = await execute_plan(
+                plan, source=source, destination=destination, options=copy_options,
+                sink=session.sink, referrers=indexes,
+            )
+        else:
+            report = await run_shard(
+                plan, shard, source=source, destination=destination,
+                options=copy_options, sink=session.sink, referrers=indexes,
+            )
     except BaseException as exc:
         session.failed(exc)
         raise
@@ -144,6 +177,16 @@ async def transfer(
             result=Result(report=report, hosts=session.hosts()),
         )
     return Moved(report=report)
+
+
+def log_share(session: Session, plan: Plan, index: int, shards: int, *, mounts: bool) -> None:
+    """One line: the blobs shard `index` of `shards` uploads, of the whole plan's."""
+    assignment = assign(plan, shards, mounts=mounts)
+    session.log(
+        f"shard {index}/{shards}: uploads {len(assignment.blobs_of(index))} of "
+        f"{count(len(plan.blobs), 'blob')} ({megabytes(assignment.loads[index])} of "
+        f"{megabytes(sum(assignment.loads))}), then pushes every manifest that is ready"
+    )
 
 
 def describe_plan(plan: Plan) -> str:

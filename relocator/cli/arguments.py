@@ -94,8 +94,10 @@ def _request(command: str, args: argparse.Namespace) -> Request:
         CopyRequest,
         MirrorRequest,
         PkgRequest,
+        PlanRequest,
         RelocateRequest,
         ResolveRequest,
+        Transfer,
         UnpkgRequest,
     )
 
@@ -113,7 +115,19 @@ def _request(command: str, args: argparse.Namespace) -> Request:
             repository_template=args.repository_template, preserve_tags=args.preserve_tags,
             tag_scheme=args.destination_tags, platforms=_platforms(args.platform),
             locks=locks_of(args), transfer=transfer_of(args), registries=registries_of(args),
-            max_input_bytes=_limit(args, "input-bytes"),
+            max_input_bytes=_limit(args, "input-bytes"), plan=args.plan,
+        )
+    if command == "plan":
+        return PlanRequest(
+            files=args.file, output=args.output, repository=args.repository,
+            repository_template=args.repository_template, preserve_tags=args.preserve_tags,
+            tag_scheme=args.destination_tags,
+            transfer=Transfer(
+                include_referrers=args.include_referrers, keep_going=args.keep_going,
+                include_nondistributable=args.include_non_distributable_layers,
+                limits=limits_of(args),
+            ),
+            registries=registries_of(args), max_input_bytes=_limit(args, "input-bytes"),
         )
     if command == "pkg":
         return PkgRequest(
@@ -212,7 +226,10 @@ def _platforms(text: str | None) -> tuple[str, ...]:
 
 def _shard(args: argparse.Namespace) -> Shard | None:
     """`--shard` (default `$RELOCATOR_SHARD`); the index may come from Kubernetes."""
-    text = getattr(args, "shard", None) or os.environ.get("RELOCATOR_SHARD")
+    if not hasattr(args, "shard"):
+        # Only commands with --shard read $RELOCATOR_SHARD: a tarball cannot be shared.
+        return None
+    text = args.shard or os.environ.get("RELOCATOR_SHARD")
     if not text:
         return None
     from relocator.api import Shard

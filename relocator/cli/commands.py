@@ -30,6 +30,12 @@ async def relocate(invocation: Invocation) -> int:
     return 0
 
 
+async def plan(invocation: Invocation) -> int:
+    """`relocator plan`: walk the sources once and write the plan of a relocate."""
+    await _run(invocation, "plan")
+    return 0
+
+
 async def pkg(invocation: Invocation) -> int:
     """`relocator pkg`: export every referenced image into one tarball, each blob once."""
     await _run(invocation, "package")

@@ -173,6 +173,7 @@ def report_document(
             "images_failed": len(report.failures),
             "manifests_pushed": report.manifests_pushed,
             "manifests_present": report.manifests_present,
+            "manifests_waiting": report.manifests_waiting,
             "blobs_copied": report.blobs_copied,
             "blobs_mounted": report.blobs_mounted,
             "blobs_present": report.blobs_present,

@@ -32,6 +32,7 @@ from relocator.api.events import (
     Notice,
     ProgressSink,
     Summary,
+    Swept,
     TransferEnded,
     TransferStarted,
 )
@@ -184,6 +185,13 @@ class Output:
                 self._failed(event.error, event.hosts)
         elif isinstance(event, Summary):
             self.summary(event.verb, event.report, event.hosts)
+        elif isinstance(event, Swept):
+            self._display.emit(event)
+            if self.display != "json":
+                self.line(
+                    f"shard {event.shard}: swept the plan: {event.manifests_pushed} "
+                    f"manifests pushed, {event.manifests_waiting} waiting on other shards"
+                )
         else:
             self._display.emit(event)
 
@@ -336,6 +344,8 @@ class Output:
             f"{'written' if self.prefix == 'package' else 'pushed'} in {report.seconds:.1f}s ({megabytes(int(report.bytes_copied / seconds))}/s)"
             + (f"; {report.retries} blob transfer{'s' if report.retries > 1 else ''} "
                "restarted" if report.retries else "")
+            + (f"; {report.manifests_waiting} manifests waiting on other shards"
+               if report.manifests_waiting else "")
         )
         for host in hosts:
             if host.retries or host.throttled or host.pulls is not None:

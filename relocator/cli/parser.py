@@ -31,6 +31,7 @@ from .flagtypes import boolean, positive
 COMMANDS = {
     "resolve": (),
     "relocate": (),
+    "plan": (),
     "pkg": ("package",),
     "unpkg": ("unpackage",),
     "mirror": (),
@@ -146,10 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_destination(relocate)
     relocate.add_argument(
         "--shard", metavar="INDEX/COUNT",
-        help="copy only this worker's share of the images (0-based INDEX of COUNT "
-        "workers); images that share blobs go to the same shard. COUNT alone takes the "
-        "index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs). Default: "
-        "$RELOCATOR_SHARD",
+        help="upload only this worker's share of the blobs (0-based INDEX of COUNT "
+        "workers; every worker derives the same split, by bytes), then push every "
+        "manifest whose blobs have all landed; the last worker to finish completes the "
+        "run. COUNT alone takes the index from JOB_COMPLETION_INDEX (Kubernetes Indexed "
+        "Jobs). Default: $RELOCATOR_SHARD",
+    )
+    relocate.add_argument(
+        "--plan", metavar="PLAN",
+        help="run the plan file `relocator plan` wrote from these same inputs and options "
+        "(refused otherwise): no manifest is read from the source, only blobs; with "
+        "--shard, this worker's share of it",
     )
     relocate.add_argument(
         "--platform", metavar="OS/ARCH[,...]",
@@ -174,6 +182,35 @@ def build_parser() -> argparse.ArgumentParser:
     add_imgpkg_copy(relocate, referrers=True)
     add_output(relocate)
     add_kbld_ui(relocate, boolean)
+
+    plan = commands.add_parser(
+        "plan", help="walk the sources once and write the plan of a relocate to a file",
+        description="Read the inputs, walk every source image and write the whole plan "
+        "of `relocate` with the same inputs and options to a file: every manifest (its "
+        "bytes) and every blob with its size. `relocate --plan FILE --shard I/N` then "
+        "runs it on N workers with no manifest request to the source.",
+    )
+    add_files(plan)
+    plan.add_argument("-o", "--output", required=True, metavar="PLAN",
+                      help="plan file to write (JSON)")
+    add_destination(plan)
+    plan.add_argument(
+        "--concurrency", type=positive, default=DEFAULT_CONCURRENCY, metavar="N",
+        help=f"concurrent requests per registry (default {DEFAULT_CONCURRENCY})",
+    )
+    plan.add_argument(
+        "--keep-going", action="store_true",
+        help="when an image cannot be planned, plan all the others and leave it out",
+    )
+    plan.add_argument(
+        "--include-non-distributable-layers", action="store_true",
+        help="plan foreign / non-distributable layers too (left out by default)",
+    )
+    add_limits(plan)
+    add_referrers(plan, "They are planned with their images")
+    add_registry(plan)
+    add_deadline(plan)
+    add_output(plan, report=False)
 
     pkg = commands.add_parser(
         "pkg", aliases=list(COMMANDS["pkg"]),
@@ -248,10 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mirror.add_argument(
         "--shard", metavar="INDEX/COUNT",
-        help="copy only this worker's share of the images (0-based INDEX of COUNT "
-        "workers); images that share blobs go to the same shard. COUNT alone takes the "
-        "index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs). Default: "
-        "$RELOCATOR_SHARD",
+        help="upload only this worker's share of the blobs (0-based INDEX of COUNT "
+        "workers; every worker derives the same split, by bytes), then push every "
+        "manifest whose blobs have all landed; the last worker to finish completes the "
+        "run. COUNT alone takes the index from JOB_COMPLETION_INDEX (Kubernetes Indexed "
+        "Jobs). Default: $RELOCATOR_SHARD",
     )
     mirror.add_argument(
         "--check", action="store_true",

@@ -56,6 +56,8 @@ def markdown(
             (f"| blobs present (skipped) | {report.blobs_present} | "
              f"{megabytes(report.bytes_present)} |"),
             f"| manifests pushed | {report.manifests_pushed} | |",
+            *([f"| manifests waiting on other shards | {report.manifests_waiting} | |"]
+              if report.manifests_waiting else []),
             f"| duration | {report.seconds:.1f} s | |",
             "",
         ]

@@ -24,7 +24,6 @@ from .groups import first_error
 from .limits import Limits
 from .plan import Job, Plan, make_plan
 from .report import Report
-from .shard import Shard, select
 from .tags import check_tags
 
 
@@ -37,13 +36,12 @@ async def plan_images(
     include_nondistributable: bool = False,
     skip_present: bool = True,
     keep_going: bool = False,
-    shard: Shard | None = None,
     known: dict[Digest, Manifest] | None = None,
     limits: Limits | None = None,
 ) -> Plan:
     """
-    Plan copying `jobs`: walk the sources, skip what the destination has. With `shard`,
-    only that shard's share of the jobs (see `relocator.engine.shard`); `known` are
+    Plan copying `jobs`: walk the sources, skip what the destination has (a shard's
+    run plans the whole, see `relocator.engine.sweep`); `known` are
     manifests already in hand (fetched while finding referrers, or built), by digest;
     `limits` cap what a source may make the plan hold.
 
@@ -59,21 +57,6 @@ async def plan_images(
     sink = sink or NullSink()
     known = dict(known or {})
     try:
-        if shard is not None:
-            # The split must not depend on the destination (other shards are filling
-            # it), so it is computed from a walk of the source alone.
-            whole = await make_plan(
-                jobs,
-                source,
-                destination,
-                include_nondistributable=include_nondistributable,
-                skip_present=False,
-                keep_going=keep_going,
-                known=known,
-                limits=limits,
-            )
-            jobs = select(whole, shard)
-            known.update((n.manifest.digest, n.manifest) for n in whole.manifests.values())
         for job in jobs:
             sink.emit(ImageStarted(str(job.source), str(job.target)))
         plan = await make_plan(

@@ -6,20 +6,17 @@ state), so every worker derives the same `Assignment`: each blob goes to one sha
 largest first to the least loaded, and is uploaded into one repository per destination
 registry (its home), from which every other repository that needs it mounts it. Each
 manifest has one owner too. `relocator.engine.sweep` runs a shard on that assignment.
-
-`components` and `select` are the older split by families of images (images sharing
-any blob travel together), kept for callers that still copy whole images per shard.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relocator.errors import InputError
 from relocator.oci import Digest, Repository
 
-from .plan import BlobNode, Job, Key, Plan
+from .plan import BlobNode, Key, Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,68 +127,3 @@ def _owners(plan: Plan, shard_of: Mapping[Digest, int], count: int) -> dict[Key,
             # No blob and no child in the plan (an empty artifact): spread by digest.
             owners[key] = int(key[1].hex[:8], 16) % count
     return owners
-
-
-def components(plan: Plan) -> list[list[Job]]:
-    """
-    The jobs of `plan` grouped so that jobs sharing a blob or a manifest are together,
-    in a deterministic order (largest first, then by first job name).
-    """
-    parent: dict[Job, Job] = {job: job for job in plan.jobs}
-
-    def find(job: Job) -> Job:
-        while parent[job] is not job:
-            parent[job] = parent[parent[job]]
-            job = parent[job]
-        return job
-
-    owner: dict[object, Job] = {}
-    sizes: dict[Job, int] = {}
-    for job in plan.jobs:
-        blobs = plan.job_blobs(job)
-        sizes[job] = sum(b.desc.size for b in blobs)
-        keys: list[object] = [b.desc.digest for b in blobs]
-        keys += [key[1] for key in _job_manifests(plan, job)]
-        for key in keys:
-            other = owner.setdefault(key, job)
-            root_a, root_b = find(job), find(other)
-            if root_a is not root_b:
-                parent[root_b] = root_a
-    groups: dict[Job, list[Job]] = {}
-    for job in plan.jobs:
-        groups.setdefault(find(job), []).append(job)
-    ordered = list(groups.values())
-    ordered.sort(key=lambda group: (-_unique_bytes(plan, group), str(group[0].source)))
-    return ordered
-
-
-def select(plan: Plan, shard: Shard) -> list[Job]:
-    """The jobs of `shard`: components dealt out greedily to the least loaded shard."""
-    loads = [0] * shard.count
-    mine: list[Job] = []
-    for group in components(plan):
-        target = min(range(shard.count), key=lambda i: (loads[i], i))
-        loads[target] += _unique_bytes(plan, group) or 1
-        if target == shard.index:
-            mine.extend(group)
-    order = {job: position for position, job in enumerate(plan.jobs)}
-    return sorted(mine, key=order.__getitem__)
-
-
-def _unique_bytes(plan: Plan, group: Sequence[Job]) -> int:
-    blobs = {b.desc.digest: b.desc.size for job in group for b in plan.job_blobs(job)}
-    return sum(blobs.values())
-
-
-def _job_manifests(plan: Plan, job: Job) -> set[tuple[Repository, Digest]]:
-    found: set[tuple[Repository, Digest]] = set()
-    stack = [(job.destination, job.digest)]
-    while stack:
-        key = stack.pop()
-        if key in found:
-            continue
-        found.add(key)
-        node = plan.manifests.get(key)
-        if node is not None:
-            stack.extend(node.manifests)
-    return found

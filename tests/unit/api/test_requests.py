@@ -11,6 +11,7 @@ from relocator.api import (
     CopyRequest,
     LockFiles,
     PkgRequest,
+    PlanRequest,
     RelocateRequest,
     ResolveRequest,
     Transfer,
@@ -72,3 +73,17 @@ def test_check_refuses_an_output_path_that_must_not_be_replaced(tmp_path: Path) 
 
     with pytest.raises(InputError, match=f"--lock-output {tmp_path / 'lock'}"):
         check(request)
+
+
+def test_check_refuses_a_plan_file_path_that_is_a_directory_and_a_plan_with_platforms(
+    tmp_path: Path,
+) -> None:
+    """
+    `PlanRequest.output` is checked as `--output` is; a plan run with `--platform`
+    (whose new names need the index the plan leaves out) is refused naming the plan.
+    """
+    with pytest.raises(InputError, match=r"--output .*: is a directory"):
+        check(PlanRequest(files=["app.yml"], output=str(tmp_path), repository="reg.example/t"))
+    with pytest.raises(InputError, match=r"--plan plan\.json cannot be combined with --platform"):
+        check(RelocateRequest(files=["app.yml"], repository="reg.example/t", plan="plan.json",
+                              platforms=["linux/amd64"]))

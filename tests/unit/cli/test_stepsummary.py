@@ -11,6 +11,7 @@ from relocator.cli.options import Display
 from relocator.cli.output import Output
 from relocator.cli.stepsummary import append_step_summary, markdown
 from relocator.engine import ImageFailure, ImageResult, Report
+from relocator.engine.events import Swept
 from relocator.errors import InputError
 from relocator.oci import Reference
 from relocator.transport.hosts import AdaptiveLimiter, HostState
@@ -97,3 +98,27 @@ def test_output_appends_when_the_variable_is_set_and_warns_when_it_cannot(
     warnings = [line for line in stream.getvalue().splitlines() if "warning:" in line]
     assert [(f"relocate | warning: cannot append the step summary to {path} "
              "(GITHUB_STEP_SUMMARY): it is a symlink")] == warnings
+
+
+def test_a_shard_says_how_many_manifests_wait_on_other_shards(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    A shard that left manifests for others: the step summary, the plain summary line
+    and a line for the sweep all give the count.
+    """
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    report = _report()
+    report.manifests_waiting = 7
+    stream = io.StringIO()
+    out = Output(Display(progress="plain"), "relocate", stream=stream)
+
+    out.emit(Swept("1/4", 2, 7))
+    out.summary("copied", report, [])
+
+    assert "| manifests waiting on other shards | 7 | |" in markdown(
+        "relocate", "ok", report, [])
+    lines = stream.getvalue().splitlines()
+    assert ("relocate | shard 1/4: swept the plan: 2 manifests pushed, 7 waiting on "
+            "other shards") in lines
+    assert any(line.endswith("; 7 manifests waiting on other shards") for line in lines)

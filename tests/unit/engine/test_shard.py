@@ -1,4 +1,4 @@
-"""Splitting a plan into shards: images sharing blobs stay together, the union is whole."""
+"""Splitting a plan into shards: blobs dealt out by size, every one to exactly one shard."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from relocator.engine import Job, ManifestNode, Plan, Shard
 from relocator.engine.plan import BlobNode
-from relocator.engine.shard import components, select
+from relocator.engine.shard import assign
 from relocator.errors import InputError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
 
@@ -52,42 +52,19 @@ def plan() -> Plan:
     })
 
 
-def test_images_sharing_a_blob_are_one_component(plan: Plan) -> None:
-    """Components follow shared blobs, largest first."""
-    expected = [["a", "b", "c"], ["d", "e"], ["f"]]
-
-    actual = [[job.source.repository for job in group] for group in components(plan)]
-
-    assert expected == actual
-
-
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 7])
-def test_shards_partition_the_jobs_and_never_split_a_component(plan: Plan, count: int) -> None:
-    """Every job lands in exactly one shard, and each blob's images in one shard."""
-    shards = [select(plan, Shard(i, count)) for i in range(count)]
+def test_images_sharing_a_base_are_split_by_blob_not_kept_together(
+    plan: Plan, count: int
+) -> None:
+    """Every blob goes to exactly one shard; the shared base no longer drags its images."""
+    assignment = assign(plan, count)
 
-    flat = [job for jobs in shards for job in jobs]
-    assert sorted(map(str, plan.jobs)) == sorted(map(str, flat))
-    for digest in plan.blobs:
-        owners = {i for i, jobs in enumerate(shards)
-                  for job in jobs if digest in {b.desc.digest for b in plan.job_blobs(job)}}
-        assert len(owners) == 1
-
-
-def test_the_split_is_the_same_in_every_worker(plan: Plan) -> None:
-    """Two workers computing the split of the same plan agree."""
-    expected = [select(plan, Shard(i, 2)) for i in range(2)]
-
-    actual = [select(_plan_copy(plan), Shard(i, 2)) for i in range(2)]
-
-    assert expected == actual
-
-
-def _plan_copy(plan: Plan) -> Plan:
-    copy = Plan(jobs=list(plan.jobs))
-    copy.manifests = dict(plan.manifests)
-    copy.blobs = dict(plan.blobs)
-    return copy
+    shares = [set(assignment.blobs_of(i)) for i in range(count)]
+    assert set(plan.blobs) == set().union(*shares)
+    assert sum(len(share) for share in shares) == len(plan.blobs)
+    if count > 1:
+        base1, base2 = _blob("base1", 1000).digest, _blob("base2", 500).digest
+        assert assignment.shard_of[base1] != assignment.shard_of[base2]
 
 
 @pytest.mark.parametrize(
