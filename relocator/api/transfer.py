@@ -100,25 +100,14 @@ async def transfer(
             known = {**known, **found.manifests}
             indexes = [*indexes, *found.indexes]
             failures = found.failures
-        if planned is not None and shard is not None:
+        if planned is not None:
             plan = planned
-            log_share(session, plan, shard.index, shard.count,
-                      mounts=isinstance(destination, BlobMounter))
-        elif shard is None:
-            plan = await plan_images(
-                jobs,
-                source=source,
-                destination=destination,
-                sink=session.sink,
-                include_nondistributable=options.include_nondistributable,
-                keep_going=options.keep_going,
-                known=known,
-                limits=options.limits,
-            )
         else:
-            # Every worker plans the whole run from the source alone and derives the
-            # same split of the blobs from it (`relocator.engine.shard`).
-            plan = await plan_whole(
+            # A sharded worker plans the whole run from the source alone and derives the
+            # same split of the blobs from it as every other worker
+            # (`relocator.engine.shard`); an unsharded run skips what the destination has.
+            make_plan = plan_images if shard is None else plan_whole
+            plan = await make_plan(
                 jobs,
                 source=source,
                 destination=destination,
@@ -128,6 +117,7 @@ async def transfer(
                 known=known,
                 limits=options.limits,
             )
+        if shard is not None:
             log_share(session, plan, shard.index, shard.count,
                       mounts=isinstance(destination, BlobMounter))
         for image, layer in plan.excluded:

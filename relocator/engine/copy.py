@@ -27,6 +27,46 @@ from .report import Report
 from .tags import check_tags
 
 
+async def walk_sources(
+    jobs: Sequence[Job],
+    *,
+    source: Store,
+    destination: Store,
+    sink: ProgressSink,
+    include_nondistributable: bool,
+    skip_present: bool,
+    keep_going: bool,
+    known: dict[Digest, Manifest] | None,
+    limits: Limits | None,
+) -> Plan:
+    """
+    Check the jobs' tags, announce each job and walk its sources into one plan; what
+    `plan_images` and a shard's `plan_whole` share (each announces the plan its way).
+
+    Raises:
+        TagConflict: Two images would get one tag in one destination repository.
+        RelocatorError: The first failure of the walk.
+    """
+    # A tarball records each image's tags beside its own name (`ImageEntry`), not in
+    # one repository, so images from different sources may share a tag there.
+    check_tags(jobs, shared_repository=not isinstance(destination, Preparing))
+    try:
+        for job in jobs:
+            sink.emit(ImageStarted(str(job.source), str(job.target)))
+        return await make_plan(
+            jobs,
+            source,
+            destination,
+            include_nondistributable=include_nondistributable,
+            skip_present=skip_present,
+            keep_going=keep_going,
+            known=dict(known or {}),
+            limits=limits,
+        )
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+
+
 async def plan_images(
     jobs: Sequence[Job],
     *,
@@ -51,26 +91,18 @@ async def plan_images(
             (checked before anything else: nothing is read or pushed).
         RelocatorError: The first failure (a missing image, an unsupported manifest...).
     """
-    # A tarball records each image's tags beside its own name (`ImageEntry`), not in
-    # one repository, so images from different sources may share a tag there.
-    check_tags(jobs, shared_repository=not isinstance(destination, Preparing))
     sink = sink or NullSink()
-    known = dict(known or {})
-    try:
-        for job in jobs:
-            sink.emit(ImageStarted(str(job.source), str(job.target)))
-        plan = await make_plan(
-            jobs,
-            source,
-            destination,
-            include_nondistributable=include_nondistributable,
-            skip_present=skip_present,
-            keep_going=keep_going,
-            known=known,
-            limits=limits,
-        )
-    except BaseExceptionGroup as group:
-        raise first_error(group) from None
+    plan = await walk_sources(
+        jobs,
+        source=source,
+        destination=destination,
+        sink=sink,
+        include_nondistributable=include_nondistributable,
+        skip_present=skip_present,
+        keep_going=keep_going,
+        known=known,
+        limits=limits,
+    )
     for job in plan.jobs:
         if job in plan.failed:
             continue

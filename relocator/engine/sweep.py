@@ -23,15 +23,15 @@ import anyio
 from relocator.oci import Digest, Manifest, Reference, Repository
 from relocator.store import BlobMounter, Committing, Preparing, Store
 
-from .events import BlobDone, Event, ImageStarted, NullSink, Planned, ProgressSink, Swept
+from .copy import walk_sources
+from .events import BlobDone, Event, NullSink, Planned, ProgressSink, Swept
 from .execute import CopyOptions, Executor
 from .fallback_index import ReferrersIndex, write_referrers_indexes
 from .groups import first_error
 from .limits import Limits
-from .plan import BlobNode, Job, Key, Plan, make_plan
+from .plan import BlobNode, Job, Key, Plan
 from .report import Report
 from .shard import Assignment, Shard, assign
-from .tags import check_tags
 
 T = TypeVar("T")
 
@@ -59,23 +59,17 @@ async def plan_whole(
         TagConflict: Two images would get one tag in one destination repository.
         RelocatorError: The first failure (a missing image, a manifest over a limit...).
     """
-    check_tags(jobs)
-    sink = sink or NullSink()
-    for job in jobs:
-        sink.emit(ImageStarted(str(job.source), str(job.target)))
-    try:
-        return await make_plan(
-            jobs,
-            source,
-            destination,
-            include_nondistributable=include_nondistributable,
-            skip_present=False,
-            keep_going=keep_going,
-            known=known,
-            limits=limits,
-        )
-    except BaseExceptionGroup as group:
-        raise first_error(group) from None
+    return await walk_sources(
+        jobs,
+        source=source,
+        destination=destination,
+        sink=sink or NullSink(),
+        include_nondistributable=include_nondistributable,
+        skip_present=False,
+        keep_going=keep_going,
+        known=known,
+        limits=limits,
+    )
 
 
 async def run_shard(
