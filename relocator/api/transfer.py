@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from relocator.engine import CopyOptions, Job, Plan, Report, execute_plan, plan_images
 from relocator.engine.events import Notice
@@ -106,7 +107,10 @@ async def transfer(
             # A sharded worker plans the whole run from the source alone and derives the
             # same split of the blobs from it as every other worker
             # (`relocator.engine.shard`); an unsharded run skips what the destination has.
-            make_plan = plan_images if shard is None else plan_whole
+            make_plan = (
+                partial(plan_images, check_on_landing=not options.dry_run)
+                if shard is None else plan_whole
+            )
             plan = await make_plan(
                 jobs,
                 source=source,

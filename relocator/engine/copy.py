@@ -38,6 +38,7 @@ async def walk_sources(
     keep_going: bool,
     known: dict[Digest, Manifest] | None,
     limits: Limits | None,
+    check_on_landing: bool = False,
 ) -> Plan:
     """
     Check the jobs' tags, announce each job and walk its sources into one plan; what
@@ -62,6 +63,7 @@ async def walk_sources(
             keep_going=keep_going,
             known=dict(known or {}),
             limits=limits,
+            check_on_landing=check_on_landing,
         )
     except BaseExceptionGroup as group:
         raise first_error(group) from None
@@ -78,12 +80,16 @@ async def plan_images(
     keep_going: bool = False,
     known: dict[Digest, Manifest] | None = None,
     limits: Limits | None = None,
+    check_on_landing: bool = False,
 ) -> Plan:
     """
     Plan copying `jobs`: walk the sources, skip what the destination has (a shard's
     run plans the whole, see `relocator.engine.sweep`); `known` are
     manifests already in hand (fetched while finding referrers, or built), by digest;
-    `limits` cap what a source may make the plan hold.
+    `limits` cap what a source may make the plan hold. `check_on_landing` leaves the
+    blobs of destination repositories that look new for the executor to ask about as
+    they land (one request instead of two per blob; see `Planner`); a plan that is
+    only shown (a dry run) asks first.
 
     Raises:
         InvalidReference: A job's tag is not a valid tag.
@@ -102,6 +108,7 @@ async def plan_images(
         keep_going=keep_going,
         known=known,
         limits=limits,
+        check_on_landing=check_on_landing,
     )
     for job in plan.jobs:
         if job in plan.failed:
@@ -202,6 +209,7 @@ async def copy_images(
         sink=sink,
         include_nondistributable=include_nondistributable,
         keep_going=options.keep_going,
+        check_on_landing=True,
     )
     return await execute_plan(
         plan, source=source, destination=destination, options=options, sink=sink

@@ -199,15 +199,28 @@ class Executor:
         if isinstance(self._dst, BlobMounter):
             # Another destination repository of this run, or the source itself when it
             # is the same registry: a mount moves no bytes.
-            candidates = [r for r in have if r.registry == repo.registry]
+            candidates = [r for r in have if r.registry == repo.registry and r != repo]
             if self._src is self._dst:
-                candidates += [r for r in blob.sources if r.registry == repo.registry]
+                candidates += [
+                    r for r in blob.sources if r.registry == repo.registry and r != repo
+                ]
             for other in candidates:
-                if other != repo and await self._dst.blob_mount(other, repo, desc):
+                if await self._dst.blob_mount(other, repo, desc):
                     self.report.blobs_mounted += 1
                     self.report.bytes_mounted += desc.size
                     self._sink.emit(BlobDone(str(desc.digest), desc.size, "mounted"))
                     return
+            # Not asked at planning (the repository looked new): a mount from the
+            # repository itself answers "there already" (an earlier run that stopped)
+            # or opens the upload, one request either way. A declined mount above has
+            # opened the upload already; the blob is then sent without asking.
+            if not candidates and repo in blob.unchecked and await self._dst.blob_mount(
+                repo, repo, desc
+            ):
+                self.report.blobs_present += 1
+                self.report.bytes_present += desc.size
+                self._sink.emit(BlobDone(str(desc.digest), desc.size, "present"))
+                return
         await self._copy(blob, repo)
 
     async def _copy(self, blob: BlobNode, repo: Repository) -> None:
@@ -315,6 +328,8 @@ class Executor:
     async def _finish_job(self, job: Job, key: Key) -> None:
         present = job in self._plan.present
         tags = job.tags if present else job.tags[1:]
+        # Tags the plan already saw pointing at the image cost no second look.
+        tags = tuple(t for t in tags if (job.destination, t) not in self._plan.tags_present)
         manifest: Manifest | None = None
         for tag in tags:
             ref = Reference.from_repo(job.destination, tag=tag)
@@ -341,14 +356,19 @@ async def put_tag(
     store: Store, ref: Reference, manifest: Manifest, sink: ProgressSink, *, what: str
 ) -> None:
     """
-    Push `manifest` under the tag `ref` names, then read the tag back.
+    Push `manifest` under the tag `ref` names, then make sure the tag points at it: by
+    the digest the push's answer names, or else by reading the tag back.
 
     Raises:
         DigestNotKept: The tag points at another digest than the one pushed: a registry
             (or a proxy) that stored something else must not go unnoticed.
     """
-    await store.manifest_put(ref, manifest)
+    confirmed = await store.manifest_put(ref, manifest)
     sink.emit(ManifestPushed(str(ref)))
+    if confirmed == manifest.digest:
+        # The registry's answer to the push named the digest it stored: reading the
+        # tag back would ask it the same question again.
+        return
     actual = await store.manifest_exists(ref)
     if actual != manifest.digest:
         raise DigestNotKept(

@@ -17,7 +17,7 @@ import anyio
 
 from relocator.errors import ManifestError, NotFound, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
-from relocator.store import Store
+from relocator.store import BlobMounter, Store
 
 from .groups import first_error
 from .limits import MANIFEST_OVERHEAD, Limits
@@ -90,6 +90,10 @@ class BlobNode:
     destinations: list[Repository] = field(default_factory=list)
     #: Destination repositories that already have it.
     present: set[Repository] = field(default_factory=set)
+    #: Destination repositories not asked at planning (they looked new): the executor
+    #: finds out as the blob lands, with a mount from the repository itself, which
+    #: answers "present" or opens the upload in one request.
+    unchecked: set[Repository] = field(default_factory=set)
 
     @property
     def missing(self) -> list[Repository]:
@@ -104,6 +108,8 @@ class Plan:
     jobs: list[Job]
     #: Jobs whose image the destination already has (by digest).
     present: set[Job] = field(default_factory=set)
+    #: Tags seen pointing at their image's digest while planning: (repository, tag).
+    tags_present: set[tuple[Repository, str]] = field(default_factory=set)
     #: Manifests to push, in bottom-up order (children before parents).
     manifests: dict[Key, ManifestNode] = field(default_factory=dict)
     #: Manifests the destination already has (their sub-graphs were not walked).
@@ -169,6 +175,10 @@ class Planner:
             others, instead of failing the whole plan.
         known: Manifests already fetched (by digest), not fetched again.
         limits: Caps on index entries, layers and the manifest bytes the plan holds.
+        check_on_landing: Leave blobs of destination repositories that look new (none
+            of the run's manifests is there) unasked, for the executor to find out as
+            they land (`BlobNode.unchecked`); only for a destination that mounts
+            (`BlobMounter`). Off for a dry run, whose plan must say what is there.
     """
 
     def __init__(
@@ -181,6 +191,7 @@ class Planner:
         keep_going: bool = False,
         known: dict[Digest, Manifest] | None = None,
         limits: Limits | None = None,
+        check_on_landing: bool = False,
     ) -> None:
         self._src = source
         self._limits = limits or Limits()
@@ -191,6 +202,10 @@ class Planner:
         self._dst = destination
         self._include_nd = include_nondistributable
         self._skip_present = skip_present
+        self._check_on_landing = check_on_landing and isinstance(destination, BlobMounter)
+        # Destination repositories where some manifest of the run already is: their
+        # blobs are asked about at planning; the others look new.
+        self._populated: set[Repository] = set()
         self._walks: SingleFlight[Key, None] = SingleFlight()
         self._plan = Plan(jobs=[])
 
@@ -212,9 +227,10 @@ class Planner:
 
     async def _plan_job(self, job: Job) -> None:
         try:
-            if self._skip_present and await self._dst.manifest_exists(job.target) is not None:
+            if self._skip_present and await self._present(job):
                 self._plan.present.add(job)
                 self._plan.manifests_present.add((job.destination, job.digest))
+                self._populated.add(job.destination)
                 return
             await self._walk(job.source, job.destination, depth=0, root=True)
         except (RelocatorError, BaseExceptionGroup) as exc:
@@ -224,6 +240,29 @@ class Planner:
             if not isinstance(error, RelocatorError):
                 raise
             self._plan.failed[job] = error
+
+    async def _present(self, job: Job) -> bool:
+        """
+        Whether the destination has the job's image: one HEAD of its first tag when it
+        has tags, which on a re-run also confirms the tag (the common case: a no-op costs
+        one request per image), else one HEAD by digest.
+        """
+        if not job.tags:
+            return await self._dst.manifest_exists(job.target) is not None
+        tag = job.tags[0]
+        found = await self._dst.manifest_exists(Reference.from_repo(job.destination, tag=tag))
+        if found == job.digest:
+            self._plan.tags_present.add((job.destination, tag))
+            return True
+        if found is None:
+            # No tag: the image is taken as absent without a second request. Should it be
+            # there by digest after all (tagged otherwise), the walk finds its children
+            # and blobs present and the push re-tags it: correct, at the cost of a walk.
+            return False
+        # The tag points elsewhere (the image moved on at the source): the new image
+        # may still be there, under another tag.
+        self._populated.add(job.destination)
+        return await self._dst.manifest_exists(job.target) is not None
 
     async def _walk(
         self, source: Reference, destination: Repository, *, depth: int, root: bool = False
@@ -260,6 +299,7 @@ class Planner:
             raise ManifestError(f"{source}: indexes nested deeper than {MAX_DEPTH} levels")
         if not root and self._skip_present and await self._dst.manifest_exists(target):
             self._plan.manifests_present.add(key)
+            self._populated.add(destination)
             return
         manifest = self._known.get(key[1]) or await self._src.manifest_get(source)
         # Before any child is walked: a hostile index must not fan out first.
@@ -316,7 +356,11 @@ class Planner:
 
     async def _check_blobs(self, checks: Iterator[tuple[BlobNode, Repository]]) -> None:
         for blob, repo in checks:
-            if self._skip_present and await self._dst.blob_exists(repo, blob.desc):
+            if not self._skip_present:
+                continue
+            if self._check_on_landing and repo not in self._populated:
+                blob.unchecked.add(repo)
+            elif await self._dst.blob_exists(repo, blob.desc):
                 blob.present.add(repo)
 
 
@@ -330,9 +374,10 @@ async def make_plan(
     keep_going: bool = False,
     known: dict[Digest, Manifest] | None = None,
     limits: Limits | None = None,
+    check_on_landing: bool = False,
 ) -> Plan:
     """
-    Plan copying `jobs` from `source` to `destination`.
+    Plan copying `jobs` from `source` to `destination` (the arguments are `Planner`'s).
 
     Raises:
         NotFound: A source image does not exist.
@@ -347,5 +392,6 @@ async def make_plan(
         keep_going=keep_going,
         known=known,
         limits=limits,
+        check_on_landing=check_on_landing,
     )
     return await planner.plan(jobs)

@@ -220,7 +220,7 @@ class _FileOnly:
     async def manifest_exists(self, ref: Reference) -> Digest | None:
         raise self._unused()
 
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> Digest | None:
         raise self._unused()
 
     async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:

@@ -42,8 +42,13 @@ class Store(Protocol):
         """The digest `ref` points at, or None if the store does not have it."""
         ...
 
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
-        """Store `manifest` under `ref` (a tag or its own digest), as its exact bytes."""
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> Digest | None:
+        """
+        Store `manifest` under `ref` (a tag or its own digest), as its exact bytes.
+
+        Returns the digest the store says it stored, when its answer says (a registry's
+        `Docker-Content-Digest`), else None.
+        """
         ...
 
     async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:

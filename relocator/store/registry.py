@@ -160,8 +160,11 @@ class RegistryStore:
         except NotFound:
             return None
 
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
-        """PUT the manifest's exact bytes under `ref`'s tag or digest."""
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> Digest | None:
+        """
+        PUT the manifest's exact bytes under `ref`'s tag or digest; the digest the
+        registry's answer names, if it names one.
+        """
         url = self._manifest_url(ref)
         what = f"pushing manifest {ref.name}@{manifest.digest}"
         async with self.client.request(
@@ -174,11 +177,14 @@ class RegistryStore:
             ok=(200, 201, 202),
         ) as resp:
             header = resp.headers.get("Docker-Content-Digest")
-        if header and header != str(manifest.digest):
+        if not header:
+            return None
+        if header != str(manifest.digest):
             raise DigestNotKept(
                 f"{what}: registry stored it as {header[:80]}; the digest would change",
                 host=urls.api_host(ref.registry),
             )
+        return manifest.digest
 
     async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
         """HEAD the blob."""

@@ -204,8 +204,11 @@ class MemoryStore:
             return None
         return digest
 
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
-        """Store `manifest` under `ref`; refused if anything it references is missing."""
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> Digest | None:
+        """
+        Store `manifest` under `ref`; refused if anything it references is missing. Its
+        digest, as a registry's `Docker-Content-Digest` names it.
+        """
         if manifest.digest in self.faults.refused_manifests:
             raise RegistryError(f"{ref}: manifest refused", host=self.name, status=_REFUSED,
                                 codes=("MANIFEST_INVALID",))
@@ -223,6 +226,7 @@ class MemoryStore:
             self._tags.setdefault(repo, {})[ref.tag] = manifest.digest
         self.log.append(Operation(kind="manifest_put", repository=repo,
                                   target=ref.tag or str(manifest.digest)))
+        return manifest.digest
 
     async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
         """Whether `repo` has the blob."""

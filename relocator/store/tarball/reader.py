@@ -152,7 +152,7 @@ class TarballReader:
             return None
         return digest
 
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> Digest | None:
         """Refused: the tarball is open for reading."""
         raise TarError(f"{self.name} is open for reading; it cannot store {ref}")
 

@@ -136,10 +136,10 @@ class TarballWriter:
             return ref.digest if ref.digest in self._put else None
         return self._tags.get((ref.repo, ref.tag or "latest"))
 
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> Digest | None:
         """
         Record a manifest as complete (its bytes were written by `prepare`), and the tag
-        if `ref` has one.
+        if `ref` has one; its digest, which this store keeps as it is.
 
         Raises:
             TarError: It is not one of the prepared manifests.
@@ -153,6 +153,7 @@ class TarballWriter:
         self._put.add(manifest.digest)
         if ref.tag is not None:
             self._tags[(ref.repo, ref.tag)] = manifest.digest
+        return manifest.digest
 
     async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
         """

@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterable
 
 from relocator.engine import CopyOptions, Job, copy_images
-from relocator.oci import Descriptor, Manifest, Reference, Repository, mediatypes
+from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
 from relocator.testing import MemoryStore
 
 SOURCE = Repository.parse("src.example/app")
@@ -35,9 +35,9 @@ class CountingStore(MemoryStore):
     def _count(self) -> None:
         self.most_tasks = max(self.most_tasks, len(asyncio.all_tasks()))
 
-    async def manifest_put(self, ref: Reference, manifest: Manifest) -> None:
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> Digest | None:
         self._count()
-        await super().manifest_put(ref, manifest)
+        return await super().manifest_put(ref, manifest)
 
     async def blob_exists(self, repo: Repository, desc: Descriptor) -> bool:
         self._count()
