@@ -150,7 +150,11 @@ async def _upload_share(
 
     async def check(item: tuple[BlobNode, Repository]) -> None:
         blob, repo = item
-        if await destination.blob_exists(repo, blob.desc):
+        if isinstance(destination, BlobMounter):
+            # Asked as it lands, by the mount from its own repository that opens the
+            # upload anyway (`BlobNode.unchecked`): one request instead of two.
+            blob.unchecked.add(repo)
+        elif await destination.blob_exists(repo, blob.desc):
             blob.present.add(repo)
 
     await _each(((b, r) for b in blobs.values() for r in b.destinations), check)
