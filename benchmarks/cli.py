@@ -111,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
         help="image counts of the scale check whose plan (dry run) alone is timed (default 10000)",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="a checkout of an earlier relocator revision: the scale section also copies "
+        "its largest count of small images with it, interleaved with this one on the same "
+        "registries (the small-images rows and their target)",
+    )
+    parser.add_argument(
         "--idle-wait",
         type=float,
         default=_IDLE_WAIT,
@@ -176,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         streams=args.streams,
         scale_counts=args.scale_counts,
         scale_plan_counts=args.scale_plan_counts,
+        baseline=args.baseline.resolve() if args.baseline else None,
         idle_wait=args.idle_wait,
         workdir=workdir,
         cache=args.cache or workdir / "layers",

@@ -277,6 +277,24 @@ def evaluate(rows: Sequence[Row], scale: Sequence[Row]) -> tuple[Target, ...]:
             "x skopeo",
         ),
         _throughput_target(rows, "wan", "WAN throughput, default flags", 0.80),
+        _ratio_target(
+            rows,
+            "adaptive limits, loopback",
+            "<= 1.00 x pinned --concurrency 8",
+            ("relocate", "relocator"),
+            ("relocate", "relocator --concurrency 8"),
+            lambda r: r <= 1.0,
+            "x pinned",
+        ),
+        _ratio_target(
+            rows,
+            "many small images",
+            "<= 0.60 x the baseline revision",
+            ("small-images", "relocator"),
+            ("small-images", "baseline"),
+            lambda r: r <= 0.60,
+            "x baseline",
+        ),
     ]
     mine = [row for row in [*rows, *scale] if row.ok and row.tool.startswith("relocator")]
     rss_goal = "< 200 MB in every relocator run"

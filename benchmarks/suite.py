@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from relocator.oci import Digest
@@ -57,6 +58,9 @@ _BUSY_RECHECK = 10.0
 _DESTINATION_REPOSITORY = "bench/relocated"
 # relocator's exit code for bad input, such as an input naming no image (docs/cli.md).
 _NO_IMAGES_EXIT = 3
+#: The fixed per-host limit relocator had before its limits adapted; the relocate section
+#: runs it pinned there too, to show adapting costs nothing on a local link.
+PINNED_CONCURRENCY = 8
 #: Workers of the scale-out section (`--shard i/4`).
 _SHARDS = 4
 
@@ -74,6 +78,9 @@ class Settings:
     scale_counts: tuple[int, ...]
     #: Image counts whose plan alone is timed (no copy).
     scale_plan_counts: tuple[int, ...]
+    #: A checkout of an earlier relocator revision, run beside this one on the many
+    #: small images (an A/B on the same registries in one run); None: no A/B.
+    baseline: Path | None = None
     #: Seconds to wait, at most, for the machine to go idle before each run.
     idle_wait: float
     workdir: Path
@@ -177,14 +184,19 @@ class Bench:
         return self._probes[command]
 
     def relocator(
-        self, command: str, *args: str, insecure: Sequence[str], profile: Path | None = None
+        self,
+        command: str,
+        *args: str,
+        insecure: Sequence[str],
+        profile: Path | None = None,
+        concurrency: int | None = None,
     ) -> list[str]:
-        """The relocator command line with the benchmark's concurrency."""
+        """The relocator command line with the benchmark's concurrency (or `concurrency`)."""
         return tools.relocator_argv(
             command,
             *args,
             insecure=insecure,
-            concurrency=self.settings.concurrency,
+            concurrency=concurrency or self.settings.concurrency,
             profile=profile,
         )
 
@@ -396,10 +408,28 @@ class Bench:
         ]
 
     def section_relocate(self) -> None:
-        """Registry to registry, destination wiped before every run."""
+        """
+        Registry to registry, destination wiped before every run; with relocator's own
+        (adaptive) limits, also pinned at the fixed 8 per host they replaced.
+        """
+        contenders = self.relocate_contenders(self.source.host, self.images_file)
+        if self.settings.concurrency is None:
+            insecure = [self.source.host, self.destination.host]
+            destination = f"{self.destination.host}/{_DESTINATION_REPOSITORY}"
+
+            def pinned(runner: Runner, profile: Path | None) -> None:
+                runner(self.relocator(
+                    "relocate", "-f", str(self.images_file), "-r", destination,
+                    insecure=insecure, profile=profile, concurrency=PINNED_CONCURRENCY,
+                ))
+
+            contenders.insert(1, replace(
+                contenders[0], tool=f"relocator --concurrency {PINNED_CONCURRENCY}",
+                run=pinned, profiled=False,
+            ))
         self.compare(
             "relocate",
-            self.relocate_contenders(self.source.host, self.images_file),
+            contenders,
             unique_bytes=self.corpus.unique_bytes,
             images=len(self.corpus.entries),
         )
@@ -738,7 +768,12 @@ class Bench:
                 )
 
             def run(
-                runner: Runner, profile: Path | None, f: Path = images_file, code: int = exit_code
+                runner: Runner,
+                profile: Path | None,
+                f: Path = images_file,
+                code: int = exit_code,
+                env: Mapping[str, str] | None = None,
+                cwd: Path | None = None,
             ) -> None:
                 runner(
                     self.relocator(
@@ -751,6 +786,8 @@ class Bench:
                         profile=profile,
                     ),
                     expect=code,
+                    env=env,
+                    cwd=cwd,
                 )
 
             self.compare(
@@ -779,6 +816,39 @@ class Bench:
                 images=count,
                 into=self.scale_rows,
             )
+            if biggest and self.settings.baseline is not None:
+                self.compare_with_baseline(run, verify, unique_bytes=unique, images=count)
+
+    def compare_with_baseline(
+        self,
+        run: Callable[..., None],
+        verify: Callable[[int], str] | None,
+        *,
+        unique_bytes: int,
+        images: int,
+    ) -> None:
+        """
+        The many small images copied by this relocator and by the `--baseline` checkout,
+        interleaved on the same registries (the `small-images` rows of the main table).
+        `run(runner, profile, env=...)` runs relocator once.
+        """
+        baseline = self.settings.baseline
+        if baseline is None:
+            return
+        # Run from the checkout with it first on the path (`python -m` puts the working
+        # directory first), so `python -m relocator` runs its code.
+        env = {**os.environ, "PYTHONPATH": str(baseline)}
+        self.compare(
+            "small-images",
+            [
+                Contender(tool="relocator", run=run, prepare=self.wipe, verify=verify),
+                Contender(tool="baseline", run=partial(run, env=env, cwd=baseline), prepare=self.wipe,
+                          verify=verify,
+                          note=f"baseline: relocator {tools.relocator_revision(baseline)}"),
+            ],
+            unique_bytes=unique_bytes,
+            images=images,
+        )
 
     # -- outputs shared by pkg and unpkg -------------------------------------------------
 

@@ -199,9 +199,12 @@ def byte_compile() -> None:
         compileall.compile_dir(package, quiet=1)
 
 
-def relocator_revision() -> str:
-    """`git describe` of the relocator source when it is a checkout, else an empty string."""
-    source = Path(relocator.__file__).parent.parent
+def relocator_revision(source: Path | None = None) -> str:
+    """
+    `git describe` of the relocator source (this one, or the checkout at `source`) when
+    it is a checkout, else an empty string.
+    """
+    source = source or Path(relocator.__file__).parent.parent
     git = shutil.which("git")
     if git is None:
         return ""
