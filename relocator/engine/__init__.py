@@ -9,9 +9,9 @@ from __future__ import annotations
 from relocator.engine import events
 from relocator.engine.copy import copy_images, execute_plan, plan_images
 from relocator.engine.execute import CopyOptions, image_tag
+from relocator.engine.graph import BlobNode, Job, ManifestNode, Plan
 from relocator.engine.groups import first_error
 from relocator.engine.limits import Limits
-from relocator.engine.plan import BlobNode, Job, ManifestNode, Plan
 from relocator.engine.report import ImageFailure, ImageResult, Report
 from relocator.engine.shard import Shard
 from relocator.engine.tags import TagConflict

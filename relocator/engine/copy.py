@@ -20,9 +20,10 @@ from relocator.store import Committing, Contents, ImageEntry, Preparing, Store
 from .events import ImagePlanned, ImageStarted, NullSink, Planned, ProgressSink
 from .execute import CopyOptions, Executor
 from .fallback_index import ReferrersIndex, write_referrers_indexes
+from .graph import Job, Plan
 from .groups import first_error
 from .limits import Limits
-from .plan import Job, Plan, make_plan
+from .plan import make_plan
 from .report import Report
 from .tags import check_tags
 

@@ -34,7 +34,7 @@ from .events import (
     ProgressSink,
     Retrying,
 )
-from .plan import BlobNode, Job, Key, ManifestNode, Plan
+from .graph import BlobNode, Job, Key, ManifestNode, Plan
 from .report import ImageFailure, ImageResult, Report
 from .singleflight import SingleFlight
 

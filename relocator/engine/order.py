@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .plan import Key, ManifestNode, Plan
+    from .graph import Key, ManifestNode, Plan
 
 
 def after_subjects(plan: Plan) -> None:

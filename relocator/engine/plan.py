@@ -1,5 +1,6 @@
 """
-The plan: every manifest and blob a run must move, deduplicated, as plain data.
+Planning: every manifest and blob a run must move, deduplicated into a `Plan` (the
+data, in `relocator.engine.graph`).
 
 Planning walks each source image (indexes recursively, every platform, the subjects of
 artifacts), asking the destination first so that anything it already has is skipped
@@ -10,15 +11,16 @@ too, because nothing pushes a manifest before what it references.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 import anyio
 
 from relocator.errors import ManifestError, NotFound, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository
-from relocator.store import BlobMounter, Store
+from relocator.store import BlobMounter, Store, TagLister
 
+from .graph import BlobNode, Job, Key, ManifestNode, Plan
 from .groups import first_error
 from .limits import MANIFEST_OVERHEAD, Limits
 from .order import after_subjects, bottom_up
@@ -30,137 +32,13 @@ log = logging.getLogger(__name__)
 MAX_DEPTH = 8
 # Blob checks in flight at most, across hosts (each host's own limit is lower).
 _CHECK_WORKERS = 64
-
-#: Where a manifest or blob goes: (destination repository, digest).
-Key = tuple[Repository, Digest]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Job:
-    """One top-level image to copy: a source by digest and where it goes."""
-
-    source: Reference
-    destination: Repository
-    #: Tags to put on the image at the destination (the first one is pushed with the
-    #: manifest, the rest re-point at it). Empty: pushed by digest only.
-    tags: tuple[str, ...] = ()
-    #: The image this one is attached to (a referrer's subject, the image a cosign
-    #: signature is about): when the run also lands it, it lands first.
-    subject: Digest | None = None
-
-    @property
-    def digest(self) -> Digest:
-        """The image's digest (jobs are built from digest references only)."""
-        if self.source.digest is None:
-            raise ValueError(f"job source {self.source} has no digest")
-        return self.source.digest
-
-    @property
-    def target(self) -> Reference:
-        """The image at its destination, by digest."""
-        return Reference.from_repo(self.destination, digest=self.digest)
-
-
-@dataclass(slots=True, kw_only=True)
-class ManifestNode:
-    """A manifest to push once what it references is at the destination."""
-
-    source: Reference
-    destination: Reference
-    manifest: Manifest
-    #: Blobs (in the same destination repository) that must land first.
-    blobs: list[Digest] = field(default_factory=list)
-    #: Manifests (children, subject) that must land first.
-    manifests: list[Key] = field(default_factory=list)
-
-    @property
-    def key(self) -> Key:
-        """(destination repository, digest)."""
-        return self.destination.repo, self.manifest.digest
-
-
-@dataclass(slots=True, kw_only=True)
-class BlobNode:
-    """One unique blob and every destination repository that needs it."""
-
-    desc: Descriptor
-    #: Repositories of the source it can be read from (the first is used).
-    sources: list[Repository] = field(default_factory=list)
-    #: Destination repositories that need it.
-    destinations: list[Repository] = field(default_factory=list)
-    #: Destination repositories that already have it.
-    present: set[Repository] = field(default_factory=set)
-    #: Destination repositories not asked at planning (they looked new): the executor
-    #: finds out as the blob lands, with a mount from the repository itself, which
-    #: answers "present" or opens the upload in one request.
-    unchecked: set[Repository] = field(default_factory=set)
-
-    @property
-    def missing(self) -> list[Repository]:
-        """Destinations still without the blob, in the order they were planned."""
-        return [repo for repo in self.destinations if repo not in self.present]
-
-
-@dataclass(slots=True, kw_only=True)
-class Plan:
-    """Everything a run moves, deduplicated; built by `make_plan`."""
-
-    jobs: list[Job]
-    #: Jobs whose image the destination already has (by digest).
-    present: set[Job] = field(default_factory=set)
-    #: Tags seen pointing at their image's digest while planning: (repository, tag).
-    tags_present: set[tuple[Repository, str]] = field(default_factory=set)
-    #: Manifests to push, in bottom-up order (children before parents).
-    manifests: dict[Key, ManifestNode] = field(default_factory=dict)
-    #: Manifests the destination already has (their sub-graphs were not walked).
-    manifests_present: set[Key] = field(default_factory=set)
-    blobs: dict[Digest, BlobNode] = field(default_factory=dict)
-    #: Non-distributable layers left out, with the image that references them.
-    excluded: list[tuple[Reference, Descriptor]] = field(default_factory=list)
-    #: Jobs that could not be planned (only with `keep_going`), with the reason.
-    failed: dict[Job, RelocatorError] = field(default_factory=dict)
-
-    def blobs_to_move(self) -> list[BlobNode]:
-        """Blobs some destination lacks, largest first (so the tail of the run is short)."""
-        return sorted(
-            (b for b in self.blobs.values() if b.missing),
-            key=lambda b: (-b.desc.size, str(b.desc.digest)),
-        )
-
-    @property
-    def bytes_to_move(self) -> int:
-        """
-        Bytes still to land: each blob once per destination repository lacking it (a
-        second repository of one registry gets it by a mount, which moves no bytes, but
-        the executor only knows that once it tried).
-        """
-        return sum(b.desc.size * len(b.missing) for b in self.blobs.values())
-
-    @property
-    def bytes_present(self) -> int:
-        """Bytes of blobs every destination already has."""
-        return sum(b.desc.size for b in self.blobs.values() if not b.missing)
-
-    def job_blobs(self, job: Job) -> list[BlobNode]:
-        """The blobs `job`'s image needs (its own and its children's), each once."""
-        found: dict[Digest, BlobNode] = {}
-        seen: set[Key] = set()
-        stack: list[Key] = [(job.destination, job.digest)]
-        while stack:
-            key = stack.pop()
-            node = self.manifests.get(key)
-            if node is None or key in seen:
-                continue
-            seen.add(key)
-            for digest in node.blobs:
-                found.setdefault(digest, self.blobs[digest])
-            stack.extend(node.manifests)
-        return list(found.values())
-
-    def unique_blobs(self) -> Iterator[BlobNode]:
-        """Every blob of the plan, once."""
-        return iter(self.blobs.values())
-
+# From this many tagged images into one destination repository, its tag list (one
+# request per thousand tags) answers "absent" for the tags it lacks, instead of a HEAD
+# of each; below, the HEADs cost less than a listing that may find everything there.
+_LIST_TAGS_FROM = 8
+# A tag list longer than this many pages per image it would spare a HEAD is not worth
+# reading to the end: the HEADs are asked instead.
+_TAGS_PER_IMAGE = 1000
 
 class Planner:
     """
@@ -208,10 +86,13 @@ class Planner:
         self._populated: set[Repository] = set()
         self._walks: SingleFlight[Key, None] = SingleFlight()
         self._plan = Plan(jobs=[])
+        # The tags each listed destination repository has (see `_list_tags`).
+        self._listed: dict[Repository, frozenset[str]] = {}
 
     async def plan(self, jobs: Sequence[Job]) -> Plan:
         """Walk every job (concurrently) and check which blobs the destination has."""
         self._plan = Plan(jobs=list(dict.fromkeys(jobs)))
+        await self._list_tags()
         async with anyio.create_task_group() as tg:
             for job in self._plan.jobs:
                 tg.start_soon(self._plan_job, job)
@@ -241,6 +122,32 @@ class Planner:
                 raise
             self._plan.failed[job] = error
 
+    async def _list_tags(self) -> None:
+        """
+        List the tags of each destination repository many tagged images go to: one
+        request per page, against a HEAD per image, for the tags a first run lacks.
+        A repository that cannot be listed (no such API, no permission, too many tags
+        for what the listing would spare) is asked tag by tag instead.
+        """
+        if not self._skip_present or not isinstance(self._dst, TagLister):
+            return
+        lister = self._dst
+        tagged = Counter(job.destination for job in self._plan.jobs if job.tags)
+        wanted = [repo for repo, n in tagged.items() if n >= _LIST_TAGS_FROM]
+
+        async def listing(repo: Repository) -> None:
+            pages = 1 + tagged[repo] // _TAGS_PER_IMAGE
+            try:
+                self._listed[repo] = frozenset((await lister.tags(repo, pages=pages)).tags)
+            except NotFound:
+                self._listed[repo] = frozenset()
+            except RelocatorError as exc:
+                log.debug("asking %s tag by tag: %s", repo, exc)
+
+        async with anyio.create_task_group() as tg:
+            for repo in wanted:
+                tg.start_soon(listing, repo)
+
     async def _present(self, job: Job) -> bool:
         """
         Whether the destination has the job's image: one HEAD of its first tag when it
@@ -250,12 +157,16 @@ class Planner:
         if not job.tags:
             return await self._dst.manifest_exists(job.target) is not None
         tag = job.tags[0]
+        listed = self._listed.get(job.destination)
+        if listed is not None and tag not in listed:
+            return False
         found = await self._dst.manifest_exists(Reference.from_repo(job.destination, tag=tag))
         if found == job.digest:
             self._plan.tags_present.add((job.destination, tag))
             return True
         if found is None:
-            # No tag: the image is taken as absent without a second request. Should it be
+            # No tag (here or in the listing): the image is taken as absent without a
+            # second request. Should it be
             # there by digest after all (tagged otherwise), the walk finds its children
             # and blobs present and the push re-tags it: correct, at the cost of a walk.
             return False

@@ -32,8 +32,9 @@ from relocator.outfiles import write_atomically
 from relocator.store import Store
 
 from .fallback_index import ReferrersIndex
+from .graph import Job, Plan
 from .limits import Limits
-from .plan import Job, Plan, make_plan
+from .plan import make_plan
 from .tags import check_tags
 
 #: The format's name and version, the first key of every plan file.

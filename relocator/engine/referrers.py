@@ -44,9 +44,10 @@ from relocator.store.base import Referrers, attached_to, referrers_tag
 
 from .events import Notice, ProgressSink
 from .fallback_index import ReferrersIndex, listing_descriptor, merge_index
+from .graph import Job, Key
 from .groups import first_error
 from .limits import MANIFEST_OVERHEAD, Limits
-from .plan import MAX_DEPTH, Job, Key
+from .plan import MAX_DEPTH
 from .report import ImageFailure
 from .singleflight import SingleFlight
 

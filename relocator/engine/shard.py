@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from relocator.errors import InputError
 from relocator.oci import Digest, Repository
 
-from .plan import BlobNode, Key, Plan
+from .graph import BlobNode, Key, Plan
 
 
 @dataclass(frozen=True, slots=True)

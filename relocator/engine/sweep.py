@@ -27,9 +27,9 @@ from .copy import walk_sources
 from .events import BlobDone, Event, NullSink, Planned, ProgressSink, Swept
 from .execute import CopyOptions, Executor
 from .fallback_index import ReferrersIndex, write_referrers_indexes
+from .graph import BlobNode, Job, Key, Plan
 from .groups import first_error
 from .limits import Limits
-from .plan import BlobNode, Job, Key, Plan
 from .report import Report
 from .shard import Assignment, Shard, assign
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from relocator.errors import InputError
 from relocator.oci import Repository, check_tag
 
-from .plan import Job
+from .graph import Job
 
 
 class TagConflict(InputError):

@@ -12,6 +12,7 @@ from relocator.store.base import (
     ImageEntry,
     Preparing,
     Store,
+    TagLister,
     Untrusted,
     VerifiedBody,
 )
@@ -29,6 +30,7 @@ __all__ = (
     "RangePolicy",
     "RegistryStore",
     "Store",
+    "TagLister",
     "TagListing",
     "Untrusted",
     "VerifiedBody",

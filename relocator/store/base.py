@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from relocator.errors import InputError, RelocatorError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, Verifier
+from relocator.store.listings import TagListing
 from relocator.transport import Hosts
 
 
@@ -84,6 +85,21 @@ class BlobMounter(Protocol):
 
     async def blob_mount(self, src: Repository, dst: Repository, desc: Descriptor) -> bool:
         """Mount `desc` from `src` into `dst`; False if the registry declined."""
+        ...
+
+
+@runtime_checkable
+class TagLister(Protocol):
+    """Optional: a store that lists a repository's tags in pages."""
+
+    async def tags(self, repo: Repository, *, pages: int | None = None) -> TagListing:
+        """
+        Every tag of `repo`, in at most `pages` pages (None: the store's own cap).
+
+        Raises:
+            NotFound: The repository does not exist.
+            LimitExceeded: It has more tags than `pages` pages hold.
+        """
         ...
 
 

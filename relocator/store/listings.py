@@ -57,7 +57,9 @@ class TagListing:
 
 
 
-async def list_tags(client: HttpClient, first: str, repo: Repository, host: str) -> TagListing:
+async def list_tags(
+    client: HttpClient, first: str, repo: Repository, host: str, *, pages: int | None = None
+) -> TagListing:
     """
     Every tag of `repo`, in the registry's order (`GET /v2/<name>/tags/list`).
 
@@ -67,19 +69,20 @@ async def list_tags(client: HttpClient, first: str, repo: Repository, host: str)
     uses only `tags`, and may warn about the rest.
 
     Pages are followed through `Link: <...>; rel="next"` while they stay on the
-    registry's own scheme and host; a page seen twice, more than `MAX_TAG_PAGES`
-    pages, or a malformed answer is an error rather than a silently short list.
+    registry's own scheme and host; a page seen twice, more than `pages` pages
+    (`MAX_TAG_PAGES`), or a malformed answer is an error rather than a silently short
+    list.
 
     Raises:
         NotFound: The repository does not exist.
         UnsafeRedirect: A next page on another host or scheme.
         MalformedAnswer: A malformed tag list, or pages that loop.
-        LimitExceeded: More than `MAX_TAG_PAGES` pages, or a page over `MAX_TAG_PAGE`.
+        LimitExceeded: More than `pages` pages, or a page over `MAX_TAG_PAGE`.
     """
     what = f"listing tags of {repo}"
-    pages = _Pages(client, first, limit=MAX_TAG_PAGES, what=what, host=host)
+    listing = _Pages(client, first, limit=pages or MAX_TAG_PAGES, what=what, host=host)
     found: dict[str, None] = {}
-    while (url := pages.next()) is not None:
+    while (url := listing.next()) is not None:
         async with client.request(
             "GET", url, what=what, scopes=(pull(repo.path),),
             headers={"Accept": "application/json"},
@@ -87,7 +90,7 @@ async def list_tags(client: HttpClient, first: str, repo: Repository, host: str)
             body = await resp.read(MAX_TAG_PAGE, what=what)
             link = resp.headers.get("Link")
         found.update(dict.fromkeys(_tag_page(body, what, host)))
-        pages.follow(resp.url, link)
+        listing.follow(resp.url, link)
     return TagListing(
         tags=tuple(t for t in found if is_tag(t)),
         refused=tuple(t for t in found if not is_tag(t)),

@@ -37,7 +37,12 @@ from relocator.oci import (
 from relocator.oci import mediatypes as mt
 from relocator.store.base import cosign_tags, referrers_tag
 from relocator.store.download import RangeNotHonoured, span_chunks
-from relocator.store.listings import TAGS_PER_PAGE, TagListing, list_referrers, list_tags
+from relocator.store.listings import (
+    TAGS_PER_PAGE,
+    TagListing,
+    list_referrers,
+    list_tags,
+)
 from relocator.store.ranges import Budget, RangedDownload, RangePolicy, Span
 from relocator.store.upload import Uploads
 from relocator.transport import Hosts, HttpClient, urls
@@ -305,10 +310,13 @@ class RegistryStore:
             return []
         return [desc for desc in index.manifests if mt.is_manifest(desc.media_type)]
 
-    async def tags(self, repo: Repository) -> TagListing:
-        """Every tag of `repo`, in the registry's order (see `listings.list_tags`)."""
+    async def tags(self, repo: Repository, *, pages: int | None = None) -> TagListing:
+        """
+        Every tag of `repo`, in the registry's order, in at most `pages` pages (None:
+        `listings.MAX_TAG_PAGES`; see `listings.list_tags`).
+        """
         url = self._url(repo, f"tags/list?n={TAGS_PER_PAGE}")
-        return await list_tags(self.client, url, repo, self.host_of(repo))
+        return await list_tags(self.client, url, repo, self.host_of(repo), pages=pages)
 
     async def referrers_api(self, repo: Repository, digest: Digest) -> list[Descriptor] | None:
         """

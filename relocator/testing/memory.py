@@ -173,7 +173,7 @@ class MemoryStore:
         """The manifests of `repository`, by digest."""
         return dict(self._manifests.get(repository, {}))
 
-    def tags(self, repository: str) -> dict[str, Digest]:
+    def tagged(self, repository: str) -> dict[str, Digest]:
         """The tags of `repository` and what they point at."""
         return dict(self._tags.get(repository, {}))
 

@@ -241,3 +241,71 @@ def test_a_tag_is_read_back_when_the_push_answer_names_no_digest(
 
     assert 8 == code, err
     assert other in err
+
+
+@pytest.fixture
+def eight_images(
+    registry: Registry,
+    repository_factory: Callable[[str], str],
+    image_factory: ImageFactory,
+    push: Pusher,
+) -> list[PushedImage]:
+    """Eight small images in one source repository: enough to list the destination's tags."""
+    source = repository_factory("src")
+    return [
+        push(registry, source, image_factory.image(layer_sizes=(64,)), tag=f"v{n}")
+        for n in range(8)
+    ]
+
+
+def test_many_images_into_one_repository_list_its_tags_instead_of_a_head_each(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    registry: Registry,
+    proxy2: FaultProxy,
+    repository_factory: Callable[[str], str],
+    eight_images: list[PushedImage],
+) -> None:
+    """
+    Eight images into one repository: a first run lists its tags once and sends no
+    HEAD of a tag it lacks; a re-run lists them again and HEADs each image's tag once.
+    """
+    destination = repository_factory("dst")
+
+    code, err = _relocate(capsys, tmp_path, registry, proxy2, eight_images, destination)
+
+    assert 0 == code, err
+    first = proxy2.requests()
+    tags = {f"/v2/{destination}/manifests/{image_tag(i.digest)}" for i in eight_images}
+    assert [] == [r.path for r in first if r.method == "HEAD" and r.path in tags]
+    assert [f"/v2/{destination}/tags/list"] == [r.path for r in first if "/tags/" in r.path]
+
+    code, err = _relocate(capsys, tmp_path, registry, proxy2, eight_images, destination)
+
+    assert 0 == code, err
+    rerun = proxy2.requests()[len(first):]
+    assert sorted(tags) == sorted(r.path for r in rerun if r.method == "HEAD")
+    assert 1 == sum(1 for r in rerun if "/tags/list" in r.path)
+
+
+def test_a_repository_whose_tags_cannot_be_listed_is_asked_tag_by_tag(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    registry: Registry,
+    registry2: Registry,
+    proxy2: FaultProxy,
+    repository_factory: Callable[[str], str],
+    eight_images: list[PushedImage],
+) -> None:
+    """A tag listing refused (403) costs only itself: each tag is HEADed, all land."""
+    destination = repository_factory("dst")
+    proxy2.add(Respond(status=403), method="GET", path="/tags/list")
+
+    code, err = _relocate(capsys, tmp_path, registry, proxy2, eight_images, destination)
+
+    assert 0 == code, err
+    tags = {f"/v2/{destination}/manifests/{image_tag(i.digest)}" for i in eight_images}
+    heads = [r.path for r in proxy2.requests() if r.method == "HEAD" and r.path in tags]
+    assert sorted(tags) == sorted(heads)
+    for image in eight_images:
+        verify_image_tree(registry2, destination, image.digest, hash_blobs=True)

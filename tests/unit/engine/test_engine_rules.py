@@ -126,7 +126,7 @@ async def test_an_images_tags_come_after_its_whole_tree() -> None:
     first_tag = position(log, "manifest_put", "1.0", TARGET.path)
     children = [position(log, "manifest_put", str(c.digest), TARGET.path) for c in img.children]
     assert max(children) < first_tag < position(log, "manifest_put", "latest", TARGET.path)
-    assert {"1.0": img.digest, "latest": img.digest} == destination.tags(TARGET.path)
+    assert {"1.0": img.digest, "latest": img.digest} == destination.tagged(TARGET.path)
 
 
 async def test_each_blob_crosses_once_however_many_images_share_it() -> None:

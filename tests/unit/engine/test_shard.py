@@ -7,7 +7,7 @@ import json
 import pytest
 
 from relocator.engine import Job, ManifestNode, Plan, Shard
-from relocator.engine.plan import BlobNode
+from relocator.engine.graph import BlobNode
 from relocator.engine.shard import assign
 from relocator.errors import InputError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes

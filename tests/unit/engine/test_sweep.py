@@ -109,7 +109,7 @@ async def test_shards_run_one_after_another_each_add_their_share_and_the_last_co
 
     assert 0 == waiting[-1]
     assert all(n > 0 for n in waiting[:-1]), waiting
-    assert single.tags("mirror") == sharded.tags("mirror")
+    assert single.tagged("mirror") == sharded.tagged("mirror")
     assert all(sharded.has_manifest(repo.path, digest) for repo, digest in plan.manifests)
 
 
