@@ -73,9 +73,19 @@ class Response:
         """
         host = urls.host_of(self.url)
         content = self._resp.content
+        size = self._chunk
         watch = self._progress.watch(host, "reading body")
         try:
-            while chunk := await watch.read(lambda: content.read(self._chunk)):
+            while True:
+                # Bytes aiohttp holds already are taken without arming a deadline (a
+                # timer per read costs more than the read); only a wait is bounded.
+                chunk = content.read_nowait(size)
+                if chunk:
+                    watch.took(len(chunk))
+                else:
+                    chunk = await watch.read(lambda: content.read(size))
+                    if not chunk:
+                        return
                 yield chunk
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _network_error(exc, host, "reading body") from None
