@@ -169,7 +169,7 @@ class HttpClient:
                     method, url, what, scopes, headers, body, ok, retry, read_limit
                 )
             try:
-                yield Response(resp, self.settings.chunk_size, self.settings.progress, read)
+                yield Response(resp, self.settings.progress, read)
             except BaseException:
                 # The body may be abandoned half-read: its connection cannot serve
                 # another request, so it is closed rather than returned to the pool.

@@ -70,11 +70,15 @@ class Progress:
                 raise too_slow(self._host, self._what, self._rule) from None
             raise
         self._waited += time.monotonic() - started
-        self._count += len(data)
+        self.took(len(data))
+        return data
+
+    def took(self, count: int) -> None:
+        """Count `count` bytes that came without a wait (already buffered)."""
+        self._count += count
         if self._count >= self._rule.minimum:
             self._count = 0
             self._waited = 0.0
-        return data
 
 
 def too_slow(host: str, what: str, rule: ProgressRule) -> TransportError:

@@ -28,17 +28,15 @@ MAX_ERROR_BODY = 64 * 1024
 class Response:
     """A response whose status was accepted; the body is read with caps or streamed."""
 
-    __slots__ = ("_body", "_chunk", "_progress", "_resp", "headers", "status", "url")
+    __slots__ = ("_body", "_progress", "_resp", "headers", "status", "url")
 
     def __init__(
         self,
         resp: aiohttp.ClientResponse,
-        chunk_size: int,
         progress: ProgressRule,
         body: bytes | None = None,
     ) -> None:
         self._resp = resp
-        self._chunk = chunk_size
         self._progress = progress
         # The body, when `HttpClient.request` read it already (`read_limit`).
         self._body = body
@@ -65,7 +63,9 @@ class Response:
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """
-        The raw body in pieces, never decompressed (a blob's digest is over its bytes).
+        The raw body in pieces as the socket delivered them (up to aiohttp's read
+        buffer, `TransportSettings.chunk_size`), never decompressed (a blob's digest is
+        over its bytes).
 
         Raises:
             TransportError: The connection broke or stalled (temporary: the caller may
@@ -74,8 +74,27 @@ class Response:
         host = urls.host_of(self.url)
         content = self._resp.content
         watch = self._progress.watch(host, "reading body")
+
+        async def piece() -> bytes:
+            # One piece as the socket delivered it: joining pieces into larger reads
+            # would copy every byte once more, into fresh memory.
+            return (await content.readchunk())[0]
+
+        taken = 0
         try:
-            while chunk := await watch.read(lambda: content.read(self._chunk)):
+            while True:
+                if content.total_bytes > taken:
+                    # Held already: taken without arming a deadline (a timer per read
+                    # costs more than the read); only a wait is bounded.
+                    chunk = await piece()
+                    watch.took(len(chunk))
+                else:
+                    chunk = await watch.read(piece)
+                if not chunk:
+                    if content.at_eof():
+                        return
+                    continue  # the end of a chunk of a chunked body
+                taken += len(chunk)
                 yield chunk
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _network_error(exc, host, "reading body") from None

@@ -48,8 +48,8 @@ class TransportSettings:
     #: were lost, and a temporary error beats waiting forever.
     pool_timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: Largest piece of a body handed over at once (1 MiB): big enough that per-chunk
-    #: overhead is negligible, small enough that memory stays flat.
+    #: Bytes of a body aiohttp buffers before it stops reading the socket (1 MiB): big
+    #: enough that per-read overhead is negligible, small enough that memory stays flat.
     chunk_size: int = 1024 * 1024
     user_agent: str = f"relocator/{__version__}"
     #: Honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment.

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from relocator.engine import CopyOptions, Job
-from relocator.errors import DigestMismatch, NotFound, TarError
+from relocator.errors import DigestMismatch, NotFound, SizeMismatch, TarError
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
 from relocator.store import Contents, ImageEntry
 from relocator.store.tarball import (
@@ -443,3 +444,31 @@ async def test_images_sharing_layers_store_each_layer_once(tmp_path: Path) -> No
 
     names = [m.name for m in tar_members(out)]
     assert 1 == names.count(f"blobs/sha256/{base[0].digest.hex}")
+
+
+async def test_a_blob_longer_than_its_descriptor_writes_nothing_past_its_region(
+    tmp_path: Path,
+) -> None:
+    """
+    A stream that brings more bytes than the blob's size is refused before the extra
+    bytes are written: the members laid out after its region stay intact.
+    """
+    img = image("w/long", layer_sizes=(3000, 2000))
+    writer = TarballWriter(tmp_path / "out.tar")
+    await writer.prepare(contents_of([img]))
+    repo = Repository(SOURCE_REGISTRY, "team/app")
+    first = img.layers[0]
+
+    async def too_long() -> AsyncIterator[bytes]:
+        yield first.read()
+        yield b"X" * 4096  # beyond the padding: into the next member's header
+
+    with pytest.raises(SizeMismatch):
+        await writer.blob_put(repo, first.descriptor(), too_long())
+    for blob in img.blobs:
+        await writer.blob_put(repo, blob.descriptor(), chunks_of(blob.read()))
+    await writer.commit()
+    await writer.aclose()
+
+    for blob in img.blobs:
+        assert blob.read() == tar_member(tmp_path / "out.tar", f"blobs/sha256/{blob.digest.hex}")

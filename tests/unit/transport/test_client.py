@@ -8,6 +8,7 @@ need https URLs (downgrades, token realms) use `aioresponses`, which never opens
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -1180,6 +1181,39 @@ async def test_compressed_json_is_decoded_but_chunks_stay_raw(
             streamed = b"".join([chunk async for chunk in resp.chunks()])
 
     assert (DOCUMENT, encoded) == (read, streamed)
+
+
+async def test_a_chunked_body_streams_whole_across_its_chunk_boundaries(
+    connect: Connect,
+) -> None:
+    """
+    A body sent in HTTP chunks whose terminators arrive after their data (so that a
+    read ends exactly at a chunk's end) streams whole from `chunks`: the end of a chunk
+    is not the end of the body.
+    """
+    pieces = [b"a" * 70000, b"b" * 5000, b"c" * 123]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for piece in pieces:
+            writer.write(b"%x\r\n" % len(piece) + piece)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the client reads the data before the terminator
+            writer.write(b"\r\n")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}{BLOB}"
+    async with server:
+        client = connect(insecure_hosts=frozenset({f"127.0.0.1:{port}"}))
+        async with client, client.request("GET", url, what="blob") as resp:
+            streamed = b"".join([chunk async for chunk in resp.chunks()])
+
+    assert b"".join(pieces) == streamed
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,21 @@ async def test_time_the_reader_spends_elsewhere_does_not_count() -> None:
     assert 200 == received
 
 
+async def test_bytes_taken_without_a_wait_count_towards_the_window() -> None:
+    """
+    A body whose bytes mostly come already buffered (taken with `took`, no wait) and
+    partly after 30 ms waits brings 100 bytes in every window: it goes on.
+    """
+    watch = _RULE.watch("registry.test", "fetching blob")
+    received = 0
+    for _ in range(20):
+        received += len(await watch.read(_source(10, 0.03)))
+        watch.took(90)
+        received += 90
+
+    assert 20 * 100 == received
+
+
 async def test_headers_within_bounds_the_whole_block() -> None:
     """Headers not complete within the time are a temporary error naming the host."""
     with pytest.raises(TransportError) as caught:
