@@ -45,7 +45,7 @@ from relocator.transport.failures import network_error as _network_error
 from relocator.transport.guard import Guard
 from relocator.transport.hosts import Hosts
 from relocator.transport.ratelimit import PullAllowance
-from relocator.transport.response import Response, error_from, read_capped, settled
+from relocator.transport.response import Response, body_bytes, error_from, read_capped, settled
 from relocator.transport.settings import TransportSettings
 from relocator.transport.tokens import fetch_token, login_hint
 from relocator.transport.wire import Wire
@@ -210,7 +210,7 @@ class HttpClient:
                 resp = await self._send(method, url, what, scopes, headers, body)
                 state.observe(PullAllowance.from_headers(resp.headers))
                 if resp.status in ok:
-                    state.answered(sent_at)
+                    state.answered(sent_at, body_bytes(resp, headers, body))
                     read = None
                     if read_limit is not None:
                         try:
@@ -227,6 +227,10 @@ class HttpClient:
             if isinstance(error, RegistryError) and error.status == 429:
                 state.throttled += 1
                 state.limiter.throttle()
+            elif (isinstance(error, RegistryError) and error.status == 503) or (
+                isinstance(error, TransportError) and error.temporary
+            ):
+                state.overloaded()
             if not (retry and replayable):
                 raise error
             # Spends an attempt of the operation this request belongs to (a blob
@@ -391,3 +395,4 @@ class HttpClient:
         redaction.remember(credential.password, credential.identity_token,
                            credential.registry_token)
         return credential
+

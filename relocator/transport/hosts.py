@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from relocator.errors import PullLimitReached
+from relocator.transport.gradient import ConcurrencyFigures, GradientPolicy, Outcome, Sample
 from relocator.transport.limits import HostLimits
 from relocator.transport.ratelimit import PullAllowance, RateLimiter, window_text
 from relocator.transport.retry import RetryPolicy
@@ -46,14 +47,29 @@ class AdaptiveLimiter:
     registry holds a source and a destination slot of the same host).
     """
 
-    def __init__(self, limit: int) -> None:
-        #: Slots at the start, and the most the limit may grow back to (lowered by `cap`).
+    def __init__(
+        self, limit: int, *, minimum: int = 1, maximum: int | None = None,
+        pinned: bool = True,
+    ) -> None:
+        #: Slots at the start, and the most the limit may grow to (lowered by `cap`):
+        #: a pinned limit only grows back to where it started after a 429.
         self.initial = limit
-        self.maximum = limit
+        self.minimum = minimum if not pinned else 1
+        self.maximum = limit if pinned or maximum is None else max(limit, maximum)
+        #: What moves an adaptive limit (a pinned one's policy never moves).
+        self.policy = GradientPolicy(
+            limit, minimum=self.minimum, maximum=self.maximum, pinned=pinned
+        )
         self._limiter = anyio.CapacityLimiter(limit)
         self._successes = 0
-        #: Lowest limit reached, for the run summary.
+        #: Lowest and highest limit reached, for the run summary.
         self.lowest = limit
+        self.highest = limit
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the limit stays where it started (but for 429s and pull allowances)."""
+        return self.policy.pinned
 
     @property
     def limit(self) -> int:
@@ -96,6 +112,7 @@ class AdaptiveLimiter:
         new = min(self.maximum, max(1, limit))
         self._limiter.total_tokens = new
         self.lowest = min(self.lowest, new)
+        self.highest = max(self.highest, new)
 
     def cap(self, ceiling: int) -> None:
         """Never allow more than `ceiling` slots from now on (nor grow back above it)."""
@@ -105,11 +122,21 @@ class AdaptiveLimiter:
     def throttle(self) -> None:
         """Halve the limit (never below one) after the host said "too many requests"."""
         self._successes = 0
-        self.resize(self.limit // 2)
+        if self.pinned:
+            self.resize(self.limit // 2)
+        else:
+            self.sample(Sample(
+                latency=0.0, nbytes=0, outcome=Outcome.OVERLOADED, at=time.monotonic()
+            ))
+
+    def sample(self, sample: Sample) -> None:
+        """Feed one finished request to the policy; an adaptive limit follows it."""
+        if not self.pinned:
+            self.resize(self.policy.feed(sample))
 
     def succeeded(self) -> None:
         """Count a success; every `GROW_AFTER_SUCCESSES` of them give one slot back."""
-        if self.limit >= self.maximum:
+        if self.limit >= self.maximum or not self.pinned:
             return
         self._successes += 1
         if self._successes >= GROW_AFTER_SUCCESSES:
@@ -176,6 +203,16 @@ class HostState:
     #: Where `HostNews` goes.
     notify: Listener = field(default=lambda news: None, repr=False)
 
+    @property
+    def concurrency(self) -> ConcurrencyFigures:
+        """Where the host's concurrency limit started, went and ended, for a summary."""
+        limiter = self.limiter
+        return ConcurrencyFigures(
+            initial=limiter.initial, lowest=limiter.lowest, peak=limiter.highest,
+            final=limiter.limit, minimum=limiter.minimum, maximum=limiter.maximum,
+            adaptive=not limiter.pinned,
+        )
+
     def retrying(self, error: str, delay: float) -> None:
         """Count a retry; the first of an episode is news."""
         self.retries += 1
@@ -185,13 +222,18 @@ class HostState:
             self.notify(HostRetrying(host=self.host, error=error, delay=delay))
         self.troubled_retries += 1
 
-    def answered(self, sent_at: float) -> None:
+    def answered(self, sent_at: float, nbytes: int = 0) -> None:
         """
-        A request sent at monotonic `sent_at` got its answer. Only a request sent after
-        the trouble began proves recovery: one already on its way may have been
-        answered by a host that failed a moment later.
+        A request sent at monotonic `sent_at` got its answer, and moves (or will move)
+        `nbytes` bytes of body. Only a request sent after the trouble began proves
+        recovery: one already on its way may have been answered by a host that failed
+        a moment later.
         """
         self.limiter.succeeded()
+        now = time.monotonic()
+        self.limiter.sample(
+            Sample(latency=now - sent_at, nbytes=nbytes, outcome=Outcome.OK, at=now)
+        )
         since = self.troubled_since
         if since is not None and sent_at >= since:
             self.troubled_since = None
@@ -242,6 +284,12 @@ class HostState:
         if delay > 0:
             await anyio.sleep(delay)
 
+    def overloaded(self) -> None:
+        """The host answered 503 or the connection broke: an adaptive limit backs off."""
+        self.limiter.sample(
+            Sample(latency=0.0, nbytes=0, outcome=Outcome.RESET, at=time.monotonic())
+        )
+
     def back_off(self, seconds: float) -> None:
         """Make every request to this host wait `seconds` from now."""
         self.not_before = max(self.not_before, time.monotonic() + seconds)
@@ -289,9 +337,12 @@ class Hosts:
     def __getitem__(self, host: str) -> HostState:
         state = self._states.get(host)
         if state is None:
-            state = self._states[host] = HostState(
-                host, AdaptiveLimiter(self.limits.of(host)), notify=self._notify
+            limits = self.limits
+            limiter = AdaptiveLimiter(
+                limits.of(host), minimum=limits.minimum, maximum=limits.maximum,
+                pinned=limits.pinned_for(host),
             )
+            state = self._states[host] = HostState(host, limiter, notify=self._notify)
         return state
 
     def states(self) -> list[HostState]:
