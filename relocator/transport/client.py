@@ -45,7 +45,7 @@ from relocator.transport.failures import network_error as _network_error
 from relocator.transport.guard import Guard
 from relocator.transport.hosts import Hosts
 from relocator.transport.ratelimit import PullAllowance
-from relocator.transport.response import Response, body_bytes, error_from, read_capped, settled
+from relocator.transport.response import Response, error_from, read_capped, settled
 from relocator.transport.settings import TransportSettings
 from relocator.transport.tokens import fetch_token, login_hint
 from relocator.transport.wire import Wire
@@ -210,7 +210,12 @@ class HttpClient:
                 resp = await self._send(method, url, what, scopes, headers, body)
                 state.observe(PullAllowance.from_headers(resp.headers))
                 if resp.status in ok:
-                    state.answered(sent_at, body_bytes(resp, headers, body))
+                    # A streamed body's answer waits for the whole body: its time is
+                    # no latency (see `gradient`), though its bytes are throughput.
+                    state.answered(
+                        sent_at, _bytes_moved(method, resp, headers, body),
+                        uploaded=not replayable,
+                    )
                     read = None
                     if read_limit is not None:
                         try:
@@ -396,3 +401,15 @@ class HttpClient:
                            credential.registry_token)
         return credential
 
+
+def _bytes_moved(
+    method: str, resp: aiohttp.ClientResponse, headers: Mapping[str, str] | None, body: Body
+) -> int:
+    """Bytes of body an exchange moves, as far as known when its answer arrives."""
+    if isinstance(body, bytes):
+        return len(body)
+    sent = (headers or {}).get("Content-Length")
+    if body is not None and sent is not None and sent.isdigit():
+        return int(sent)
+    # A HEAD's Content-Length is the size of what it did not fetch.
+    return 0 if method == "HEAD" else resp.content_length or 0

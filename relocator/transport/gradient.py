@@ -6,12 +6,22 @@ now on. It is a small gradient limiter in the spirit of TCP Vegas and Netflix's
 Gradient2: the samples are grouped in windows; at the end of each window
 
 - the window's latency (its median) is compared with the lowest window latency seen
-  lately: when it has risen beyond `LATENCY_TOLERANCE` times that, requests are
-  queueing at the host, and the limit shrinks in proportion (at most halving);
+  lately: when it has risen beyond `LATENCY_TOLERANCE` times that and by more than
+  `LATENCY_SLACK`, requests are queueing at the host, and the limit shrinks in
+  proportion (at most halving), though not below where it started: latency alone is
+  a soft signal (on a loopback registry a few milliseconds of scheduling noise double
+  it), so only the host's own refusals take the limit below its start;
 - otherwise the window's throughput (bytes per second) is compared with the previous
-  window's: while one more slot brought more throughput the limit grows by one more;
-  when it brought none the step is undone (a plateau) and the limit holds, probing one
-  step up again every `PROBE_EVERY` windows in case the link got faster.
+  window's. Like TCP's slow start, the limit first doubles every window while that
+  brings more throughput; after the first window that does not (or the first sign of
+  queueing) it moves one slot at a time: while one more slot brought more throughput
+  it grows by one more; when it brought none the step is undone (a plateau) and the
+  limit holds, probing one step up again every `PROBE_EVERY` windows in case the link
+  got faster.
+
+Only requests whose answer does not wait for a body being sent give a latency: an
+upload's answer comes after its whole body, so its time says how big the blob was, not
+whether the host is queueing. Every request's bytes count towards throughput.
 
 A refusal that means "too much" (429, 503) or a connection reset halves the limit at
 once, without waiting for the window's end, at most once per window so that the
@@ -22,12 +32,18 @@ and a pinned policy (`--concurrency N`) never moves.
 from __future__ import annotations
 
 import enum
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass
 
 #: Latency may rise this much over the lowest seen before it counts as queueing.
 LATENCY_TOLERANCE = 1.5
+#: ... and must have risen by this many seconds at least (scheduling noise on a
+#: loopback registry is a few milliseconds; a queue at the host is more).
+LATENCY_SLACK = 0.01
+#: In slow start, a doubled limit must bring this much more throughput to double again.
+SLOW_START_GAIN = 0.25
 #: One more slot must bring at least this share of one slot's throughput to count as
 #: growth (a link that scales perfectly brings a whole slot's).
 THROUGHPUT_GAIN = 0.5
@@ -55,8 +71,9 @@ class Outcome(enum.Enum):
 class Sample:
     """One finished request."""
 
-    #: Seconds from sending the request to its answer's headers.
-    latency: float
+    #: Seconds from sending the request to its answer's headers (None: the answer
+    #: waited for a body being sent, so the time says nothing of queueing).
+    latency: float | None
     #: Bytes the request moved (0: none worth counting).
     nbytes: int
     outcome: Outcome
@@ -78,6 +95,8 @@ class GradientPolicy:
         self.maximum = maximum
         self.pinned = pinned
         self.limit = min(maximum, max(minimum, start))
+        #: Where the limit started: rising latency alone never shrinks it below.
+        self.start = self.limit
         #: Highest limit reached, for the run summary.
         self.peak = self.limit
         self._window: list[Sample] = []
@@ -90,6 +109,9 @@ class GradientPolicy:
         self._last_step = _Step.GREW
         self._held_windows = 0
         self._dropped_this_window = False
+        self._slow_start = True
+        # The most bytes per second one slot delivered in slow start.
+        self._best_per_slot = 0.0
 
     def feed(self, sample: Sample) -> int:
         """Take one finished request into account; the limit to use from now on."""
@@ -99,10 +121,10 @@ class GradientPolicy:
             if not self._dropped_this_window:
                 self._dropped_this_window = True
                 self._set(self.limit // 2)
-                self._last_step = _Step.SHRANK
+                self._last_step, self._slow_start = _Step.SHRANK, False
             return self.limit
         if self._window_start is None:
-            self._window_start = sample.at - sample.latency
+            self._window_start = sample.at - (sample.latency or 0.0)
         self._window.append(sample)
         if len(self._window) >= max(WINDOW_SAMPLES, self.limit):
             self._close_window(sample.at)
@@ -112,14 +134,30 @@ class GradientPolicy:
         window, start = self._window, self._window_start or 0.0
         self._window, self._window_start = [], now
         self._dropped_this_window = False
-        latency = statistics.median(s.latency for s in window)
         throughput = sum(s.nbytes for s in window) / max(now - start, 1e-9)
-        self._latencies.append(latency)
-        floor = min(self._latencies)
         previous, self._last_throughput = self._last_throughput, throughput
-        if floor > 0 and latency > LATENCY_TOLERANCE * floor:
-            # Queueing at the host: shrink by how far latency rose, at most by half.
-            self._set(int(self.limit * max(0.5, LATENCY_TOLERANCE * floor / latency)))
+        queueing = self._queueing(window)
+        if self._slow_start:
+            self._best_per_slot = max(self._best_per_slot, throughput / self.limit)
+            if not queueing and (previous is None or throughput > previous * (1 + SLOW_START_GAIN)):
+                self._set(self.limit * 2)
+                self._last_step = _Step.GREW
+                return
+            # Doubling brought little, or requests began to queue: the link's limit is
+            # near. Keep the slots this throughput needs at the best rate one slot
+            # delivered so far, and from now on move one slot at a time.
+            self._slow_start = False
+            needed = self.limit
+            if self._best_per_slot > 0:
+                needed = math.ceil(throughput / self._best_per_slot)
+            self._set(min(self.limit, max(self.start, needed)))
+            self._last_step, self._held_windows = _Step.HELD, 0
+            return
+        if queueing:
+            # Shrink by how far latency rose, at most by half, not below the start.
+            floor, latency = min(self._latencies), self._latencies[-1]
+            shrunk = int(self.limit * max(0.5, LATENCY_TOLERANCE * floor / latency))
+            self._set(min(self.limit, max(self.start, shrunk)))
             self._last_step = _Step.SHRANK
             return
         grew = previous is None or throughput > previous * (1 + THROUGHPUT_GAIN / self.limit)
@@ -134,6 +172,16 @@ class GradientPolicy:
             self._last_step, self._held_windows = _Step.GREW, 0
         else:
             self._last_step = _Step.HELD
+
+    def _queueing(self, window: list[Sample]) -> bool:
+        """Whether the window's latency rose enough over the lowest seen lately."""
+        latencies = [s.latency for s in window if s.latency is not None]
+        if not latencies:
+            return False
+        latency = statistics.median(latencies)
+        self._latencies.append(latency)
+        floor = min(self._latencies)
+        return latency > LATENCY_TOLERANCE * floor and latency - floor > LATENCY_SLACK
 
     def _set(self, limit: int) -> None:
         self.limit = min(self.maximum, max(self.minimum, limit))

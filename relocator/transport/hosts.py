@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,10 +27,10 @@ from relocator.transport.limits import HostLimits
 from relocator.transport.ratelimit import PullAllowance, RateLimiter, window_text
 from relocator.transport.retry import RetryPolicy
 
-# Which hosts the current task already holds a slot for, and how many. A blob copy holds
-# its source and destination slots for the whole transfer; the requests it makes inside
-# must not queue for a second slot of the same host (that could deadlock).
-_held: contextvars.ContextVar[Counter[str]] = contextvars.ContextVar("relocator_held_slots")
+# Which hosts the current task already holds a slot for. A blob copy holds its source
+# and destination slots for the whole transfer; the requests it makes inside must not
+# queue for a second slot of the same host (that could deadlock).
+_held: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("relocator_held_slots")
 
 #: After this many successful requests in a row, a host whose limit was halved by a 429
 #: gets one more slot back: recovery is slow on purpose so a rate limit is not hit again
@@ -41,10 +40,11 @@ GROW_AFTER_SUCCESSES = 20
 
 class AdaptiveLimiter:
     """
-    A concurrency limit that halves on rate limiting and grows back slowly.
+    A host's concurrency limit: pinned, it halves on rate limiting and grows back
+    slowly; adaptive, its `GradientPolicy` moves it.
 
-    Tokens are plain objects so that one task may hold several (a copy within one
-    registry holds a source and a destination slot of the same host).
+    Tokens are plain objects, given back by whoever holds them (a stream of a large
+    blob takes a spare one and gives it back when its part is done).
     """
 
     def __init__(
@@ -222,18 +222,19 @@ class HostState:
             self.notify(HostRetrying(host=self.host, error=error, delay=delay))
         self.troubled_retries += 1
 
-    def answered(self, sent_at: float, nbytes: int = 0) -> None:
+    def answered(self, sent_at: float, nbytes: int = 0, *, uploaded: bool = False) -> None:
         """
         A request sent at monotonic `sent_at` got its answer, and moves (or will move)
-        `nbytes` bytes of body. Only a request sent after the trouble began proves
-        recovery: one already on its way may have been answered by a host that failed
-        a moment later.
+        `nbytes` bytes of body; the answer of an `uploaded` body waited for all of it.
+        Only a request sent after the trouble began proves recovery: one already on its
+        way may have been answered by a host that failed a moment later.
         """
         self.limiter.succeeded()
         now = time.monotonic()
-        self.limiter.sample(
-            Sample(latency=now - sent_at, nbytes=nbytes, outcome=Outcome.OK, at=now)
-        )
+        self.limiter.sample(Sample(
+            latency=None if uploaded else now - sent_at, nbytes=nbytes, outcome=Outcome.OK,
+            at=now,
+        ))
         since = self.troubled_since
         if since is not None and sent_at >= since:
             self.troubled_since = None
@@ -359,26 +360,29 @@ class Hosts:
 
     def held(self, host: str) -> bool:
         """Whether the current task already holds a slot of `host`."""
-        return _held.get(Counter())[host] > 0
+        return host in _held.get(frozenset())
 
     @asynccontextmanager
     async def hold(self, hosts: Iterable[str]) -> AsyncIterator[None]:
         """
-        Hold one slot of each host in `hosts` (a host listed twice: two slots) for the
-        duration of the block; requests made inside reuse them instead of queueing.
+        Hold one slot of each host in `hosts` for the duration of the block; requests
+        made inside reuse them instead of queueing.
 
-        Slots are taken in sorted host order so that a copy from A to B and one from B
-        to A can never each hold one and wait for the other.
+        A host listed twice (a copy within one registry) still gets one slot: a task
+        that waited for a second slot of a host while holding one could wait forever
+        (always, with a limit of one; with more, once as many copies each hold one).
+        The slot stands for the transfer, whose two requests share it. Slots are taken
+        in sorted host order so that a copy from A to B and one from B to A can never
+        each hold one and wait for the other.
         """
-        wanted = Counter(hosts)
-        held = _held.get(Counter())
+        wanted = frozenset(hosts)
+        held = _held.get(frozenset())
         async with AsyncExitStack() as stack:
-            for host in sorted(wanted):
-                for _ in range(max(0, wanted[host] - held[host])):
-                    limiter = self[host].limiter
-                    token = await limiter.acquire()
-                    stack.callback(limiter.release, token)
-            reset = _held.set(held + wanted)
+            for host in sorted(wanted - held):
+                limiter = self[host].limiter
+                token = await limiter.acquire()
+                stack.callback(limiter.release, token)
+            reset = _held.set(held | wanted)
             try:
                 yield
             finally:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -197,14 +197,3 @@ def _parse_errors(body: bytes) -> tuple[tuple[str, ...], str]:
                 messages.append(item["message"][:200])
     return tuple(codes), "; ".join(messages)
 
-
-def body_bytes(
-    resp: aiohttp.ClientResponse, headers: Mapping[str, str] | None, body: object
-) -> int:
-    """Bytes of body an exchange moves, as far as known when its answer arrives."""
-    if isinstance(body, bytes):
-        return len(body)
-    sent = (headers or {}).get("Content-Length")
-    if sent is not None and sent.isdigit():
-        return int(sent)
-    return resp.content_length or 0
