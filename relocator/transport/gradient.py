@@ -9,8 +9,8 @@ Gradient2: the samples are grouped in windows; at the end of each window
   lately: when it has risen beyond `LATENCY_TOLERANCE` times that and by more than
   `LATENCY_SLACK`, requests are queueing at the host, and the limit shrinks in
   proportion (at most halving), though not below where it started: latency alone is
-  a soft signal (on a loopback registry a few milliseconds of scheduling noise double
-  it), so only the host's own refusals take the limit below its start;
+  a soft signal (on a busy machine a loopback registry's latency triples without any
+  queue), so only the host's own refusals take the limit below its start;
 - otherwise the window's throughput (bytes per second) is compared with the previous
   window's. Like TCP's slow start, the limit first doubles every window while that
   brings more throughput; after the first window that does not (or the first sign of
@@ -21,7 +21,9 @@ Gradient2: the samples are grouped in windows; at the end of each window
 
 Only requests whose answer does not wait for a body being sent give a latency: an
 upload's answer comes after its whole body, so its time says how big the blob was, not
-whether the host is queueing. Every request's bytes count towards throughput.
+whether the host is queueing. Every request's bytes count towards throughput; a window
+that moved less than `MIN_WINDOW_BYTES` (existence checks, manifests) is judged by its
+latency alone.
 
 A refusal that means "too much" (429, 503) or a connection reset halves the limit at
 once, without waiting for the window's end, at most once per window so that the
@@ -39,9 +41,12 @@ from dataclasses import dataclass
 
 #: Latency may rise this much over the lowest seen before it counts as queueing.
 LATENCY_TOLERANCE = 1.5
-#: ... and must have risen by this many seconds at least (scheduling noise on a
-#: loopback registry is a few milliseconds; a queue at the host is more).
-LATENCY_SLACK = 0.01
+#: ... and must have risen by this many seconds at least: a registry on a busy machine
+#: answers 10-40 ms later while it receives uploads without queueing any request.
+LATENCY_SLACK = 0.05
+#: A window that moved fewer bytes (existence checks, manifests) says nothing of how
+#: many streams the link carries: it neither ends slow start nor marks a plateau.
+MIN_WINDOW_BYTES = 1 << 20
 #: In slow start, a doubled limit must bring this much more throughput to double again.
 SLOW_START_GAIN = 0.25
 #: One more slot must bring at least this share of one slot's throughput to count as
@@ -134,9 +139,12 @@ class GradientPolicy:
         window, start = self._window, self._window_start or 0.0
         self._window, self._window_start = [], now
         self._dropped_this_window = False
-        throughput = sum(s.nbytes for s in window) / max(now - start, 1e-9)
-        previous, self._last_throughput = self._last_throughput, throughput
+        moved = sum(s.nbytes for s in window)
+        throughput = moved / max(now - start, 1e-9)
         queueing = self._queueing(window)
+        if moved < MIN_WINDOW_BYTES and not queueing:
+            return
+        previous, self._last_throughput = self._last_throughput, throughput
         if self._slow_start:
             self._best_per_slot = max(self._best_per_slot, throughput / self.limit)
             if not queueing and (previous is None or throughput > previous * (1 + SLOW_START_GAIN)):

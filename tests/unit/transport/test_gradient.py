@@ -96,6 +96,22 @@ def test_backs_off_when_latency_rises() -> None:
     assert (True, 8) == (grown > 16, policy.limit)
 
 
+def test_windows_that_move_nothing_do_not_end_slow_start() -> None:
+    """
+    Windows of bodiless answers (existence checks before any blob moves) neither end
+    slow start nor hold the limit: the first windows that move bytes still double it.
+    """
+    policy = _policy(8)
+    for n in range(64):
+        # Before `_drive`'s clock starts at 0.
+        policy.feed(Sample(latency=0.01, nbytes=0, outcome=Outcome.OK, at=(n - 64) / 100))
+    idle = policy.limit
+
+    limits = _drive(policy, capacity=40, queueing=False, rounds=2)
+
+    assert (8, [16, 32]) == (idle, limits)
+
+
 def test_latency_alone_does_not_shrink_the_limit_below_its_start() -> None:
     """Latency tripling at the starting limit leaves it there (only refusals go below)."""
     policy = _policy(8)
