@@ -177,6 +177,10 @@ class HttpClient:
                 raise
             else:
                 resp.release()
+                if method == "GET":
+                    # The body arrived by now: its bytes are throughput from now, not
+                    # from when its headers came (a burst of them is no speed).
+                    self.hosts[host].delivered(resp.content_length or 0)
             finally:
                 await settled(resp)
 
@@ -213,7 +217,7 @@ class HttpClient:
                     # A streamed body's answer waits for the whole body: its time is
                     # no latency (see `gradient`), though its bytes are throughput.
                     state.answered(
-                        sent_at, _bytes_moved(method, resp, headers, body),
+                        sent_at, _bytes_moved(headers, body),
                         uploaded=not replayable,
                     )
                     read = None
@@ -402,14 +406,9 @@ class HttpClient:
         return credential
 
 
-def _bytes_moved(
-    method: str, resp: aiohttp.ClientResponse, headers: Mapping[str, str] | None, body: Body
-) -> int:
-    """Bytes of body an exchange moves, as far as known when its answer arrives."""
+def _bytes_moved(headers: Mapping[str, str] | None, body: Body) -> int:
+    """Bytes of request body an exchange sent (its answer's body counts when read)."""
     if isinstance(body, bytes):
         return len(body)
     sent = (headers or {}).get("Content-Length")
-    if body is not None and sent is not None and sent.isdigit():
-        return int(sent)
-    # A HEAD's Content-Length is the size of what it did not fetch.
-    return 0 if method == "HEAD" else resp.content_length or 0
+    return int(sent) if body is not None and sent is not None and sent.isdigit() else 0

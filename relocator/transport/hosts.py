@@ -224,8 +224,8 @@ class HostState:
 
     def answered(self, sent_at: float, nbytes: int = 0, *, uploaded: bool = False) -> None:
         """
-        A request sent at monotonic `sent_at` got its answer, and moves (or will move)
-        `nbytes` bytes of body; the answer of an `uploaded` body waited for all of it.
+        A request sent at monotonic `sent_at` got its answer, having sent `nbytes` bytes
+        of body; the answer of an `uploaded` body waited for all of it.
         Only a request sent after the trouble began proves recovery: one already on its
         way may have been answered by a host that failed a moment later.
         """
@@ -242,6 +242,12 @@ class HostState:
                 host=self.host, retries=self.troubled_retries,
                 seconds=time.monotonic() - since,
             ))
+
+    def delivered(self, nbytes: int) -> None:
+        """A response body of `nbytes` bytes was read to its end just now."""
+        self.limiter.sample(
+            Sample(latency=None, nbytes=nbytes, outcome=Outcome.OK, at=time.monotonic())
+        )
 
     def observe(self, pulls: PullAllowance | None) -> None:
         """
