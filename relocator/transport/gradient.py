@@ -21,7 +21,8 @@ Gradient2: the samples are grouped in windows; at the end of each window
 
 Only requests whose answer does not wait for a body being sent give a latency: an
 upload's answer comes after its whole body, so its time says how big the blob was, not
-whether the host is queueing. Every request's bytes count towards throughput; a window
+whether the host is queueing. Every request's bytes count towards throughput (a
+response body's once it has been read: `HostState.delivered`); a window
 that moved less than `MIN_WINDOW_BYTES` (existence checks, manifests) is judged by its
 latency alone.
 

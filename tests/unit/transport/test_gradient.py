@@ -183,3 +183,18 @@ def test_a_hosts_answers_feed_its_limit(limits: HostLimits, expected: tuple[int,
         state.answered(time.monotonic() - 0.01, _CHUNK)
 
     assert expected == (state.limiter.limit, state.limiter.highest)
+
+
+def test_a_read_bodys_bytes_are_throughput() -> None:
+    """
+    A window of answers whose bodies are still to come moves nothing yet; the bodies,
+    once read, are the bytes that let an adaptive limit double.
+    """
+    state = Hosts(HostLimits())["registry.example"]
+    for _ in range(8):
+        state.answered(time.monotonic() - 0.01)
+    answered = state.limiter.limit
+    for _ in range(8):
+        state.delivered(_CHUNK)
+
+    assert (8, 16) == (answered, state.limiter.limit)
