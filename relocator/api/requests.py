@@ -49,8 +49,9 @@ class Registries:
     insecure_hosts: frozenset[str] = frozenset()
     #: Every registry may fall back to plain http after https fails (kbld's boolean).
     insecure_all: bool = False
-    #: Concurrent requests and blob transfers per registry host.
-    concurrency: int = DEFAULT_CONCURRENCY
+    #: Concurrent requests and blob transfers per registry host, pinned (None: each
+    #: host's limit starts at the default and adapts to what the host delivers).
+    concurrency: int | None = None
     #: Parallel Range requests, at most, for one large blob.
     range_streams: int = 8
     #: Hash every uploaded blob in relocator too, besides the registry's own check.

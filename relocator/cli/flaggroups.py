@@ -143,8 +143,9 @@ def add_transfer(
 ) -> None:
     """How a copy runs: concurrency, Range streams (with `ranges`), dry run, limits."""
     parser.add_argument(
-        "--concurrency", type=positive, default=default_concurrency, metavar="N",
-        help=f"concurrent transfers per registry (default {default_concurrency})",
+        "--concurrency", type=positive, default=None, metavar="N",
+        help=f"concurrent transfers per registry, pinned (default: start at "
+        f"{default_concurrency} and adapt to what each registry delivers)",
     )
     if ranges:
         parser.add_argument(

@@ -197,6 +197,10 @@ def _registry(host: HostState) -> JsonObject:
         "throttled": host.throttled,
         "concurrency": host.limiter.initial,
         "lowest_concurrency": host.limiter.lowest,
+        "peak_concurrency": host.concurrency.peak,
+        "final_concurrency": host.concurrency.final,
+        "concurrency_bounds": [host.concurrency.minimum, host.concurrency.maximum],
+        "adaptive_concurrency": host.concurrency.adaptive,
     }
     if host.pulls is not None:
         document["pulls"] = {

@@ -128,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         alternative="relocator does not build images; --concurrency sets resolve requests",
     )
     resolve.add_argument(
-        "--concurrency", type=positive, default=DEFAULT_CONCURRENCY, metavar="N",
-        help=f"concurrent requests per registry (default {DEFAULT_CONCURRENCY})",
+        "--concurrency", type=positive, default=None, metavar="N",
+        help=f"concurrent requests per registry, pinned (default: start at "
+        f"{DEFAULT_CONCURRENCY} and adapt to what each registry delivers)",
     )
     add_limits(resolve)
     add_registry(resolve)

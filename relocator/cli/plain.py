@@ -319,13 +319,19 @@ def describe_registry(event: ev.RegistryRetrying | ev.RegistryRecovered | ev.Pul
 def registry_costs(host: HostState, *, pulls: bool = True) -> str:
     """
     What a registry cost the run, naming only what happened: `40 requests, 3 retries,
-    2 rate-limited, concurrency down to 4 of 8, 76 of 100 pulls left (window 6 h)`.
+    2 rate-limited, concurrency down to 4 of 8, 76 of 100 pulls left (window 6 h)`; an
+    adaptive limit that moved says `concurrency 8 to 20 (peak 24, adaptive 1-64)`.
     """
     parts = [f"{host.requests} requests", f"{host.retries} retries"]
     if host.throttled:
         parts.append(f"{host.throttled} rate-limited")
-    limiter = host.limiter
-    if limiter.lowest < limiter.initial:
+    limiter, figures = host.limiter, host.concurrency
+    if figures.adaptive and figures.peak > figures.initial:
+        parts.append(
+            f"concurrency {figures.initial} to {figures.final} (peak {figures.peak}, "
+            f"adaptive {figures.minimum}-{figures.maximum})"
+        )
+    elif limiter.lowest < limiter.initial:
         parts.append(f"concurrency down to {limiter.lowest} of {limiter.initial}")
     if pulls and host.pulls is not None:
         parts.append(host.pulls.describe())

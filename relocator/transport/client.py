@@ -177,6 +177,10 @@ class HttpClient:
                 raise
             else:
                 resp.release()
+                if method == "GET":
+                    # The body arrived by now: its bytes are throughput from now, not
+                    # from when its headers came (a burst of them is no speed).
+                    self.hosts[host].delivered(resp.content_length or 0)
             finally:
                 await settled(resp)
 
@@ -210,7 +214,12 @@ class HttpClient:
                 resp = await self._send(method, url, what, scopes, headers, body)
                 state.observe(PullAllowance.from_headers(resp.headers))
                 if resp.status in ok:
-                    state.answered(sent_at)
+                    # A streamed body's answer waits for the whole body: its time is
+                    # no latency (see `gradient`), though its bytes are throughput.
+                    state.answered(
+                        sent_at, _bytes_moved(headers, body),
+                        uploaded=not replayable,
+                    )
                     read = None
                     if read_limit is not None:
                         try:
@@ -227,6 +236,10 @@ class HttpClient:
             if isinstance(error, RegistryError) and error.status == 429:
                 state.throttled += 1
                 state.limiter.throttle()
+            elif (isinstance(error, RegistryError) and error.status == 503) or (
+                isinstance(error, TransportError) and error.temporary
+            ):
+                state.overloaded()
             if not (retry and replayable):
                 raise error
             # Spends an attempt of the operation this request belongs to (a blob
@@ -391,3 +404,11 @@ class HttpClient:
         redaction.remember(credential.password, credential.identity_token,
                            credential.registry_token)
         return credential
+
+
+def _bytes_moved(headers: Mapping[str, str] | None, body: Body) -> int:
+    """Bytes of request body an exchange sent (its answer's body counts when read)."""
+    if isinstance(body, bytes):
+        return len(body)
+    sent = (headers or {}).get("Content-Length")
+    return int(sent) if body is not None and sent is not None and sent.isdigit() else 0

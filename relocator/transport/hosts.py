@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,14 +22,15 @@ from dataclasses import dataclass, field
 import anyio
 
 from relocator.errors import PullLimitReached
+from relocator.transport.gradient import ConcurrencyFigures, GradientPolicy, Outcome, Sample
 from relocator.transport.limits import HostLimits
 from relocator.transport.ratelimit import PullAllowance, RateLimiter, window_text
 from relocator.transport.retry import RetryPolicy
 
-# Which hosts the current task already holds a slot for, and how many. A blob copy holds
-# its source and destination slots for the whole transfer; the requests it makes inside
-# must not queue for a second slot of the same host (that could deadlock).
-_held: contextvars.ContextVar[Counter[str]] = contextvars.ContextVar("relocator_held_slots")
+# Which hosts the current task already holds a slot for. A blob copy holds its source
+# and destination slots for the whole transfer; the requests it makes inside must not
+# queue for a second slot of the same host (that could deadlock).
+_held: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("relocator_held_slots")
 
 #: After this many successful requests in a row, a host whose limit was halved by a 429
 #: gets one more slot back: recovery is slow on purpose so a rate limit is not hit again
@@ -40,20 +40,36 @@ GROW_AFTER_SUCCESSES = 20
 
 class AdaptiveLimiter:
     """
-    A concurrency limit that halves on rate limiting and grows back slowly.
+    A host's concurrency limit: pinned, it halves on rate limiting and grows back
+    slowly; adaptive, its `GradientPolicy` moves it.
 
-    Tokens are plain objects so that one task may hold several (a copy within one
-    registry holds a source and a destination slot of the same host).
+    Tokens are plain objects, given back by whoever holds them (a stream of a large
+    blob takes a spare one and gives it back when its part is done).
     """
 
-    def __init__(self, limit: int) -> None:
-        #: Slots at the start, and the most the limit may grow back to (lowered by `cap`).
+    def __init__(
+        self, limit: int, *, minimum: int = 1, maximum: int | None = None,
+        pinned: bool = True,
+    ) -> None:
+        #: Slots at the start, and the most the limit may grow to (lowered by `cap`):
+        #: a pinned limit only grows back to where it started after a 429.
         self.initial = limit
-        self.maximum = limit
+        self.minimum = minimum if not pinned else 1
+        self.maximum = limit if pinned or maximum is None else max(limit, maximum)
+        #: What moves an adaptive limit (a pinned one's policy never moves).
+        self.policy = GradientPolicy(
+            limit, minimum=self.minimum, maximum=self.maximum, pinned=pinned
+        )
         self._limiter = anyio.CapacityLimiter(limit)
         self._successes = 0
-        #: Lowest limit reached, for the run summary.
+        #: Lowest and highest limit reached, for the run summary.
         self.lowest = limit
+        self.highest = limit
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the limit stays where it started (but for 429s and pull allowances)."""
+        return self.policy.pinned
 
     @property
     def limit(self) -> int:
@@ -96,6 +112,7 @@ class AdaptiveLimiter:
         new = min(self.maximum, max(1, limit))
         self._limiter.total_tokens = new
         self.lowest = min(self.lowest, new)
+        self.highest = max(self.highest, new)
 
     def cap(self, ceiling: int) -> None:
         """Never allow more than `ceiling` slots from now on (nor grow back above it)."""
@@ -105,11 +122,21 @@ class AdaptiveLimiter:
     def throttle(self) -> None:
         """Halve the limit (never below one) after the host said "too many requests"."""
         self._successes = 0
-        self.resize(self.limit // 2)
+        if self.pinned:
+            self.resize(self.limit // 2)
+        else:
+            self.sample(Sample(
+                latency=0.0, nbytes=0, outcome=Outcome.OVERLOADED, at=time.monotonic()
+            ))
+
+    def sample(self, sample: Sample) -> None:
+        """Feed one finished request to the policy; an adaptive limit follows it."""
+        if not self.pinned:
+            self.resize(self.policy.feed(sample))
 
     def succeeded(self) -> None:
         """Count a success; every `GROW_AFTER_SUCCESSES` of them give one slot back."""
-        if self.limit >= self.maximum:
+        if self.limit >= self.maximum or not self.pinned:
             return
         self._successes += 1
         if self._successes >= GROW_AFTER_SUCCESSES:
@@ -176,6 +203,16 @@ class HostState:
     #: Where `HostNews` goes.
     notify: Listener = field(default=lambda news: None, repr=False)
 
+    @property
+    def concurrency(self) -> ConcurrencyFigures:
+        """Where the host's concurrency limit started, went and ended, for a summary."""
+        limiter = self.limiter
+        return ConcurrencyFigures(
+            initial=limiter.initial, lowest=limiter.lowest, peak=limiter.highest,
+            final=limiter.limit, minimum=limiter.minimum, maximum=limiter.maximum,
+            adaptive=not limiter.pinned,
+        )
+
     def retrying(self, error: str, delay: float) -> None:
         """Count a retry; the first of an episode is news."""
         self.retries += 1
@@ -185,13 +222,19 @@ class HostState:
             self.notify(HostRetrying(host=self.host, error=error, delay=delay))
         self.troubled_retries += 1
 
-    def answered(self, sent_at: float) -> None:
+    def answered(self, sent_at: float, nbytes: int = 0, *, uploaded: bool = False) -> None:
         """
-        A request sent at monotonic `sent_at` got its answer. Only a request sent after
-        the trouble began proves recovery: one already on its way may have been
-        answered by a host that failed a moment later.
+        A request sent at monotonic `sent_at` got its answer, having sent `nbytes` bytes
+        of body; the answer of an `uploaded` body waited for all of it.
+        Only a request sent after the trouble began proves recovery: one already on its
+        way may have been answered by a host that failed a moment later.
         """
         self.limiter.succeeded()
+        now = time.monotonic()
+        self.limiter.sample(Sample(
+            latency=None if uploaded else now - sent_at, nbytes=nbytes, outcome=Outcome.OK,
+            at=now,
+        ))
         since = self.troubled_since
         if since is not None and sent_at >= since:
             self.troubled_since = None
@@ -199,6 +242,12 @@ class HostState:
                 host=self.host, retries=self.troubled_retries,
                 seconds=time.monotonic() - since,
             ))
+
+    def delivered(self, nbytes: int) -> None:
+        """A response body of `nbytes` bytes was read to its end just now."""
+        self.limiter.sample(
+            Sample(latency=None, nbytes=nbytes, outcome=Outcome.OK, at=time.monotonic())
+        )
 
     def observe(self, pulls: PullAllowance | None) -> None:
         """
@@ -241,6 +290,12 @@ class HostState:
         delay = self.not_before - time.monotonic()
         if delay > 0:
             await anyio.sleep(delay)
+
+    def overloaded(self) -> None:
+        """The host answered 503 or the connection broke: an adaptive limit backs off."""
+        self.limiter.sample(
+            Sample(latency=0.0, nbytes=0, outcome=Outcome.RESET, at=time.monotonic())
+        )
 
     def back_off(self, seconds: float) -> None:
         """Make every request to this host wait `seconds` from now."""
@@ -289,9 +344,12 @@ class Hosts:
     def __getitem__(self, host: str) -> HostState:
         state = self._states.get(host)
         if state is None:
-            state = self._states[host] = HostState(
-                host, AdaptiveLimiter(self.limits.of(host)), notify=self._notify
+            limits = self.limits
+            limiter = AdaptiveLimiter(
+                limits.of(host), minimum=limits.minimum, maximum=limits.maximum,
+                pinned=limits.pinned_for(host),
             )
+            state = self._states[host] = HostState(host, limiter, notify=self._notify)
         return state
 
     def states(self) -> list[HostState]:
@@ -308,26 +366,29 @@ class Hosts:
 
     def held(self, host: str) -> bool:
         """Whether the current task already holds a slot of `host`."""
-        return _held.get(Counter())[host] > 0
+        return host in _held.get(frozenset())
 
     @asynccontextmanager
     async def hold(self, hosts: Iterable[str]) -> AsyncIterator[None]:
         """
-        Hold one slot of each host in `hosts` (a host listed twice: two slots) for the
-        duration of the block; requests made inside reuse them instead of queueing.
+        Hold one slot of each host in `hosts` for the duration of the block; requests
+        made inside reuse them instead of queueing.
 
-        Slots are taken in sorted host order so that a copy from A to B and one from B
-        to A can never each hold one and wait for the other.
+        A host listed twice (a copy within one registry) still gets one slot: a task
+        that waited for a second slot of a host while holding one could wait forever
+        (always, with a limit of one; with more, once as many copies each hold one).
+        The slot stands for the transfer, whose two requests share it. Slots are taken
+        in sorted host order so that a copy from A to B and one from B to A can never
+        each hold one and wait for the other.
         """
-        wanted = Counter(hosts)
-        held = _held.get(Counter())
+        wanted = frozenset(hosts)
+        held = _held.get(frozenset())
         async with AsyncExitStack() as stack:
-            for host in sorted(wanted):
-                for _ in range(max(0, wanted[host] - held[host])):
-                    limiter = self[host].limiter
-                    token = await limiter.acquire()
-                    stack.callback(limiter.release, token)
-            reset = _held.set(held + wanted)
+            for host in sorted(wanted - held):
+                limiter = self[host].limiter
+                token = await limiter.acquire()
+                stack.callback(limiter.release, token)
+            reset = _held.set(held | wanted)
             try:
                 yield
             finally:

@@ -25,9 +25,10 @@ class TransportSettings:
     insecure_hosts: frozenset[str] = frozenset()
     #: Every registry may fall back to plain http (kbld's boolean `--registry-insecure`).
     insecure_all: bool = False
-    #: Concurrent requests (and blob transfers) per registry host; every other
-    #: concurrency limit is derived from it (see `limits`).
-    concurrency: int = DEFAULT_CONCURRENCY
+    #: Concurrent requests (and blob transfers) per registry host, pinned; every other
+    #: concurrency limit is derived from it (see `limits`). None: each host's limit
+    #: starts at `DEFAULT_CONCURRENCY` and adapts to what the host delivers.
+    concurrency: int | None = None
     per_host_concurrency: Mapping[str, int] = field(default_factory=dict)
     #: Requests started per second at most, per host (hosts not named: no limit).
     per_host_rps: Mapping[str, float] = field(default_factory=dict)
@@ -64,7 +65,11 @@ class TransportSettings:
     @property
     def limits(self) -> HostLimits:
         """The run's concurrency limits, all derived from `concurrency`."""
-        return HostLimits(concurrency=self.concurrency, per_host=self.per_host_concurrency)
+        return HostLimits(
+            concurrency=self.concurrency or DEFAULT_CONCURRENCY,
+            per_host=self.per_host_concurrency,
+            pinned=self.concurrency is not None,
+        )
 
     @property
     def progress(self) -> ProgressRule:

@@ -179,7 +179,9 @@ async def test_a_report_lists_images_failures_totals_and_registries(
     assert 1 == document["totals"]["images_failed"]
     assert 2 == document["totals"]["images"]
     assert {"host": "dst.example.com", "requests": 9, "retries": 2, "throttled": 1,
-            "concurrency": 8, "lowest_concurrency": 4} == document["registries"][1]
+            "concurrency": 8, "lowest_concurrency": 4, "peak_concurrency": 8,
+            "final_concurrency": 4, "concurrency_bounds": [1, 8],
+            "adaptive_concurrency": False} == document["registries"][1]
 
 
 def test_a_report_rebuilt_from_events_counts_what_finished(

@@ -74,11 +74,13 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
     ("limits", "expected"),
     [
         # One slot per host: one transfer at a time, whatever else would allow more.
-        pytest.param(HostLimits(concurrency=1, per_host={}), 1, id="host-slots"),
+        pytest.param(HostLimits(concurrency=1, per_host={}, pinned=True), 1, id="host-slots"),
         # Hosts with 50 slots each, the run's number 1: 2 blobs in flight (2 x 1).
-        pytest.param(HostLimits(concurrency=1, per_host={"src.example": 50, "dst.example": 50}),
+        pytest.param(HostLimits(concurrency=1, per_host={"src.example": 50, "dst.example": 50},
+                                pinned=True),
                      2, id="blobs-in-flight"),
-        # The default: 8 slots per host (16 blobs in flight): 8 transfers at once.
+        # The default: 8 slots per host to start with (blobs in flight sized for the
+        # adaptive maximum): 8 transfers at once while no answer has moved the limit.
         pytest.param(HostLimits(), 8, id="default"),
     ],
 )

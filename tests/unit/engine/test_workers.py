@@ -13,16 +13,17 @@ from collections.abc import AsyncIterable
 from relocator.engine import CopyOptions, Job, copy_images
 from relocator.oci import Descriptor, Digest, Manifest, Reference, Repository, mediatypes
 from relocator.testing import MemoryStore
+from relocator.transport.limits import MAX_CONCURRENCY
 
 SOURCE = Repository.parse("src.example/app")
 DESTINATION = Repository.parse("dst.example/app")
 # 300 images of 7 one-byte layers each: 2,400 blobs (configs included), 300 manifests.
 IMAGES = 300
 LAYERS = 7
-# While copying: the executor's blob workers (16 by default), its manifest workers
-# (256) and a task per image, plus a few of the test's own; planning's 64 blob check
-# workers and a task per image stay below that.
-MAX_TASKS = 16 + 256 + IMAGES + 8
+# While copying: the executor's blob workers (by default twice the adaptive maximum
+# per host, 128), its manifest workers (256) and a task per image, plus a few of the
+# test's own; planning's 64 blob check workers and a task per image stay below that.
+MAX_TASKS = 2 * MAX_CONCURRENCY + 256 + IMAGES + 8
 
 
 class CountingStore(MemoryStore):

@@ -136,15 +136,40 @@ async def test_hold_is_reentrant_for_the_holding_task() -> None:
     assert not hosts.held("reg.example")
 
 
-async def test_hold_takes_one_slot_per_listed_host() -> None:
-    """A copy within one registry holds two of its slots (source and destination)."""
-    hosts = Hosts(HostLimits(concurrency=4))
+async def test_hold_takes_one_slot_per_host_however_often_listed() -> None:
+    """
+    A copy within one registry (its host listed as source and destination) holds one
+    of its slots, so with a limit of one it runs instead of waiting for a second.
+    """
+    hosts = Hosts(HostLimits(concurrency=1, pinned=True))
 
-    async with hosts.hold(["a.example", "a.example", "b.example"]):
-        in_use = (hosts["a.example"].limiter.in_use, hosts["b.example"].limiter.in_use)
+    with anyio.fail_after(5):
+        async with hosts.hold(["a.example", "a.example", "b.example"]):
+            in_use = (hosts["a.example"].limiter.in_use, hosts["b.example"].limiter.in_use)
 
-    assert (2, 1) == in_use
+    assert (1, 1) == in_use
     assert (0, 0) == (hosts["a.example"].limiter.in_use, hosts["b.example"].limiter.in_use)
+
+
+async def test_copies_within_one_registry_do_not_wait_on_each_other() -> None:
+    """
+    As many copies within one registry as it has slots, started together, all finish:
+    none holds a slot while it waits for another one that the others hold.
+    """
+    hosts = Hosts(HostLimits(concurrency=2, pinned=True))
+    finished: list[int] = []
+
+    async def copy(n: int) -> None:
+        async with hosts.hold(["a.example", "a.example"]):
+            await anyio.lowlevel.checkpoint()
+            finished.append(n)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for n in range(4):
+                tg.start_soon(copy, n)
+
+    assert [0, 1, 2, 3] == sorted(finished)
 
 
 async def test_hold_releases_slots_when_the_block_fails() -> None:

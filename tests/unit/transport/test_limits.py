@@ -13,7 +13,7 @@ from relocator.transport.limits import DEFAULT_CONCURRENCY, HostLimits
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        pytest.param(TransportSettings(), (8, 8, 16, 20), id="default"),
+        pytest.param(TransportSettings(), (8, 8, 128, 132), id="default-adapts-up-to-64"),
         pytest.param(TransportSettings(concurrency=3), (3, 3, 6, 10), id="concurrency-3"),
         pytest.param(
             TransportSettings(concurrency=2, per_host_concurrency={"big.example": 10}),
@@ -26,7 +26,8 @@ def test_limits_derive_from_the_per_host_number(
 ) -> None:
     """
     Blobs in flight are twice the per-host number; the connection pool's backstop twice
-    the largest per-host number, plus 4; a host named on its own keeps its number.
+    the largest per-host number, plus 4; a host named on its own keeps its number. An
+    adaptive run (no number said) sizes both for the adaptive maximum, 64 per host.
     """
     limits = settings.limits
 
@@ -36,8 +37,19 @@ def test_limits_derive_from_the_per_host_number(
     )
 
 
+def test_a_said_number_pins_and_none_adapts() -> None:
+    """`--concurrency N` pins every host; a number of a host's own pins that host only."""
+    pinned = TransportSettings(concurrency=8).limits
+    adaptive = TransportSettings(per_host_concurrency={"big.example": 10}).limits
+
+    assert (True, True, False, True) == (
+        pinned.pinned_for("any.example"), pinned.pinned_for("big.example"),
+        adaptive.pinned_for("any.example"), adaptive.pinned_for("big.example"),
+    )
+
+
 def test_the_command_line_default_is_the_transports() -> None:
-    """`--concurrency` defaults to the transport's number (the parser keeps a copy)."""
+    """`--concurrency`'s documented start is the transport's number (the parser keeps a copy)."""
     assert (8, 8) == (DEFAULT_CONCURRENCY, parser.DEFAULT_CONCURRENCY)
     assert DEFAULT_CONCURRENCY == HostLimits().concurrency
 
