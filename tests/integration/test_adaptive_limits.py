@@ -41,8 +41,10 @@ async def test_an_adaptive_limit_halves_when_the_registry_refuses(
     """
     images = [push(registry, repository, i) for i in image_factory.corpus(4)]
     # The HTTP library sends a request again, once, after a reset of a connection it
-    # reused: four resets make sure that some reach relocator.
-    proxy.add(refusal, method="GET", path="/blobs/", times=4 if isinstance(refusal, Reset) else 2)
+    # reused; that second try is reset too while the rule lasts. With at most 8 blob
+    # requests in flight, 16 resets make sure some requests meet two and the reset
+    # reaches relocator (with 4, each could meet one and be retried unseen).
+    proxy.add(refusal, method="GET", path="/blobs/", times=16 if isinstance(refusal, Reset) else 2)
 
     moved = await move([through(proxy, i) for i in images], f"{registry2.host}/{repository}",
                        insecure=[proxy.host, registry2.host])
