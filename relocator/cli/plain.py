@@ -320,7 +320,7 @@ def registry_costs(host: HostState, *, pulls: bool = True) -> str:
     """
     What a registry cost the run, naming only what happened: `40 requests, 3 retries,
     2 rate-limited, concurrency down to 4 of 8, 76 of 100 pulls left (window 6 h)`; an
-    adaptive limit that moved says `concurrency 8 to 20 (peak 24, adaptive 1-64)`.
+    adaptive limit that moved says `concurrency 8 to 20 (peak 24, adaptive 1-16)`.
     """
     parts = [f"{host.requests} requests", f"{host.retries} retries"]
     if host.throttled:

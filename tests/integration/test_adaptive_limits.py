@@ -59,7 +59,7 @@ async def test_an_adaptive_limit_halves_when_the_registry_refuses(
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        pytest.param([], (True, [1, 64], 8), id="adaptive"),
+        pytest.param([], (True, [1, 16], 8), id="adaptive"),
         pytest.param(["--concurrency", "3"], (False, [1, 3], 3), id="pinned-3"),
     ],
 )
@@ -74,7 +74,7 @@ def test_the_report_says_whether_each_limit_adapted_and_within_what(
     push: Pusher,
 ) -> None:
     """
-    Without `--concurrency` each registry's limit adapts within 1-64 from 8; with
+    Without `--concurrency` each registry's limit adapts within 1-16 from 8; with
     `--concurrency 3` it is pinned at 3 and never goes above it, for both registries.
     """
     pushed = [push(registry, repository, i) for i in image_factory.corpus(3)]

@@ -13,7 +13,7 @@ from relocator.transport.limits import DEFAULT_CONCURRENCY, HostLimits
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        pytest.param(TransportSettings(), (8, 8, 128, 132), id="default-adapts-up-to-64"),
+        pytest.param(TransportSettings(), (8, 8, 32, 36), id="default-adapts-up-to-16"),
         pytest.param(TransportSettings(concurrency=3), (3, 3, 6, 10), id="concurrency-3"),
         pytest.param(
             TransportSettings(concurrency=2, per_host_concurrency={"big.example": 10}),
@@ -27,7 +27,7 @@ def test_limits_derive_from_the_per_host_number(
     """
     Blobs in flight are twice the per-host number; the connection pool's backstop twice
     the largest per-host number, plus 4; a host named on its own keeps its number. An
-    adaptive run (no number said) sizes both for the adaptive maximum, 64 per host.
+    adaptive run (no number said) sizes both for the adaptive maximum, 16 per host.
     """
     limits = settings.limits
 
