@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 MAX_DEPTH = 8
 # Blob checks in flight at most, across hosts (each host's own limit is lower).
 _CHECK_WORKERS = 64
+# Manifest fetches in flight at most while planning, whatever the hosts' (adaptive)
+# limits: each may bring a manifest of up to 4 MiB before the plan's byte cap counts it,
+# so this, not the hosts, bounds the memory a fan-out index can take.
+_MANIFEST_FETCHES = 8
 # From this many tagged images into one destination repository, its tag list (one
 # request per thousand tags) answers "absent" for the tags it lacks, instead of a HEAD
 # of each; below, the HEADs cost less than a listing that may find everything there.
@@ -85,6 +89,7 @@ class Planner:
         # blobs are asked about at planning; the others look new.
         self._populated: set[Repository] = set()
         self._walks: SingleFlight[Key, None] = SingleFlight()
+        self._fetches = anyio.CapacityLimiter(_MANIFEST_FETCHES)
         self._plan = Plan(jobs=[])
         # The tags each listed destination repository has (see `_list_tags`).
         self._listed: dict[Repository, frozenset[str]] = {}
@@ -212,7 +217,7 @@ class Planner:
             self._plan.manifests_present.add(key)
             self._populated.add(destination)
             return
-        manifest = self._known.get(key[1]) or await self._src.manifest_get(source)
+        manifest = self._known.get(key[1]) or await self._fetch(source)
         # Before any child is walked: a hostile index must not fan out first.
         self._limits.check(manifest, str(source))
         self._held += len(manifest.raw) + MANIFEST_OVERHEAD
@@ -249,6 +254,10 @@ class Planner:
                 blob.destinations.append(destination)
             node.blobs.append(desc.digest)
         self._plan.manifests[key] = node
+
+    async def _fetch(self, source: Reference) -> Manifest:
+        async with self._fetches:
+            return await self._src.manifest_get(source)
 
     async def _walk_child(
         self, parent: ManifestNode, child: Descriptor, is_subject: bool, depth: int
