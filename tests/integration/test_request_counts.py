@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -141,25 +142,35 @@ def test_blobs_left_by_a_stopped_run_are_found_by_the_mount_not_sent_again(
     two_images: list[PushedImage],
 ) -> None:
     """
-    A run stopped after its blobs (manifest pushes refused) leaves a repository with
+    A run stopped by its first manifest push (refused) leaves a repository with
     blobs and no manifest: the next run sends none of those blobs again, the mount of
     each from the repository itself answers 201, and every image lands whole.
     """
     destination = repository_factory("dst")
-    # Refused for good (not retried): the run stops once the blobs are in.
+    # Refused for good (not retried). The first refusal stops the run, and uploads
+    # still in flight are cancelled: which blobs landed is read from the registry.
     proxy2.add(Respond(status=400), method="PUT", path="/manifests/")
     code, _ = _relocate(capsys, tmp_path, registry, proxy2, two_images, destination)
     assert 0 != code
     proxy2.clear_rules()
+    blobs = {str(b.digest) for i in two_images for b in i.all_blobs()}
+    with registry2.client() as client:
+        left = {d for d in blobs if client.blob_size(destination, d) is not None}
+    # A manifest is pushed only after its blobs, so the refused one left some.
+    assert left
     mark = len(proxy2.requests())
 
     code, err = _relocate(capsys, tmp_path, registry, proxy2, two_images, destination)
 
     assert 0 == code, err
     rerun = proxy2.requests()[mark:]
-    blobs = {b.digest for i in two_images for b in i.all_blobs()}
-    assert [201] * len(blobs) == [r.status for r in rerun if r.method == "POST"]
-    assert [] == [r.path for r in rerun if r.method == "PUT" and "/blobs/" in r.path]
+    posts = [r for r in rerun if r.method == "POST"]
+    assert len(blobs) == len(posts)
+    assert {r.status for r in posts} <= {201, 202}
+    found = {parse_qs(r.query)["mount"][0] for r in posts if r.status == 201}
+    assert left == found
+    sent = [r.path for r in rerun if r.method == "PUT" and "/blobs/" in r.path]
+    assert len(blobs - left) == len(sent)
     for image in two_images:
         verify_image_tree(registry2, destination, image.digest, hash_blobs=True)
 
