@@ -14,7 +14,7 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Self
 from urllib.parse import urlsplit
@@ -168,8 +168,11 @@ class HttpClient:
                 resp, read = await self._obtain(
                     method, url, what, scopes, headers, body, ok, retry, read_limit
                 )
+            response = Response(
+                resp, self.settings.progress, read, moved=self.hosts[host].limiter.moved
+            )
             try:
-                yield Response(resp, self.settings.progress, read)
+                yield response
             except BaseException:
                 # The body may be abandoned half-read: its connection cannot serve
                 # another request, so it is closed rather than returned to the pool.
@@ -180,7 +183,8 @@ class HttpClient:
                 if method == "GET":
                     # The body arrived by now: its bytes are throughput from now, not
                     # from when its headers came (a burst of them is no speed).
-                    self.hosts[host].delivered(resp.content_length or 0)
+                    streamed = response.streamed
+                    self.hosts[host].delivered(0 if streamed else resp.content_length or 0)
             finally:
                 await settled(resp)
 
@@ -200,6 +204,9 @@ class HttpClient:
         state = self.hosts[host]
         attempts = self.hosts.retry.current_attempts()
         replayable = body is None or isinstance(body, bytes)
+        if body is not None and not isinstance(body, bytes):
+            # Sent once (not replayable): its pieces count as they go.
+            body = _counting(body, state.limiter.moved)
         # Docker Hub counts manifest GETs (not HEADs, not blobs) against its allowance.
         pull = method == "GET" and "/manifests/" in url
         while True:
@@ -217,7 +224,7 @@ class HttpClient:
                     # A streamed body's answer waits for the whole body: its time is
                     # no latency (see `gradient`), though its bytes are throughput.
                     state.answered(
-                        sent_at, _bytes_moved(headers, body),
+                        sent_at, len(body) if isinstance(body, bytes) else 0,
                         uploaded=not replayable,
                     )
                     read = None
@@ -406,9 +413,10 @@ class HttpClient:
         return credential
 
 
-def _bytes_moved(headers: Mapping[str, str] | None, body: Body) -> int:
-    """Bytes of request body an exchange sent (its answer's body counts when read)."""
-    if isinstance(body, bytes):
-        return len(body)
-    sent = (headers or {}).get("Content-Length")
-    return int(sent) if body is not None and sent is not None and sent.isdigit() else 0
+async def _counting(
+    body: AsyncIterable[bytes], moved: Callable[[int], None]
+) -> AsyncIterator[bytes]:
+    """`body`, telling `moved` of each piece as it is sent (the host's throughput)."""
+    async for piece in body:
+        moved(len(piece))
+        yield piece

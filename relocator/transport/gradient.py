@@ -21,10 +21,16 @@ Gradient2: the samples are grouped in windows; at the end of each window
 
 Only requests whose answer does not wait for a body being sent give a latency: an
 upload's answer comes after its whole body, so its time says how big the blob was, not
-whether the host is queueing. Every request's bytes count towards throughput (a
-response body's once it has been read: `HostState.delivered`); a window
-that moved less than `MIN_WINDOW_BYTES` (existence checks, manifests) is judged by its
-latency alone.
+whether the host is queueing. Every request's bytes count towards throughput; a
+streamed body's count piece by piece as they move (`moved`), not when it ends: counted
+at its end, a 100 MB blob lands in one window as a burst no link delivered, and the
+windows' throughputs swung tenfold on the WAN benchmark. A window that moved less than
+`MIN_WINDOW_BYTES` (existence checks, manifests) is judged by its latency alone.
+
+After the limit changes, the next window is not judged: the new slots are still being
+taken up (on a far registry each new stream costs a connection and a round trip), so
+that window shows neither limit's throughput. Judged anyway, a doubling from 8 to 16
+that sped a WAN copy up by a third looked like no gain and was undone.
 
 A refusal that means "too much" (429, 503) or a connection reset halves the limit at
 once, without waiting for the window's end, at most once per window so that the
@@ -55,6 +61,13 @@ SLOW_START_GAIN = 0.25
 THROUGHPUT_GAIN = 0.5
 #: Samples in a window at least (a window also holds at least one per slot).
 WINDOW_SAMPLES = 8
+#: ... and seconds at least: on loopback 16 answers take 0.1 s, and windows that short
+#: swung from 450 to 830 MB/s at one limit, noise that any one-slot step is lost in.
+MIN_WINDOW_SECONDS = 0.25
+#: Streamed bytes that close a window of that age whatever its answers: eight large
+#: blobs on a far registry answer once in seconds, and a window waiting for eight
+#: answers kept a link that wanted 16 streams at 8 for the first two seconds.
+WINDOW_BYTES = 8 << 20
 #: Windows whose latency makes up the long-window minimum (older ones are forgotten,
 #: so that a route that got slower for good does not shrink the limit forever).
 LONG_WINDOWS = 30
@@ -106,6 +119,12 @@ class GradientPolicy:
         #: Highest limit reached, for the run summary.
         self.peak = self.limit
         self._window: list[Sample] = []
+        # Bytes of streamed bodies moved in this window (`moved`).
+        self._streamed = 0
+        # Whether the current window began as the limit changed (it is not judged).
+        # The first window that moves bytes is start-up (connections being opened, the
+        # first round trips): judged, any doubling after it looked like a gain.
+        self._settling = True
         # Throughput is measured from the end of the previous window (from the first
         # request's start, for the first window) so that time spent waiting counts.
         self._window_start: float | None = None
@@ -118,6 +137,20 @@ class GradientPolicy:
         self._slow_start = True
         # The most bytes per second one slot delivered in slow start.
         self._best_per_slot = 0.0
+
+    def moved(self, nbytes: int, at: float) -> int:
+        """
+        Count `nbytes` of a streamed body (either way) moved at monotonic `at`; the
+        limit to use from now on.
+        """
+        if self.pinned:
+            return self.limit
+        if self._window_start is None:
+            self._window_start = at
+        self._streamed += nbytes
+        if self._streamed >= WINDOW_BYTES and at - self._window_start >= MIN_WINDOW_SECONDS:
+            self._close_window(at)
+        return self.limit
 
     def feed(self, sample: Sample) -> int:
         """Take one finished request into account; the limit to use from now on."""
@@ -132,15 +165,22 @@ class GradientPolicy:
         if self._window_start is None:
             self._window_start = sample.at - (sample.latency or 0.0)
         self._window.append(sample)
-        if len(self._window) >= max(WINDOW_SAMPLES, self.limit):
+        if (
+            len(self._window) >= max(WINDOW_SAMPLES, self.limit)
+            and sample.at - self._window_start >= MIN_WINDOW_SECONDS
+        ):
             self._close_window(sample.at)
         return self.limit
 
     def _close_window(self, now: float) -> None:
         window, start = self._window, self._window_start or 0.0
-        self._window, self._window_start = [], now
+        moved = sum(s.nbytes for s in window) + self._streamed
+        self._window, self._window_start, self._streamed = [], now, 0
         self._dropped_this_window = False
-        moved = sum(s.nbytes for s in window)
+        if self._settling:
+            # Only a window that moved bytes shows the new limit at work.
+            self._settling = moved < MIN_WINDOW_BYTES
+            return
         throughput = moved / max(now - start, 1e-9)
         queueing = self._queueing(window)
         if moved < MIN_WINDOW_BYTES and not queueing:
@@ -193,7 +233,10 @@ class GradientPolicy:
         return latency > LATENCY_TOLERANCE * floor and latency - floor > LATENCY_SLACK
 
     def _set(self, limit: int) -> None:
-        self.limit = min(self.maximum, max(self.minimum, limit))
+        new = min(self.maximum, max(self.minimum, limit))
+        # The window under way straddles the change: the one after it is judged.
+        self._settling = self._settling or new != self.limit
+        self.limit = new
         self.peak = max(self.peak, self.limit)
 
 

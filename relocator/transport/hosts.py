@@ -134,6 +134,11 @@ class AdaptiveLimiter:
         if not self.pinned:
             self.resize(self.policy.feed(sample))
 
+    def moved(self, nbytes: int) -> None:
+        """Count bytes of a streamed body just moved; an adaptive limit's throughput."""
+        if not self.pinned:
+            self.resize(self.policy.moved(nbytes, time.monotonic()))
+
     def succeeded(self) -> None:
         """Count a success; every `GROW_AFTER_SUCCESSES` of them give one slot back."""
         if self.limit >= self.maximum or not self.pinned:
@@ -244,7 +249,10 @@ class HostState:
             ))
 
     def delivered(self, nbytes: int) -> None:
-        """A response body of `nbytes` bytes was read to its end just now."""
+        """
+        A response body was read to its end just now: `nbytes` of it not yet counted
+        with `moved` (0 for a streamed body, counted piece by piece).
+        """
         self.limiter.sample(
             Sample(latency=None, nbytes=nbytes, outcome=Outcome.OK, at=time.monotonic())
         )

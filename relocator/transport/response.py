@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import aiohttp
@@ -28,16 +28,21 @@ MAX_ERROR_BODY = 64 * 1024
 class Response:
     """A response whose status was accepted; the body is read with caps or streamed."""
 
-    __slots__ = ("_body", "_progress", "_resp", "headers", "status", "url")
+    __slots__ = ("_body", "_moved", "_progress", "_resp", "headers", "status", "streamed", "url")
 
     def __init__(
         self,
         resp: aiohttp.ClientResponse,
         progress: ProgressRule,
         body: bytes | None = None,
+        moved: Callable[[int], None] | None = None,
     ) -> None:
         self._resp = resp
         self._progress = progress
+        # Told of each streamed piece (the host's throughput, see `gradient`).
+        self._moved = moved
+        #: Bytes handed out by `chunks` so far.
+        self.streamed = 0
         # The body, when `HttpClient.request` read it already (`read_limit`).
         self._body = body
         self.status: int = resp.status
@@ -95,6 +100,9 @@ class Response:
                         return
                     continue  # the end of a chunk of a chunked body
                 taken += len(chunk)
+                self.streamed = taken
+                if self._moved is not None:
+                    self._moved(len(chunk))
                 yield chunk
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _network_error(exc, host, "reading body") from None

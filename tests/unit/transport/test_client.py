@@ -828,6 +828,40 @@ async def test_streamed_bodies_are_sent_once(
     assert 1 == len(registry.requests(BLOB))
 
 
+async def test_streamed_bodies_count_towards_throughput_as_they_move(
+    serve: Callable[[], Awaitable[FakeHost]], connect: Connect
+) -> None:
+    """
+    Each piece of a streamed body, downloaded or uploaded, is told to the host's limit
+    as it moves (its throughput), not the body's size once it ended.
+    """
+    registry = await serve()
+    blob = bytes(range(256)) * 4096
+    registry.route("GET", "/v2/", reply())
+    registry.route("GET", BLOB, reply(body=blob))
+    registry.route("PUT", BLOB, reply(201))
+
+    async def body() -> AsyncIterator[bytes]:
+        yield blob[:1000]
+        yield blob[1000:]
+
+    async with connect(registry) as client:
+        limiter = client.hosts[registry.host].limiter
+        down: list[int] = []
+        with mock.patch.object(limiter, "moved", side_effect=down.append):
+            async with client.request("GET", registry.url(BLOB), what="blob") as resp:
+                received = b"".join([chunk async for chunk in resp.chunks()])
+        up: list[int] = []
+        with mock.patch.object(limiter, "moved", side_effect=up.append):
+            async with client.request(
+                "PUT", registry.url(BLOB), what="upload", body=body(), ok=(201,),
+                headers={"Content-Length": str(len(blob))},
+            ):
+                pass
+
+    assert (blob, len(blob), [1000, len(blob) - 1000]) == (received, sum(down), up)
+
+
 async def test_streamed_upload_learns_the_challenge_first(
     serve: Callable[[], Awaitable[FakeHost]], connect: Connect
 ) -> None:
