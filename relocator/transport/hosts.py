@@ -137,7 +137,11 @@ class AdaptiveLimiter:
     def moved(self, nbytes: int) -> None:
         """Count bytes of a streamed body just moved; an adaptive limit's throughput."""
         if not self.pinned:
-            self.resize(self.policy.moved(nbytes, time.monotonic()))
+            limit = self.policy.moved(nbytes, time.monotonic())
+            # Called for every piece of every body: resize (which wakes waiters) only
+            # when the window's end moved the limit.
+            if limit != self.limit:
+                self.resize(limit)
 
     def succeeded(self) -> None:
         """Count a success; every `GROW_AFTER_SUCCESSES` of them give one slot back."""
