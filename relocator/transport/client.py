@@ -169,7 +169,7 @@ class HttpClient:
                     method, url, what, scopes, headers, body, ok, retry, read_limit
                 )
             response = Response(
-                resp, self.settings.progress, read, moved=self.hosts[host].limiter.moved
+                resp, self.settings.progress, read, moved=self.hosts[host].throughput()
             )
             try:
                 yield response
@@ -204,9 +204,10 @@ class HttpClient:
         state = self.hosts[host]
         attempts = self.hosts.retry.current_attempts()
         replayable = body is None or isinstance(body, bytes)
-        if body is not None and not isinstance(body, bytes):
+        moved = state.throughput()
+        if moved is not None and body is not None and not isinstance(body, bytes):
             # Sent once (not replayable): its pieces count as they go.
-            body = _counting(body, state.limiter.moved)
+            body = _counting(body, moved)
         # Docker Hub counts manifest GETs (not HEADs, not blobs) against its allowance.
         pull = method == "GET" and "/manifests/" in url
         while True:

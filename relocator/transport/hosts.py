@@ -252,6 +252,13 @@ class HostState:
                 seconds=time.monotonic() - since,
             ))
 
+    def throughput(self) -> Callable[[int], None] | None:
+        """
+        What to tell of each piece of a streamed body, or None when the limit is
+        pinned: nothing then, and a pinned run pays no call per piece.
+        """
+        return None if self.limiter.pinned else self.limiter.moved
+
     def delivered(self, nbytes: int) -> None:
         """
         A response body was read to its end just now: `nbytes` of it not yet counted

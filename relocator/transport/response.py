@@ -85,10 +85,9 @@ class Response:
             # would copy every byte once more, into fresh memory.
             return (await content.readchunk())[0]
 
-        taken = 0
         try:
             while True:
-                if content.total_bytes > taken:
+                if content.total_bytes > self.streamed:
                     # Held already: taken without arming a deadline (a timer per read
                     # costs more than the read); only a wait is bounded.
                     chunk = await piece()
@@ -99,8 +98,7 @@ class Response:
                     if content.at_eof():
                         return
                     continue  # the end of a chunk of a chunked body
-                taken += len(chunk)
-                self.streamed = taken
+                self.streamed += len(chunk)
                 if self._moved is not None:
                     self._moved(len(chunk))
                 yield chunk
