@@ -495,14 +495,16 @@ class Bench:
     def section_noop(self) -> None:
         """Everything already at the destination: each tool fills it once, then re-runs."""
         contenders = []
+        # The tool whose run filled the destination last: the profile run after all the
+        # measured ones must refill it, or it re-runs over another tool's copy.
+        filled_by: list[str] = []
         for contender in self.relocate_contenders(self.source.host, self.images_file)[:2]:
-            filled: list[bool] = []
 
-            def fill(c: Contender = contender, done: list[bool] = filled) -> None:
-                if not done:
+            def fill(c: Contender = contender) -> None:
+                if filled_by != [c.tool]:
                     self.wipe()
                     c.run(self.runner(), None)
-                    done.append(True)
+                    filled_by[:] = [c.tool]
 
             contenders.append(
                 Contender(
