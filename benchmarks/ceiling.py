@@ -124,7 +124,7 @@ async def copy(args: argparse.Namespace) -> None:
 
 
 async def pull(args: argparse.Namespace) -> None:
-    """GET every blob into one file, each at its offset."""
+    """GET every blob into one file, each at its offset, flushed to disk."""
     blobs = read_blob_list(args.blobs)
     fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -138,6 +138,10 @@ async def pull(args: argparse.Namespace) -> None:
                 async for chunk in response.content.iter_chunked(_CHUNK):
                     os.pwrite(fd, chunk, position)
                     position += len(chunk)
+            # A tarball is renamed into place only once it is on disk, so a pull that
+            # stands for pkg flushes too; blob by blob, overlapping the other
+            # downloads, as pkg does (one flush at the end measured slower).
+            await asyncio.to_thread(os.fdatasync, fd)
 
         await _run_all(blobs, args.streams, one)
     finally:
